@@ -1,0 +1,1 @@
+"""Consumers: the edge where alerts and tallies leave Kafka for Redis."""

@@ -1,0 +1,38 @@
+"""The Redis contract downstream services rely on (documented in the README).
+
+For election ``E``:
+
+- ``tallyroom:E:alerts``   stream; fields id, kind, ons_id, constituency, headline, json
+- ``tallyroom:E:live``     pub/sub channel; the alert JSON as it lands
+- ``tallyroom:E:seats``    hash party -> seats won
+- ``tallyroom:E:votes``    hash party -> votes
+- ``tallyroom:E:declared`` seats declared so far; ``tallyroom:E:total`` seats in the night
+- ``tallyroom:E:tally``    the latest TallySnapshot as JSON (shares, gains, losses)
+- ``tallyroom:E:seat:<ons_id>`` the seat's latest SeatResult as JSON
+- ``tallyroom:dead-letters`` stream of refused events (DeadLetter JSON), for operators
+"""
+
+from __future__ import annotations
+
+PREFIX = "tallyroom"
+
+
+class ElectionKeys:
+    def __init__(self, election: str):
+        base = f"{PREFIX}:{election}"
+        self.alerts = f"{base}:alerts"
+        self.live = f"{base}:live"
+        self.seats = f"{base}:seats"
+        self.votes = f"{base}:votes"
+        self.declared = f"{base}:declared"
+        self.total = f"{base}:total"
+        self.tally = f"{base}:tally"
+        self.version = f"{base}:tally-version"
+        self.alert_ids = f"{base}:alert-ids"
+        self.seat_prefix = f"{base}:seat:"
+
+    def seat(self, ons_id: str) -> str:
+        return f"{self.seat_prefix}{ons_id}"
+
+
+DEAD_LETTERS = f"{PREFIX}:dead-letters"

@@ -1,0 +1,71 @@
+"""Reading the Redis contract back: what `seats`, `history`, `replay --wait` and the summary show."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+import redis
+
+from consumers.keys import ElectionKeys
+from schemas import Alert, TallySnapshot
+
+
+@dataclass
+class ElectionState:
+    election: str
+    declared: int
+    total: int
+    seats: dict[str, int]
+    votes: dict[str, int]
+    tally: TallySnapshot | None
+
+
+def read_state(client: redis.Redis, election: str) -> ElectionState:
+    keys = ElectionKeys(election)
+    declared, total, tally = client.mget(keys.declared, keys.total, keys.tally)
+    return ElectionState(
+        election=election,
+        declared=int(declared or 0),
+        total=int(total or 0),
+        seats={p: int(n) for p, n in client.hgetall(keys.seats).items()},
+        votes={p: int(n) for p, n in client.hgetall(keys.votes).items()},
+        tally=TallySnapshot.model_validate_json(tally) if tally else None,
+    )
+
+
+def read_alerts(client: redis.Redis, election: str, kinds: set[str] | None = None) -> list[Alert]:
+    alerts = []
+    last = "-"
+    while True:
+        entries = client.xrange(ElectionKeys(election).alerts, min=last, max="+", count=1000)
+        if last != "-":
+            entries = entries[1:]
+        if not entries:
+            return alerts
+        for _, fields in entries:
+            if kinds is None or fields["kind"] in kinds:
+                alerts.append(Alert.model_validate_json(fields["json"]))
+        last = entries[-1][0]
+
+
+def alert_counts(client: redis.Redis, election: str) -> Counter[str]:
+    return Counter(alert.kind.value for alert in read_alerts(client, election))
+
+
+def wait_for_declared(client: redis.Redis, election: str, expected: int, timeout: float,
+                      version: int | None = None) -> ElectionState:
+    """Block until Redis shows ``expected`` seats declared (and the tally version, if given)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        state = read_state(client, election)
+        held_version = state.tally.version if state.tally else -1
+        if state.declared >= expected and (version is None or held_version >= version):
+            return state
+        if time.monotonic() > deadline:
+            raise TimeoutError(
+                f"{election}: {state.declared} of {expected} seats landed in Redis after {timeout:.0f}s "
+                "(is `tallyroom worker` running, and `tallyroom sink`?)"
+            )
+        time.sleep(0.2)

@@ -1,0 +1,185 @@
+"""The Redis sink: alerts, tallies and seat results from Kafka into Redis.
+
+It reads the results topic, where each update carries the alerts raised with it,
+so alerts land in Redis before the tally that follows them.
+
+At-least-once from Kafka (offsets are committed after Redis has the writes),
+made idempotent in Redis by Lua scripts that run atomically:
+an alert id is added to the stream only once; a tally or seat result is only
+written when it is newer than what Redis holds.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import time
+from dataclasses import dataclass
+
+import redis
+from kafka import KafkaConsumer
+from kafka.errors import KafkaError
+from pydantic import ValidationError
+
+from consumers.keys import DEAD_LETTERS, ElectionKeys
+from schemas import Alert, ResultUpdate
+from tallyroom.settings import Settings
+
+log = logging.getLogger("tallyroom.sink")
+
+# KEYS: alert-ids set, alerts stream, live channel. ARGV: id, kind, ons_id, constituency, headline, json
+ADD_ALERT = """
+if redis.call('SADD', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('XADD', KEYS[2], '*', 'id', ARGV[1], 'kind', ARGV[2], 'ons_id', ARGV[3],
+           'constituency', ARGV[4], 'headline', ARGV[5], 'json', ARGV[6])
+redis.call('PUBLISH', KEYS[3], ARGV[6])
+return 1
+"""
+
+# KEYS: version, seats, votes, declared, total, tally. ARGV: version, declared, total, tally json, seats json, votes json
+SET_TALLY = """
+local held = tonumber(redis.call('GET', KEYS[1]) or '-1')
+if tonumber(ARGV[1]) <= held then return 0 end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('DEL', KEYS[2], KEYS[3])
+for party, n in pairs(cjson.decode(ARGV[5])) do redis.call('HSET', KEYS[2], party, n) end
+for party, n in pairs(cjson.decode(ARGV[6])) do redis.call('HSET', KEYS[3], party, n) end
+redis.call('SET', KEYS[4], ARGV[2])
+redis.call('SET', KEYS[5], ARGV[3])
+redis.call('SET', KEYS[6], ARGV[4])
+return 1
+"""
+
+# KEYS: seat. ARGV: revision, json
+SET_SEAT = """
+local held = redis.call('GET', KEYS[1])
+if held and tonumber(cjson.decode(held)['revision']) >= tonumber(ARGV[1]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[2])
+return 1
+"""
+
+
+@dataclass
+class SinkCounts:
+    alerts_added: int = 0
+    alerts_duplicate: int = 0
+    tallies: int = 0
+    seats: int = 0
+    dead_letters: int = 0
+
+
+def redis_client(settings: Settings) -> redis.Redis:
+    return redis.Redis.from_url(settings.redis_url, **settings.redis_kwargs())
+
+
+class RedisSink:
+    def __init__(self, settings: Settings, client: redis.Redis | None = None):
+        self.settings = settings
+        self.redis = client or redis_client(settings)
+        self._add_alert = self.redis.register_script(ADD_ALERT)
+        self._set_tally = self.redis.register_script(SET_TALLY)
+        self._set_seat = self.redis.register_script(SET_SEAT)
+        self.counts = SinkCounts()
+
+    def write_alert(self, alert: Alert) -> bool:
+        keys = ElectionKeys(alert.election)
+        added = self._add_alert(
+            keys=[keys.alert_ids, keys.alerts, keys.live],
+            args=[alert.id, alert.kind.value, alert.ons_id or "", alert.constituency or "",
+                  alert.headline, alert.model_dump_json()],
+        )
+        if added:
+            self.counts.alerts_added += 1
+        else:
+            self.counts.alerts_duplicate += 1
+        return bool(added)
+
+    def write_update(self, update: ResultUpdate) -> None:
+        # Alerts first: whoever sees a tally has also been able to see its alerts.
+        for alert in update.alerts:
+            self.write_alert(alert)
+        keys = ElectionKeys(update.election)
+        seat, tally = update.seat, update.tally
+        if seat is not None:
+            self.counts.seats += self._set_seat(keys=[keys.seat(seat.ons_id)],
+                                                args=[seat.revision, seat.model_dump_json()])
+        if tally is None:
+            return
+        seats = {p: t.seats for p, t in tally.parties.items() if t.seats}
+        votes = {p: t.votes for p, t in tally.parties.items() if t.votes}
+        self.counts.tallies += self._set_tally(
+            keys=[keys.version, keys.seats, keys.votes, keys.declared, keys.total, keys.tally],
+            args=[tally.version, tally.declared, tally.total, tally.model_dump_json(),
+                  json.dumps(seats), json.dumps(votes)],
+        )
+
+    def write_dead_letter(self, raw: bytes) -> None:
+        self.redis.xadd(DEAD_LETTERS, {"json": raw.decode("utf-8", "backslashreplace")}, maxlen=100_000)
+        self.counts.dead_letters += 1
+
+    def handle(self, topic: str, value: bytes) -> None:
+        if topic == self.settings.topic_dead_letters:
+            self.write_dead_letter(value)
+            return
+        try:
+            update = ResultUpdate.model_validate_json(value)
+        except ValidationError as exc:
+            # Not written by a Tallyroom worker; keep it where an operator looks.
+            log.error("unreadable record on %s: %s", topic, exc.errors()[:1])
+            self.redis.xadd(DEAD_LETTERS, {"json": value.decode("utf-8", "backslashreplace"),
+                                           "reason": f"unreadable on {topic}"}, maxlen=100_000)
+            return
+        self.write_update(update)
+
+
+def run_sink(settings: Settings, group: str = "tallyroom-redis-sink", stop_after: float | None = None) -> SinkCounts:
+    """Consume until SIGTERM/SIGINT (or ``stop_after`` seconds), committing after each Redis write batch."""
+    sink = RedisSink(settings)
+    consumer = KafkaConsumer(
+        settings.topic_results, settings.topic_dead_letters,
+        group_id=group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=500,
+        **settings.kafka_python_config(),
+    )
+    stopping = False
+
+    def _stop(*_):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    started = time.monotonic()
+    try:
+        while not stopping and (stop_after is None or time.monotonic() - started < stop_after):
+            batches = consumer.poll(timeout_ms=500)
+            if not batches:
+                continue
+            for tp, records in batches.items():
+                for record in records:
+                    _write_with_retry(sink, tp.topic, record.value, lambda: stopping)
+            try:
+                consumer.commit()
+            except KafkaError as exc:  # a rebalance: the records will come again, writes are idempotent
+                log.warning("offset commit failed (%s); records will be re-delivered", exc)
+    finally:
+        consumer.close()
+    return sink.counts
+
+
+def _write_with_retry(sink: RedisSink, topic: str, value: bytes, stopping) -> None:
+    """Redis going away must not lose a record: keep trying until it is back."""
+    delay = 0.2
+    while True:
+        try:
+            sink.handle(topic, value)
+            return
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            if stopping():
+                raise
+            log.warning("Redis unavailable (%s); retrying in %.1fs", exc, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)

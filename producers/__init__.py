@@ -1,0 +1,1 @@
+"""Producers: the edge where declarations enter Kafka (replayed nights and live entry)."""

@@ -1,0 +1,35 @@
+"""The wire contract: every event and alert Tallyroom reads or writes.
+
+Pure pydantic v2 models, no I/O. Other languages validate against the JSON
+Schema exported by ``tallyroom schemas export`` (committed under ``schemas/json``).
+"""
+
+from schemas.alerts import Alert, AlertKind, DeclarationRef
+from schemas.events import (
+    Candidate,
+    Declaration,
+    ElectionEvent,
+    NightOpened,
+    RecountNotice,
+    SeatBaseline,
+    parse_event,
+)
+from schemas.results import DeadLetter, PartyTally, ResultUpdate, SeatResult, TallySnapshot
+
+__all__ = [
+    "Alert",
+    "AlertKind",
+    "Candidate",
+    "DeadLetter",
+    "Declaration",
+    "DeclarationRef",
+    "ElectionEvent",
+    "NightOpened",
+    "PartyTally",
+    "RecountNotice",
+    "ResultUpdate",
+    "SeatBaseline",
+    "SeatResult",
+    "TallySnapshot",
+    "parse_event",
+]

@@ -1,0 +1,54 @@
+"""Alerts: what Tallyroom flags for newsrooms and subscribers."""
+
+from __future__ import annotations
+
+import hashlib
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from schemas.common import SCHEMA_VERSION, STRICT, ElectionId, OnsId, Timestamp
+
+
+class AlertKind(StrEnum):
+    GAIN = "gain"
+    INDEPENDENT_GAIN = "independent_gain"
+    INCUMBENT_DEFEATED = "incumbent_defeated"
+    MARGINAL = "marginal"
+    NEAR_UPSET = "near_upset"
+    MAJORITY_REACHED = "majority_reached"
+    CORRECTION = "correction"
+    RECOUNT = "recount"
+    DATA_FLAW = "data_flaw"
+
+
+class DeclarationRef(BaseModel):
+    """Which declaration an alert came from."""
+
+    model_config = STRICT
+
+    ons_id: OnsId
+    revision: int
+    declared_at: Timestamp
+
+
+class Alert(BaseModel):
+    model_config = STRICT
+
+    schema_version: int = SCHEMA_VERSION
+    id: str = Field(description="stable across re-processing: derived from election, subject, kind, revision")
+    kind: AlertKind
+    election: ElectionId
+    ons_id: OnsId | None = None
+    constituency: str | None = None
+    headline: str
+    facts: dict[str, Any] = Field(default_factory=dict)
+    declaration: DeclarationRef | None = None
+    occurred_at: Timestamp = Field(description="when it happened on the night (event time)")
+
+
+def alert_id(election: str, subject: str, kind: AlertKind | str, revision: int | str = "") -> str:
+    """Deterministic id, so that re-processing an event never makes a second alert."""
+    material = f"{election}|{subject}|{kind}|{revision}".encode()
+    return hashlib.sha256(material).hexdigest()[:24]

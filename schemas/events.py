@@ -1,0 +1,153 @@
+"""Events on the declarations topic: a night opening, declarations, recounts."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, Field, TypeAdapter, field_validator, model_validator
+
+from schemas.common import (
+    SCHEMA_VERSION,
+    STRICT,
+    Count,
+    ElectionId,
+    Name,
+    OnsId,
+    PartyCode,
+    Timestamp,
+)
+
+# Limits guard the worker against absurd payloads; deployments may lower them.
+MAX_CANDIDATES = 100
+MAX_SEATS = 50_000
+
+INDEPENDENT = "Ind"
+
+
+class Candidate(BaseModel):
+    model_config = STRICT
+
+    name: Name
+    party: PartyCode = Field(description="party abbreviation, e.g. Lab; 'Ind' for an independent")
+    party_name: Name | None = None
+    votes: Count
+    sitting_mp: bool = False
+    former_mp: bool = False
+
+    @property
+    def is_independent(self) -> bool:
+        return self.party == INDEPENDENT
+
+    @property
+    def identity(self) -> tuple[str, str]:
+        """Who this candidate is: independents are told apart by name, never pooled."""
+        return (self.party, self.name.casefold())
+
+
+class SeatBaseline(BaseModel):
+    model_config = STRICT
+
+    ons_id: OnsId
+    constituency: Name
+    held_by: PartyCode | None = Field(None, description="party that held the seat before the night")
+
+
+class NightOpened(BaseModel):
+    """Opens an election: the seats in play and who held each before the night."""
+
+    model_config = STRICT
+
+    kind: Literal["night"] = "night"
+    schema_version: Literal[1] = SCHEMA_VERSION
+    election: ElectionId
+    title: Name | None = None
+    opened_at: Timestamp
+    seats: list[SeatBaseline] = Field(min_length=1, max_length=MAX_SEATS)
+
+    @field_validator("seats")
+    @classmethod
+    def _seats_unique(cls, seats: list[SeatBaseline]) -> list[SeatBaseline]:
+        seen: set[str] = set()
+        for seat in seats:
+            if seat.ons_id in seen:
+                raise ValueError(f"seat {seat.ons_id} appears twice")
+            seen.add(seat.ons_id)
+        return seats
+
+    @property
+    def total_seats(self) -> int:
+        return len(self.seats)
+
+
+class Declaration(BaseModel):
+    """A returning officer's declaration of one seat's result."""
+
+    model_config = STRICT
+
+    kind: Literal["declaration"] = "declaration"
+    schema_version: Literal[1] = SCHEMA_VERSION
+    election: ElectionId
+    ons_id: OnsId
+    revision: Annotated[int, Field(strict=True, ge=1, le=1_000_000)] = Field(
+        1, description="a later revision of the same seat replaces an earlier one"
+    )
+    constituency: Name
+    nation: Name | None = None
+    region: Name | None = None
+    declared_at: Timestamp
+    electorate: Count | None = None
+    valid_votes: Count | None = Field(None, description="if given, must equal the candidates' sum")
+    invalid_votes: Count | None = None
+    candidates: list[Candidate] = Field(min_length=1, max_length=MAX_CANDIDATES)
+    flaws: list[Annotated[str, Field(max_length=500)]] = Field(
+        default_factory=list,
+        max_length=20,
+        description="flaws found in the published source, kept for operators",
+    )
+
+    @field_validator("candidates")
+    @classmethod
+    def _candidates_unique(cls, candidates: list[Candidate]) -> list[Candidate]:
+        seen: set[tuple[str, str]] = set()
+        for candidate in candidates:
+            if candidate.identity in seen:
+                raise ValueError(f"candidate {candidate.name!r} ({candidate.party}) appears twice")
+            seen.add(candidate.identity)
+        return candidates
+
+    @model_validator(mode="after")
+    def _valid_votes_match(self) -> "Declaration":
+        if self.valid_votes is not None and self.valid_votes != self.candidate_votes:
+            raise ValueError(
+                f"valid_votes {self.valid_votes} differs from the candidates' sum {self.candidate_votes}"
+            )
+        return self
+
+    @property
+    def candidate_votes(self) -> int:
+        return sum(c.votes for c in self.candidates)
+
+
+class RecountNotice(BaseModel):
+    """A recount has been called for a seat (before or after a declaration)."""
+
+    model_config = STRICT
+
+    kind: Literal["recount"] = "recount"
+    schema_version: Literal[1] = SCHEMA_VERSION
+    election: ElectionId
+    ons_id: OnsId
+    constituency: Name | None = None
+    announced_at: Timestamp
+    reason: Annotated[str, Field(max_length=500)] | None = None
+
+
+ElectionEvent = Annotated[
+    Union[NightOpened, Declaration, RecountNotice], Field(discriminator="kind")
+]
+_event_adapter: TypeAdapter[ElectionEvent] = TypeAdapter(ElectionEvent)
+
+
+def parse_event(raw: bytes | str) -> NightOpened | Declaration | RecountNotice:
+    """Parse one JSON event; raises pydantic.ValidationError naming the field."""
+    return _event_adapter.validate_json(raw)

@@ -1,0 +1,205 @@
+"""The Faust application: one app object, its topics and tables, and the count agent.
+
+The agent only wires the pure ``streams.count.Count`` to Kafka. Delivery is
+at-least-once with idempotent effects:
+
+1. each event's alerts and result update are sent and *acknowledged by the
+   broker* before the seat table is written, so a crash can never leave a seat
+   stored whose alerts were lost;
+2. a re-delivered declaration finds its revision already held and is ignored,
+   so nothing is counted twice; alert ids are deterministic, and the Redis sink
+   drops an id it has seen;
+3. the in-memory tally is rebuilt from the seat table after every rebalance
+   (tables are restored from their changelogs first), so it is always exactly
+   the sum of the latest result of each seat.
+
+Faust's own exactly_once guarantee is not used: see faust-streaming #177, #517, #323.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from datetime import datetime, timezone
+from typing import Any
+
+import faust
+from pydantic import ValidationError
+
+from schemas import DeadLetter, Declaration, NightOpened, RecountNotice, SeatResult, parse_event
+from streams.count import Count, Outcome
+from streams.rules import RuleConfig
+from tallyroom.settings import Settings, get_settings
+
+log = logging.getLogger("tallyroom.worker")
+RAW_LIMIT = 2000
+
+
+def broker_credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:
+    protocol = settings.kafka_security_protocol.upper()
+    context = None
+    if "SSL" in protocol:
+        context = ssl.create_default_context(cafile=settings.kafka_ssl_cafile)
+        if settings.kafka_ssl_certfile:
+            context.load_cert_chain(settings.kafka_ssl_certfile, settings.kafka_ssl_keyfile)
+    if protocol.startswith("SASL"):
+        return faust.SASLCredentials(
+            username=settings.kafka_sasl_username,
+            password=settings.kafka_sasl_password.get_secret_value() if settings.kafka_sasl_password else None,
+            mechanism=settings.kafka_sasl_mechanism or "PLAIN",
+            ssl_context=context,
+        )
+    if context is not None:
+        return faust.SSLCredentials(context)
+    return None
+
+
+def create_app(settings: Settings) -> faust.App:
+    return faust.App(
+        settings.worker_id,
+        broker=[f"kafka://{server}" for server in settings.kafka_bootstrap.split(",")],
+        broker_credentials=broker_credentials(settings),
+        store="memory://",
+        datadir=str(settings.worker_data_dir),
+        processing_guarantee="at_least_once",
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.topic_replication_factor,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        web_enabled=False,
+        table_standby_replicas=0,
+    )
+
+
+settings = get_settings()
+app = create_app(settings)
+
+raw = {"key_serializer": "raw", "value_serializer": "raw"}
+declarations_topic = app.topic(settings.topic_declarations, **raw)
+alerts_topic = app.topic(settings.topic_alerts, **raw)
+results_topic = app.topic(settings.topic_results, **raw)
+dead_letters_topic = app.topic(settings.topic_dead_letters, **raw)
+
+# Latest accepted result per seat, keyed "election/ons_id"; nights keyed by election.
+seats_table = app.Table("seats", key_type=str, value_type=dict, partitions=settings.topic_partitions)
+nights_table = app.Table("nights", key_type=str, value_type=dict, partitions=settings.topic_partitions)
+
+count = Count(RuleConfig(settings.marginal_votes, settings.marginal_share))
+_books_stale = True
+
+
+@app.on_rebalance_complete.connect
+async def _tables_recovered(sender: Any, **kwargs: Any) -> None:
+    global _books_stale
+    _books_stale = True
+
+
+def rebuild_books() -> None:
+    """Re-derive every election's tally from the recovered tables."""
+    global _books_stale
+    count.books.clear()
+    by_election: dict[str, list[SeatResult]] = {}
+    for key, value in seats_table.items():
+        by_election.setdefault(key.split("/", 1)[0], []).append(SeatResult.model_validate(value))
+    for election, night in nights_table.items():
+        count.open_night(NightOpened.model_validate(night), by_election.get(election, []))
+    _books_stale = False
+    log.info("tallies rebuilt for %d election(s) from %d seat(s)", len(count.books), len(seats_table))
+
+
+def dead_letter(event: faust.EventT, reason: str, errors: list[dict] | None = None) -> bytes:
+    payload = event.value if isinstance(event.value, bytes) else str(event.value).encode()
+    key = event.key.decode("utf-8", "backslashreplace") if isinstance(event.key, bytes) else event.key
+    return DeadLetter(
+        topic=event.message.topic,
+        partition=event.message.partition,
+        offset=event.message.offset,
+        key=key,
+        raw=payload[:RAW_LIMIT].decode("utf-8", "backslashreplace"),
+        reason=reason,
+        errors=errors or [],
+        received_at=datetime.now(timezone.utc),
+    ).model_dump_json().encode()
+
+
+def _validation_errors(exc: ValidationError) -> tuple[str, list[dict]]:
+    errors = [{"loc": ".".join(str(p) for p in e["loc"]), "msg": e["msg"]} for e in exc.errors()[:20]]
+    first = errors[0] if errors else {"loc": "", "msg": str(exc)}
+    return f"invalid event: {first['loc'] or 'payload'}: {first['msg']}", errors
+
+
+class Batch:
+    """What one batch of events sends and, once the broker has acknowledged it, stores."""
+
+    def __init__(self) -> None:
+        self.sends: list[asyncio.Future] = []
+        self.writes: list[tuple[faust.EventT, Any, str, Any]] = []
+        self.pending_seats: dict[str, SeatResult] = {}
+
+    async def send(self, topic: faust.TopicT, key: str, value: bytes) -> None:
+        self.sends.append(await topic.send(key=key.encode(), value=value))
+
+    async def emit(self, outcome: Outcome) -> None:
+        for alert in outcome.alerts:
+            await self.send(alerts_topic, alert.election, alert.model_dump_json().encode())
+        if outcome.update is not None:
+            await self.send(results_topic, outcome.update.election, outcome.update.model_dump_json().encode())
+
+
+async def handle(batch: Batch, event: faust.EventT) -> None:
+    try:
+        parsed = parse_event(event.value)
+    except ValidationError as exc:
+        reason, errors = _validation_errors(exc)
+        await batch.send(dead_letters_topic, "invalid", dead_letter(event, reason, errors))
+        return
+    if isinstance(parsed, NightOpened):
+        held = nights_table.get(parsed.election)
+        if held is None or NightOpened.model_validate(held) != parsed:
+            seats = [SeatResult.model_validate(v) for k, v in seats_table.items()
+                     if k.startswith(parsed.election + "/")]
+            count.open_night(parsed, seats)
+            batch.writes.append((event, nights_table, parsed.election, parsed.model_dump(mode="json")))
+        return
+    if isinstance(parsed, RecountNotice):
+        outcome = count.recount(parsed)
+    else:
+        outcome = declare(batch, parsed)
+    if outcome.rejected:
+        await batch.send(dead_letters_topic, parsed.election, dead_letter(event, outcome.rejected))
+        return
+    await batch.emit(outcome)
+    if outcome.update is not None and outcome.update.seat is not None:
+        seat = outcome.update.seat
+        key = f"{seat.election}/{seat.ons_id}"
+        batch.writes.append((event, seats_table, key, seat.model_dump(mode="json")))
+
+
+def declare(batch: Batch, declaration: Declaration) -> Outcome:
+    key = f"{declaration.election}/{declaration.ons_id}"
+    previous = batch.pending_seats.get(key)
+    if previous is None and (held := seats_table.get(key)) is not None:
+        previous = SeatResult.model_validate(held)
+    outcome = count.declare(declaration, previous)
+    if outcome.update is not None and outcome.update.seat is not None:
+        batch.pending_seats[key] = outcome.update.seat
+    return outcome
+
+
+@app.agent(declarations_topic, concurrency=1)  # >1 can commit past unprocessed events (#606)
+async def count_declarations(stream: faust.StreamT) -> None:
+    async for events in stream.take_events(settings.worker_batch_size, within=settings.worker_batch_seconds):
+        if _books_stale:
+            rebuild_books()
+        batch = Batch()
+        for event in events:
+            await handle(batch, event)
+        # Wait for the broker to hold every alert and update before the seat is
+        # recorded as counted: a crash in between re-counts instead of losing alerts.
+        await asyncio.gather(*batch.sends)
+        for event, table, key, value in batch.writes:
+            # Tables write their changelog to the partition of the "current" event;
+            # inside a batch that must be the event the write came from.
+            stream._set_current_event(event)
+            table[key] = value

@@ -1,0 +1,82 @@
+"""The count: what each event on the declarations topic does to an election's state.
+
+Pure: the Faust agent reads the previous seat result from its table, calls
+``Count.declare``, sends what comes out, then stores the new seat result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from schemas import Alert, Declaration, NightOpened, RecountNotice, ResultUpdate, SeatResult
+from streams.rules import RuleConfig, evaluate, recount, seat_change
+from streams.tally import Tally, seat_result
+
+
+@dataclass
+class Outcome:
+    alerts: list[Alert] = field(default_factory=list)
+    update: ResultUpdate | None = None
+    rejected: str | None = None
+    ignored: str | None = None
+
+
+@dataclass
+class Book:
+    """One election: its night (seats and baseline) and its running tally."""
+
+    night: NightOpened
+    tally: Tally
+    baseline: dict[str, str | None]
+    names: dict[str, str]
+    parties_holding_seats: frozenset[str]
+
+    @classmethod
+    def open(cls, night: NightOpened) -> "Book":
+        baseline = {s.ons_id: s.held_by for s in night.seats}
+        return cls(
+            night=night,
+            tally=Tally.open(night.election, baseline),
+            baseline=baseline,
+            names={s.ons_id: s.constituency for s in night.seats},
+            parties_holding_seats=frozenset(p for p in baseline.values() if p),
+        )
+
+
+class Count:
+    def __init__(self, config: RuleConfig | None = None):
+        self.config = config or RuleConfig()
+        self.books: dict[str, Book] = {}
+
+    def open_night(self, night: NightOpened, seats: Iterable[SeatResult] = ()) -> None:
+        """Open (or re-open) an election and replay the seat results already held."""
+        book = Book.open(night)
+        for seat in seats:
+            if seat.ons_id in book.baseline:
+                book.tally.apply(None, seat)
+        self.books[night.election] = book
+
+    def declare(self, declaration: Declaration, previous: SeatResult | None) -> Outcome:
+        book = self.books.get(declaration.election)
+        if book is None:
+            return Outcome(rejected=f"election {declaration.election!r} has not been opened: send its night first")
+        if declaration.ons_id not in book.baseline:
+            return Outcome(rejected=f"seat {declaration.ons_id} is not one of the {book.tally.total} seats of {declaration.election}")
+        if previous is not None and declaration.revision <= previous.revision:
+            # Re-delivery or an out-of-date revision: the seat already holds this or newer.
+            return Outcome(ignored=f"revision {declaration.revision} <= held revision {previous.revision}")
+        seat = seat_result(declaration, book.baseline[declaration.ons_id])
+        change = seat_change(book.tally, previous, seat, book.parties_holding_seats)
+        alerts = evaluate(change, self.config)
+        update = ResultUpdate(election=seat.election, alerts=alerts, seat=seat, tally=book.tally.snapshot())
+        return Outcome(alerts=alerts, update=update)
+
+    def recount(self, notice: RecountNotice) -> Outcome:
+        book = self.books.get(notice.election)
+        if book is None:
+            return Outcome(rejected=f"election {notice.election!r} has not been opened: send its night first")
+        if notice.ons_id not in book.baseline:
+            return Outcome(rejected=f"seat {notice.ons_id} is not one of the seats of {notice.election}")
+        alerts = [recount(notice, book.names.get(notice.ons_id))]
+        return Outcome(alerts=alerts, update=ResultUpdate(election=notice.election, alerts=alerts))

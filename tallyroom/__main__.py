@@ -1,0 +1,3 @@
+from tallyroom.cli import app
+
+app(prog_name="tallyroom")

@@ -1,0 +1,68 @@
+"""Start and stop Tallyroom's own long-running processes (worker, sink) in the background."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tallyroom.settings import Settings
+
+
+@dataclass
+class Background:
+    name: str
+    process: subprocess.Popen
+    log_path: Path
+
+    def stop(self, timeout: float = 30) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would: no clean-up, no final commit."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return ""
+
+
+def start(name: str, settings: Settings, *args: str, env: dict[str, str] | None = None) -> Background:
+    """Run ``python -m tallyroom <name> args`` with its output in the stack's log folder."""
+    logs = settings.stack_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    log_path = logs / f"{name}.log"
+    handle = log_path.open("ab")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tallyroom", name, *args],
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, **(env or {})},
+        start_new_session=True,
+    )
+    handle.close()
+    return Background(name, process, log_path)
+
+
+def wait_alive(background: Background, seconds: float) -> None:
+    """Fail early, with the log, if a process dies during start-up."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if background.process.poll() is not None:
+            raise RuntimeError(f"{background.name} exited with {background.process.returncode}:\n{background.log_tail()}")
+        time.sleep(0.2)

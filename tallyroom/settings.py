@@ -1,0 +1,97 @@
+"""Configuration, read from ``TALLYROOM_*`` environment variables.
+
+Every endpoint and credential can be set for a real deployment; the defaults
+are the local stack that ``tallyroom stack up`` starts.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TALLYROOM_", env_file=".env", extra="ignore")
+
+    # Kafka
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_security_protocol: str = Field(
+        "PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"
+    )
+    kafka_sasl_mechanism: str | None = Field(None, description="PLAIN, SCRAM-SHA-256, SCRAM-SHA-512")
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: str | None = None
+    kafka_ssl_certfile: str | None = None
+    kafka_ssl_keyfile: str | None = None
+
+    # Topics
+    topic_declarations: str = "tallyroom.declarations"
+    topic_alerts: str = "tallyroom.alerts"
+    topic_results: str = "tallyroom.results"
+    topic_dead_letters: str = "tallyroom.dead-letters"
+    topic_partitions: int = 1
+    topic_replication_factor: int = 1
+
+    # Redis
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_password: SecretStr | None = None
+
+    # Elections
+    election: str | None = Field(None, description="election id; defaults from the night directory name")
+
+    # Rule thresholds
+    marginal_votes: int = 1000
+    marginal_share: float = 0.02
+
+    # Local stack (tallyroom stack up)
+    stack_dir: Path = REPO_ROOT / ".stack"
+    kafka_controller_port: int = 9093
+    kafka_heap: str = "512m"
+
+    # Worker
+    worker_id: str = "tallyroom"
+    worker_web_port: int = 6066
+    worker_data_dir: Path = REPO_ROOT / ".stack" / "worker"
+    worker_batch_size: int = 500
+    worker_batch_seconds: float = 0.05
+
+    @property
+    def kafka_host_port(self) -> tuple[str, int]:
+        first = self.kafka_bootstrap.split(",")[0]
+        host, _, port = first.rpartition(":")
+        return host or "127.0.0.1", int(port)
+
+    def kafka_python_config(self) -> dict:
+        """Connection settings in kafka-python's (and aiokafka's) spelling."""
+        cfg: dict = {
+            "bootstrap_servers": self.kafka_bootstrap.split(","),
+            "security_protocol": self.kafka_security_protocol,
+        }
+        if self.kafka_sasl_mechanism:
+            cfg["sasl_mechanism"] = self.kafka_sasl_mechanism
+            cfg["sasl_plain_username"] = self.kafka_sasl_username
+            cfg["sasl_plain_password"] = (
+                self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else None
+            )
+        for key in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+            value = getattr(self, f"kafka_{key}")
+            if value:
+                cfg[key] = value
+        return cfg
+
+    def redis_kwargs(self) -> dict:
+        kwargs: dict = {"decode_responses": True}
+        if self.redis_password:
+            kwargs["password"] = self.redis_password.get_secret_value()
+        return kwargs
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

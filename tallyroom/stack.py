@@ -1,0 +1,523 @@
+"""The local stack: one real Apache Kafka broker (KRaft) and one real redis-server.
+
+Everything the stack writes (jars, data, logs, pid files, generated configs)
+lives under ``settings.stack_dir`` so a checkout can be reset with ``rm -rf .stack``.
+Services run detached in their own session, so they outlive the Python process
+that started them; pid files are how later calls find them again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from rich.console import Console
+
+from tallyroom.settings import REPO_ROOT, Settings, get_settings
+
+POM = REPO_ROOT / "stack" / "pom.xml"
+LOG4J2_CONFIG = REPO_ROOT / "stack" / "log4j2.properties"
+
+KAFKA_START_TIMEOUT = 90.0
+REDIS_START_TIMEOUT = 30.0
+STOP_TIMEOUT = 30.0
+LOG_TAIL_LINES = 40
+
+_LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+# Popen handles of services started by this process. Holding them keeps
+# Python from warning that a child is "still running" when the handle is
+# collected, and lets us reap our own children so they don't linger as zombies
+# (a zombie still answers os.kill(pid, 0) and would look alive).
+_children: dict[int, subprocess.Popen] = {}
+
+
+class StackError(RuntimeError):
+    """A local service could not be prepared, started or stopped."""
+
+
+@dataclass
+class ServiceStatus:
+    name: str
+    running: bool
+    pid: int | None
+    address: str
+    detail: str = ""
+
+
+# --------------------------------------------------------------------------- paths
+
+
+def _dir(settings: Settings, *parts: str) -> Path:
+    path = Path(settings.stack_dir).joinpath(*parts)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _jars_dir(settings: Settings) -> Path:
+    return Path(settings.stack_dir) / "kafka-jars"
+
+
+def _log_file(settings: Settings, service: str) -> Path:
+    return _dir(settings, "logs") / f"{service}.log"
+
+
+def _pid_file(settings: Settings, service: str) -> Path:
+    return _dir(settings, "run") / f"{service}.pid"
+
+
+# ----------------------------------------------------------------------- processes
+
+
+def _clear_stale_pid(name: str, pid_file: Path, console: Console) -> None:
+    stale = _read_pid(pid_file)
+    if stale is not None:
+        console.print(f"[yellow]{name}: pid {stale} from {pid_file.name} is gone; starting fresh[/]")
+    pid_file.unlink(missing_ok=True)
+
+
+def _read_pid(pid_file: Path) -> int | None:
+    try:
+        return int(pid_file.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def _reap(pid: int) -> None:
+    child = _children.get(pid)
+    if child is not None and child.poll() is not None:
+        del _children[pid]
+
+
+def _pid_alive(pid: int, marker: str) -> bool:
+    """True if ``pid`` runs and its command line contains ``marker``.
+
+    Checking the command line guards against pid reuse: after a reboot the pid
+    in a stale file may belong to an unrelated process we must not signal.
+    """
+    _reap(pid)
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+    return state != "Z" and marker in cmdline
+
+
+def _port_open(host: str, port: int, timeout: float = 1.0) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return "(no log written)"
+
+
+def _spawn(cmd: list[str], log_file: Path, pid_file: Path, cwd: Path) -> int:
+    with open(log_file, "ab") as log:
+        # New session: the service must survive Ctrl-C in the terminal that ran `up`.
+        proc = subprocess.Popen(
+            cmd,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    _children[proc.pid] = proc
+    pid_file.write_text(f"{proc.pid}\n")
+    return proc.pid
+
+
+def _wait_until_ready(
+    name: str,
+    pid: int,
+    marker: str,
+    ready: Callable[[], bool],
+    timeout: float,
+    log_file: Path,
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _pid_alive(pid, marker):
+            raise StackError(f"{name} (pid {pid}) exited during start-up. Last log lines "
+                             f"from {log_file}:\n{_tail(log_file)}")
+        if ready():
+            return
+        time.sleep(0.5)
+    raise StackError(f"{name} (pid {pid}) did not answer within {timeout:.0f}s; it is left "
+                     f"running for inspection. Last log lines from {log_file}:\n{_tail(log_file)}")
+
+
+def _stop(name: str, pid_file: Path, marker: str, console: Console) -> None:
+    pid = _read_pid(pid_file)
+    if pid is None or not _pid_alive(pid, marker):
+        pid_file.unlink(missing_ok=True)
+        console.print(f"[dim]{name}: not running[/]")
+        return
+    console.print(f"{name}: stopping pid {pid}")
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT
+    while _pid_alive(pid, marker) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if _pid_alive(pid, marker):
+        console.print(f"[yellow]{name}: still alive after {STOP_TIMEOUT:.0f}s, sending SIGKILL[/]")
+        os.kill(pid, signal.SIGKILL)
+        while _pid_alive(pid, marker):
+            time.sleep(0.1)
+    pid_file.unlink(missing_ok=True)
+    console.print(f"{name}: stopped")
+
+
+def _refuse_foreign_port(name: str, host: str, port: int, setting: str) -> None:
+    # Without this check a second server would die on "address in use" and the
+    # readiness probe could be answered by whatever already holds the port.
+    if _port_open(host, port):
+        raise StackError(f"{name}: {host}:{port} is already in use by a process this stack did "
+                         f"not start. Stop it or point {setting} at a free port.")
+
+
+def _require_local(name: str, host: str, setting: str) -> None:
+    if host not in _LOCAL_HOSTS:
+        raise StackError(f"{name}: {setting} points at {host}, not this machine; "
+                         "the local stack only runs services on 127.0.0.1.")
+
+
+# --------------------------------------------------------------------------- kafka
+
+KAFKA = "kafka"
+_KAFKA_MARKER = "kafka.Kafka"
+_CLUSTER_ID = re.compile(r"[A-Za-z0-9_-]{22}")  # base64url of a 16-byte UUID
+
+
+def _pom_hash() -> str:
+    return hashlib.sha256(POM.read_bytes()).hexdigest()
+
+
+def ensure_kafka_jars(settings: Settings, console: Console | None = None) -> Path:
+    """Copy the broker's jars from Maven Central once per version of ``stack/pom.xml``."""
+    jars = _jars_dir(settings)
+    marker = jars / ".pom-sha256"
+    wanted = _pom_hash()
+    if marker.is_file() and marker.read_text().strip() == wanted:
+        return jars
+    if shutil.which("mvn") is None:
+        raise StackError("mvn is not on PATH; it is needed once to fetch the Kafka jars.")
+    # Copy into a scratch directory and swap it in, so an interrupted download
+    # never leaves a half-filled jar directory that looks complete.
+    staging = Path(settings.stack_dir) / "kafka-jars.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.parent.mkdir(parents=True, exist_ok=True)
+    cmd = ["mvn", "-q", "-B", "-f", str(POM), "dependency:copy-dependencies",
+           "-DincludeScope=runtime", f"-DoutputDirectory={staging}"]
+    (console or Console()).print(f"kafka: fetching jars with maven into {jars} (once, ~30s)")
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0 or not any(staging.glob("kafka_*.jar")):
+        raise StackError(f"maven could not fetch the Kafka jars:\n{done.stdout}\n{done.stderr}")
+    (staging / ".pom-sha256").write_text(wanted + "\n")
+    shutil.rmtree(jars, ignore_errors=True)
+    staging.rename(jars)
+    return jars
+
+
+def kafka_classpath(settings: Settings | None = None) -> str:
+    """A ``java -cp`` value holding the broker and Kafka's command-line tools."""
+    settings = settings or get_settings()
+    return str(ensure_kafka_jars(settings) / "*")
+
+
+def _kafka_data_dir(settings: Settings) -> Path:
+    return _dir(settings, "kafka-data")
+
+
+def _server_properties(settings: Settings) -> Path:
+    host, port = settings.kafka_host_port
+    ctrl = settings.kafka_controller_port
+    body = f"""\
+# Generated by tallyroom.stack from settings; edits are overwritten on `up`.
+process.roles=broker,controller
+node.id=1
+controller.quorum.bootstrap.servers={host}:{ctrl}
+listeners=PLAINTEXT://{host}:{port},CONTROLLER://{host}:{ctrl}
+advertised.listeners=PLAINTEXT://{host}:{port}
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs={_kafka_data_dir(settings)}
+num.partitions=1
+auto.create.topics.enable=true
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+"""
+    path = _dir(settings, "conf") / "server.properties"
+    path.write_text(body)
+    return path
+
+
+def _java(settings: Settings, main: str, *args: str, heap: str | None = None) -> list[str]:
+    cmd = ["java"]
+    if heap:
+        cmd += [f"-Xms{heap}", f"-Xmx{heap}"]
+    return cmd + [
+        "-Djava.awt.headless=true",
+        f"-Dlog4j2.configurationFile={LOG4J2_CONFIG}",
+        "-cp", kafka_classpath(settings),
+        main, *args,
+    ]
+
+
+def _format_kafka_storage(settings: Settings, props: Path, console: Console) -> None:
+    # Formatting writes a fresh cluster id; doing it again over existing data
+    # would make the broker refuse to start, so it only happens on an empty dir.
+    if (_kafka_data_dir(settings) / "meta.properties").exists():
+        return
+    tool = "kafka.tools.StorageTool"
+    uuid = subprocess.run(_java(settings, tool, "random-uuid"),
+                          capture_output=True, text=True, check=False)
+    # Log lines share stdout with the id, so pick the line shaped like one.
+    ids = [line for line in uuid.stdout.split() if _CLUSTER_ID.fullmatch(line)]
+    cluster_id = ids[-1] if ids else ""
+    if uuid.returncode != 0 or not cluster_id:
+        raise StackError(f"kafka: StorageTool random-uuid failed:\n{uuid.stdout}\n{uuid.stderr}")
+    console.print(f"kafka: formatting KRaft storage (cluster id {cluster_id})")
+    fmt = subprocess.run(
+        _java(settings, tool, "format", "-t", cluster_id, "-c", str(props), "--standalone"),
+        capture_output=True, text=True, check=False,
+    )
+    if fmt.returncode != 0:
+        raise StackError(f"kafka: StorageTool format failed:\n{fmt.stdout}\n{fmt.stderr}")
+
+
+def _kafka_answers(settings: Settings) -> bool:
+    """A real metadata round trip, not just an open port: the socket accepts
+    connections well before the broker has a controller and can serve requests."""
+    host, port = settings.kafka_host_port
+    if not _port_open(host, port):
+        return False
+    from kafka.admin import KafkaAdminClient  # deferred: pulls in the whole client
+
+    try:
+        admin = KafkaAdminClient(**settings.kafka_python_config(),
+                                 client_id="tallyroom-stack",
+                                 bootstrap_timeout_ms=3000, request_timeout_ms=5000)
+    except Exception:
+        return False
+    try:
+        return bool(admin.describe_cluster().get("brokers"))
+    except Exception:
+        return False
+    finally:
+        admin.close()
+
+
+def _kafka_pid(settings: Settings) -> int | None:
+    pid = _read_pid(_pid_file(settings, KAFKA))
+    return pid if pid is not None and _pid_alive(pid, _KAFKA_MARKER) else None
+
+
+def kafka_up(settings: Settings | None = None, console: Console | None = None) -> None:
+    settings = settings or get_settings()
+    console = console or Console()
+    host, port = settings.kafka_host_port
+    _require_local(KAFKA, host, "TALLYROOM_KAFKA_BOOTSTRAP")
+    pid_file = _pid_file(settings, KAFKA)
+    pid = _kafka_pid(settings)
+    if pid is not None and _kafka_answers(settings):
+        console.print(f"kafka: already running (pid {pid}) on {host}:{port}")
+        return
+    if pid is not None:
+        # Running but not answering: probably still starting from an earlier `up`.
+        console.print(f"kafka: pid {pid} is running but not answering yet; waiting")
+        _wait_until_ready(KAFKA, pid, _KAFKA_MARKER, lambda: _kafka_answers(settings),
+                          KAFKA_START_TIMEOUT, _log_file(settings, KAFKA))
+        return
+    _clear_stale_pid(KAFKA, pid_file, console)
+    _refuse_foreign_port(KAFKA, host, port, "TALLYROOM_KAFKA_BOOTSTRAP")
+    _refuse_foreign_port(KAFKA, host, settings.kafka_controller_port,
+                         "TALLYROOM_KAFKA_CONTROLLER_PORT")
+
+    props = _server_properties(settings)
+    _format_kafka_storage(settings, props, console)
+    log_file = _log_file(settings, KAFKA)
+    started = time.monotonic()
+    pid = _spawn(_java(settings, "kafka.Kafka", str(props), heap=settings.kafka_heap),
+                 log_file, pid_file, cwd=Path(settings.stack_dir))
+    console.print(f"kafka: started pid {pid}, waiting for {host}:{port} (log: {log_file})")
+    _wait_until_ready(KAFKA, pid, _KAFKA_MARKER, lambda: _kafka_answers(settings),
+                      KAFKA_START_TIMEOUT, log_file)
+    console.print(f"[green]kafka: ready on {host}:{port} after {time.monotonic() - started:.1f}s[/]")
+
+
+def kafka_down(settings: Settings | None = None, console: Console | None = None) -> None:
+    settings = settings or get_settings()
+    _stop(KAFKA, _pid_file(settings, KAFKA), _KAFKA_MARKER, console or Console())
+
+
+def _kafka_status(settings: Settings) -> ServiceStatus:
+    host, port = settings.kafka_host_port
+    pid = _kafka_pid(settings)
+    address = f"{host}:{port}"
+    if pid is None:
+        return ServiceStatus(KAFKA, False, None, address, "not running")
+    detail = "answering" if _kafka_answers(settings) else "process alive, port not answering"
+    return ServiceStatus(KAFKA, True, pid, address, detail)
+
+
+# --------------------------------------------------------------------------- redis
+
+REDIS = "redis"
+_REDIS_MARKER = "redis-server"
+
+
+def _redis_host_port(settings: Settings) -> tuple[str, int]:
+    url = urlsplit(settings.redis_url)
+    return url.hostname or "127.0.0.1", url.port or 6379
+
+
+def _ensure_redis_server(console: Console) -> str:
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    console.print("redis: redis-server not found; running apt-get update && "
+                  "apt-get install -y redis-server")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for cmd in (["apt-get", "update"], ["apt-get", "install", "-y", "redis-server"]):
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise StackError(f"redis: {' '.join(cmd)} failed:\n{done.stdout[-2000:]}\n"
+                             f"{done.stderr[-2000:]}")
+    found = shutil.which("redis-server")
+    if not found:
+        raise StackError("redis: apt-get install finished but redis-server is still not on PATH")
+    return found
+
+
+def _redis_conf(settings: Settings) -> Path:
+    host, port = _redis_host_port(settings)
+    lines = [
+        "# Generated by tallyroom.stack from settings; edits are overwritten on `up`.",
+        f"bind {host}",
+        f"port {port}",
+        "daemonize no",
+        f"dir {_dir(settings, 'redis-data')}",
+        f"pidfile {_pid_file(settings, REDIS)}",
+        "appendonly yes",
+        'save ""',
+        "loglevel notice",
+        'logfile ""',
+    ]
+    if settings.redis_password:
+        # Quoted so a password with spaces or '#' stays one token.
+        secret = settings.redis_password.get_secret_value().replace('"', '\\"')
+        lines.append(f'requirepass "{secret}"')
+    path = _dir(settings, "conf") / "redis.conf"
+    path.write_text("\n".join(lines) + "\n")
+    path.chmod(0o600)  # it may hold the password
+    return path
+
+
+def _redis_answers(settings: Settings) -> bool:
+    import redis  # deferred: only the stack commands need it here
+
+    client = redis.Redis.from_url(settings.redis_url, socket_timeout=2,
+                                  socket_connect_timeout=2, **settings.redis_kwargs())
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
+
+
+def _redis_pid(settings: Settings) -> int | None:
+    pid = _read_pid(_pid_file(settings, REDIS))
+    return pid if pid is not None and _pid_alive(pid, _REDIS_MARKER) else None
+
+
+def redis_up(settings: Settings | None = None, console: Console | None = None) -> None:
+    settings = settings or get_settings()
+    console = console or Console()
+    host, port = _redis_host_port(settings)
+    _require_local(REDIS, host, "TALLYROOM_REDIS_URL")
+    pid_file = _pid_file(settings, REDIS)
+    pid = _redis_pid(settings)
+    if pid is not None and _redis_answers(settings):
+        console.print(f"redis: already running (pid {pid}) on {host}:{port}")
+        return
+    if pid is not None:
+        console.print(f"redis: pid {pid} is running but not answering yet; waiting")
+        _wait_until_ready(REDIS, pid, _REDIS_MARKER, lambda: _redis_answers(settings),
+                          REDIS_START_TIMEOUT, _log_file(settings, REDIS))
+        return
+    _clear_stale_pid(REDIS, pid_file, console)
+    _refuse_foreign_port(REDIS, host, port, "TALLYROOM_REDIS_URL")
+
+    server = _ensure_redis_server(console)
+    conf = _redis_conf(settings)
+    log_file = _log_file(settings, REDIS)
+    # Not daemonized: the pid we spawn is the server itself, so the pid file is
+    # right immediately (redis rewrites the same pid into it once it boots).
+    pid = _spawn([server, str(conf)], log_file, pid_file, cwd=Path(settings.stack_dir))
+    console.print(f"redis: started pid {pid}, waiting for PING on {host}:{port}")
+    _wait_until_ready(REDIS, pid, _REDIS_MARKER, lambda: _redis_answers(settings),
+                      REDIS_START_TIMEOUT, log_file)
+    console.print(f"[green]redis: ready on {host}:{port}[/]")
+
+
+def redis_down(settings: Settings | None = None, console: Console | None = None) -> None:
+    settings = settings or get_settings()
+    _stop(REDIS, _pid_file(settings, REDIS), _REDIS_MARKER, console or Console())
+
+
+def _redis_status(settings: Settings) -> ServiceStatus:
+    host, port = _redis_host_port(settings)
+    pid = _redis_pid(settings)
+    address = f"{host}:{port}"
+    if pid is None:
+        return ServiceStatus(REDIS, False, None, address, "not running")
+    detail = "answering PING" if _redis_answers(settings) else "process alive, PING not answered"
+    return ServiceStatus(REDIS, True, pid, address, detail)
+
+
+# ------------------------------------------------------------------------- the lot
+
+
+def up(settings: Settings | None = None, console: Console | None = None) -> None:
+    """Start Redis and Kafka unless they already run; return once both answer."""
+    settings = settings or get_settings()
+    console = console or Console()
+    # Redis first: it is quick, and a port clash there fails before the slow broker start.
+    redis_up(settings, console)
+    kafka_up(settings, console)
+
+
+def down(settings: Settings | None = None, console: Console | None = None) -> None:
+    """Stop both services; a no-op for whatever is not running."""
+    settings = settings or get_settings()
+    console = console or Console()
+    kafka_down(settings, console)
+    redis_down(settings, console)
+
+
+def status(settings: Settings | None = None) -> list[ServiceStatus]:
+    settings = settings or get_settings()
+    return [_kafka_status(settings), _redis_status(settings)]
