@@ -193,7 +193,10 @@ def declare(
 def worker() -> None:
     """Run the Faust worker: tallies and upset rules (stops cleanly on SIGTERM)."""
     from faust import Worker
+    from producers.kafka import ensure_topics
     from streams.app import app as faust_app
+    # Faust subscribes only to topics that exist when it starts.
+    ensure_topics(get_settings())
     Worker(faust_app, loglevel="info").execute_from_commandline()
 
 
@@ -202,6 +205,8 @@ def sink() -> None:
     """Run the Redis sink: alerts, tallies and seat results into Redis (stops on SIGTERM)."""
     import logging
     from consumers.redis_sink import run_sink
+    from producers.kafka import ensure_topics
+    ensure_topics(get_settings())
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     counts = run_sink(get_settings())
     console.print(f"sink stopped: {counts}")
