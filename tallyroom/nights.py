@@ -24,8 +24,9 @@ from streams.parties import canonical_party
 
 UK = ZoneInfo("Europe/London")
 BASELINE_FILE = "baseline.csv"
-CANDIDATE_FILES = ("candidates.csv", "HoC-GE2024-results-by-candidate.csv")
-CONSTITUENCY_FILES = ("constituencies.csv", "HoC-GE2024-results-by-constituency.csv")
+# Our names first, then the Library's own download names (HoC-GE2019-results-by-candidate.csv, ...).
+CANDIDATE_FILES = ("candidates.csv", "HoC-GE*-results-by-candidate.csv")
+CONSTITUENCY_FILES = ("constituencies.csv", "HoC-GE*-results-by-constituency.csv")
 
 # Canonical column -> header spellings, compared after normalising case and separators.
 CANDIDATE_COLUMNS = {
@@ -55,7 +56,7 @@ CONSTITUENCY_COLUMNS = {
 }
 REQUIRED_CANDIDATE = ("ons_id", "party", "votes")
 REQUIRED_CONSTITUENCY = ("ons_id", "constituency", "declared_at")
-TIME_FORMATS = ("%d/%m/%Y %H:%M", "%d/%m/%Y %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S")
+TIME_FORMATS = ("%d/%m/%Y %H:%M", "%d/%m/%Y %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S")
 _RESULT = re.compile(r"^\s*(?P<winner>.+?)\s+(?:(?P<hold>hold)|gain\s+from\s+(?P<loser>.+?))\s*$", re.I)
 
 
@@ -141,18 +142,22 @@ def _read_rows(path: Path, columns: dict[str, tuple[str, ...]], required: tuple[
         if column not in index:
             raise NightFormatError(path, 1, columns[column][0], "column is missing from the header")
     rows = []
-    for offset, record in enumerate(reader, start=2):
+    # reader.line_num counts file lines, so a quoted cell holding a line break does not shift later rows.
+    last_line = reader.line_num
+    for record in reader:
+        line, last_line = last_line + 1, reader.line_num
         if not any(cell.strip() for cell in record):
             continue
         values = {c: record[i] if i < len(record) else "" for c, i in index.items()}
-        rows.append(_Row(path, offset, values, headers))
+        rows.append(_Row(path, line, values, headers))
     return rows
 
 
 def _find(directory: Path, names: tuple[str, ...], what: str) -> Path:
     for name in names:
-        if (directory / name).is_file():
-            return directory / name
+        matches = sorted(p for p in directory.glob(name) if p.is_file())
+        if matches:
+            return matches[0]
     raise FileNotFoundError(f"{directory}: no {what} file (looked for {', '.join(names)})")
 
 
@@ -187,7 +192,11 @@ def derive_baseline(directory: Path) -> list[SeatBaseline]:
         held = held_before(row.get("result"))
         if held is None:
             raise row.fail("result", f"{row.get('result')!r} is not 'X hold' or 'X gain from Y'")
-        baseline.append(SeatBaseline(ons_id=row.get("ons_id"), constituency=row.get("constituency"), held_by=held))
+        try:
+            baseline.append(SeatBaseline(ons_id=row.get("ons_id"), constituency=row.get("constituency"), held_by=held))
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            raise row.fail(str(error["loc"][0]) if error["loc"] else "ons_id", error["msg"]) from None
     return baseline
 
 
@@ -223,13 +232,20 @@ def load_night(directory: Path | str, election: str | None = None) -> Night:
     candidates_path = _find(directory, CANDIDATE_FILES, "candidate")
     seat_rows = _read_rows(seats_path, CONSTITUENCY_COLUMNS, REQUIRED_CONSTITUENCY)
     candidate_rows = _read_rows(candidates_path, CANDIDATE_COLUMNS, REQUIRED_CANDIDATE)
+    if not seat_rows:
+        raise NightFormatError(seats_path, 2, "ons_id", "the file has a header but no seats")
+    known: dict[str, _Row] = {}
+    for row in seat_rows:
+        ons_id = row.get("ons_id")
+        if ons_id in known:
+            raise row.fail("ons_id", f"seat {ons_id} appears twice (first on line {known[ons_id].line})")
+        known[ons_id] = row
     baseline = read_baseline(directory)
 
     by_seat: dict[str, list[tuple[_Row, Candidate]]] = defaultdict(list)
     for row in candidate_rows:
         by_seat[row.get("ons_id")].append((row, _candidate(row)))
 
-    known = {row.get("ons_id") for row in seat_rows}
     for ons_id, entries in by_seat.items():
         if ons_id not in known:
             raise entries[0][0].fail("ons_id", f"seat {ons_id} is not in {seats_path.name}")

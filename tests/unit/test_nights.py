@@ -514,11 +514,9 @@ def test_election_override(snake_dir):
     assert {d.election for d in night.declarations} == {"x"}
 
 
-# --- known gaps in the loader (see the report; strict xfail: they flip to failures once fixed) ------
+# --- edge cases of the files themselves -------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a duplicated constituency row escapes as a raw pydantic "
-                   "ValidationError from NightOpened, with no file or line")
 def test_duplicate_seat_row_is_a_night_format_error(tmp_path):
     seats = seat_rows()
     seats.append(list(seats[0]))  # Alpha North again, line 5
@@ -528,8 +526,6 @@ def test_duplicate_seat_row_is_a_night_format_error(tmp_path):
     assert (info.value.path.name, info.value.line, info.value.field) == ("constituencies.csv", 5, "ons_id")
 
 
-@pytest.mark.xfail(strict=True, reason="bug: derive_baseline builds SeatBaseline outside any try, so a "
-                   "malformed ONS id escapes as a raw pydantic ValidationError")
 def test_malformed_ons_id_is_a_night_format_error(tmp_path):
     seats, candidates = seat_rows(), candidate_rows()
     seats[1][0] = "W0700002"  # one digit short; line 3
@@ -544,8 +540,6 @@ def test_malformed_ons_id_is_a_night_format_error(tmp_path):
         write_baseline(night_dir)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a constituency file with a header and no seats fails with "
-                   "ValueError from min(), not NightFormatError")
 def test_night_without_seats_is_a_night_format_error(tmp_path):
     night_dir = write_night(tmp_path / "empty", seats=[], candidates=[])
     with pytest.raises(NightFormatError) as info:
@@ -553,8 +547,6 @@ def test_night_without_seats_is_a_night_format_error(tmp_path):
     assert info.value.path.name == "constituencies.csv"
 
 
-@pytest.mark.xfail(strict=True, reason="bug: line numbers count CSV records, not file lines, so they drift "
-                   "after a quoted cell that holds a line break")
 def test_line_numbers_are_file_lines_after_a_multiline_cell(tmp_path):
     candidates = candidate_rows()
     candidates[0][2] = "Alpha\nNorth"  # record 1 spans file lines 2-3
