@@ -133,12 +133,12 @@ class RedisSink:
         self.write_update(update)
 
 
-def run_sink(settings: Settings, group: str = "tallyroom-redis-sink", stop_after: float | None = None) -> SinkCounts:
+def run_sink(settings: Settings, stop_after: float | None = None) -> SinkCounts:
     """Consume until SIGTERM/SIGINT (or ``stop_after`` seconds), committing after each Redis write batch."""
     sink = RedisSink(settings)
     consumer = KafkaConsumer(
         settings.topic_results, settings.topic_dead_letters,
-        group_id=group,
+        group_id=settings.sink_group,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_poll_records=500,

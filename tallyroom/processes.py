@@ -18,6 +18,7 @@ class Background:
     name: str
     process: subprocess.Popen
     log_path: Path
+    log_start: int = 0  # this run's output begins here; the log file is appended to
 
     def stop(self, timeout: float = 30) -> int:
         if self.process.poll() is None:
@@ -42,12 +43,14 @@ class Background:
             return ""
 
 
-def start(name: str, settings: Settings, *args: str, env: dict[str, str] | None = None) -> Background:
+def start(name: str, settings: Settings, *args: str, env: dict[str, str] | None = None,
+          log_name: str | None = None) -> Background:
     """Run ``python -m tallyroom <name> args`` with its output in the stack's log folder."""
     logs = settings.stack_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    log_path = logs / f"{name}.log"
+    log_path = logs / f"{log_name or name}.log"
     handle = log_path.open("ab")
+    log_start = handle.tell()
     process = subprocess.Popen(
         [sys.executable, "-m", "tallyroom", name, *args],
         stdout=handle,
@@ -56,7 +59,21 @@ def start(name: str, settings: Settings, *args: str, env: dict[str, str] | None 
         start_new_session=True,
     )
     handle.close()
-    return Background(name, process, log_path)
+    return Background(name, process, log_path, log_start)
+
+
+def wait_for_log(background: Background, text: str, seconds: float) -> None:
+    """Wait until the process has written ``text`` to its log (e.g. Faust's "Worker: Ready")."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if background.process.poll() is not None:
+            raise RuntimeError(f"{background.name} exited with {background.process.returncode}:\n{background.log_tail()}")
+        with background.log_path.open("rb") as handle:
+            handle.seek(background.log_start)
+            if text.encode() in handle.read():
+                return
+        time.sleep(0.2)
+    raise TimeoutError(f"{background.name} did not log {text!r} within {seconds:.0f}s:\n{background.log_tail()}")
 
 
 def wait_alive(background: Background, seconds: float) -> None:

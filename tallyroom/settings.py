@@ -58,6 +58,7 @@ class Settings(BaseSettings):
     worker_id: str = "tallyroom"
     worker_web_port: int = 6066
     worker_data_dir: Path = REPO_ROOT / ".stack" / "worker"
+    sink_group: str = "tallyroom-redis-sink"
     worker_batch_size: int = 500
     worker_batch_seconds: float = 0.05
 

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
-import pytest
+import os
+import uuid
+from dataclasses import dataclass
 
+import pytest
+import redis
+
+from consumers.redis_sink import redis_client
+from tallyroom import processes
 from tallyroom import stack as local_stack
 from tallyroom.settings import Settings, get_settings
+
+TEST_REDIS_DB = 15
 
 
 @pytest.fixture(scope="session")
@@ -15,3 +24,57 @@ def stack() -> Settings:
     settings = get_settings()
     local_stack.up(settings)
     return settings
+
+
+@dataclass
+class Pipeline:
+    """A real worker and sink, on topics and a Redis database of this test session alone."""
+
+    settings: Settings
+    env: dict[str, str]
+    worker: processes.Background
+    sink: processes.Background
+    redis: redis.Redis
+
+    def restart_worker(self) -> None:
+        self.worker = start_worker(self.settings, self.env)
+
+
+def isolated_settings(base: Settings, tag: str) -> tuple[Settings, dict[str, str]]:
+    run = f"{tag}-{uuid.uuid4().hex[:8]}"
+    redis_url = base.redis_url.rsplit("/", 1)[0] + f"/{TEST_REDIS_DB}"
+    values = {
+        "topic_declarations": f"test.{run}.declarations",
+        "topic_alerts": f"test.{run}.alerts",
+        "topic_results": f"test.{run}.results",
+        "topic_dead_letters": f"test.{run}.dead-letters",
+        "worker_id": f"tallyroom-test-{run}",
+        "sink_group": f"tallyroom-test-{run}-sink",
+        "redis_url": redis_url,
+    }
+    env = {f"TALLYROOM_{k.upper()}": v for k, v in values.items()}
+    return base.model_copy(update=values), env
+
+
+def start_worker(settings: Settings, env: dict[str, str]) -> processes.Background:
+    worker = processes.start("worker", settings, env=env, log_name=f"{settings.worker_id}-worker")
+    processes.wait_for_log(worker, "Worker]: Ready", 120)
+    return worker
+
+
+@pytest.fixture(scope="session")
+def pipeline(stack: Settings):
+    settings, env = isolated_settings(stack, "e2e")
+    client = redis_client(settings)
+    client.flushdb()
+    worker = start_worker(settings, env)
+    sink = processes.start("sink", settings, env=env, log_name=f"{settings.worker_id}-sink")
+    processes.wait_alive(sink, 2)
+    pipe = Pipeline(settings, env, worker, sink, client)
+    yield pipe
+    for proc in (pipe.worker, pipe.sink):
+        proc.stop()
+
+
+def cli_env(env: dict[str, str]) -> dict[str, str]:
+    return {**os.environ, **env}

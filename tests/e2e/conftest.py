@@ -1,0 +1,1 @@
+from tests.integration.conftest import pipeline, stack  # noqa: F401  (shared real-stack fixtures)
