@@ -85,8 +85,8 @@ results_topic = app.topic(settings.topic_results, **raw)
 dead_letters_topic = app.topic(settings.topic_dead_letters, **raw)
 
 # Latest accepted result per seat, keyed "election/ons_id"; nights keyed by election.
-seats_table = app.Table("seats", key_type=str, value_type=dict, partitions=settings.topic_partitions)
-nights_table = app.Table("nights", key_type=str, value_type=dict, partitions=settings.topic_partitions)
+seats_table = app.Table("seats", key_type=str, partitions=settings.topic_partitions)
+nights_table = app.Table("nights", key_type=str, partitions=settings.topic_partitions)
 
 count = Count(RuleConfig(settings.marginal_votes, settings.marginal_share))
 _books_stale = True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from collections import Counter
 from pathlib import Path
@@ -247,6 +248,8 @@ def run(
     from producers.replay import replay_night
     from tallyroom import processes, stack
     settings = _settings()
+    # SIGTERM must unwind through `finally` so the worker and sink are stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     stack.up(settings, console)
     loaded = _load(night, election)
     _print_flaws(loaded.flaws)

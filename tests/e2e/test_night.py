@@ -175,3 +175,39 @@ def test_bad_events_go_to_the_dead_letter_stream_and_the_worker_keeps_going(nigh
     assert "ons_id" in reasons[1] or "Field required" in reasons[1]
     assert "E99999999 is not one of the seats" in reasons[2]
     assert [a.constituency for a in read_alerts(night_2024.redis, "ge2024", {"recount"})] == ["Leicester South"]
+
+
+def test_worker_killed_mid_night_recovers_its_tables_and_stays_exact(pipeline):
+    """SIGKILL after 300 declarations, restart, send the rest: tallies and alerts as if nothing happened."""
+    from dataclasses import replace
+
+    from producers.replay import replay_night
+
+    election = "ge2024-restart"
+    night = load_night(NIGHT, election)
+    first, rest = night.declarations[:300], night.declarations[300:]
+    sender = DeclarationSender(pipeline.settings)
+    replay_night(replace(night, declarations=first), sender, None)
+    wait_for_declared(pipeline.redis, election, 300, 120)
+    pipeline.worker.kill()
+    pipeline.restart_worker()
+    for declaration in rest:
+        sender.send(declaration)
+    for declaration in first[:50]:  # re-delivered events must change nothing
+        sender.send(declaration)
+    acked, failures = sender.flush()
+    sender.close()
+    assert acked == len(rest) + 50 and not failures
+    wait_for_declared(pipeline.redis, election, 650, 240)
+    wait_until_caught_up(pipeline.settings)
+
+    reference = read_state(pipeline.redis, "ge2024") if pipeline.redis.exists(ElectionKeys("ge2024").tally) else None
+    state = read_state(pipeline.redis, election)
+    assert state.seats == dict(Counter(row["First party"] for row in constituency_rows()))
+    assert state.votes == dict(candidate_votes_by_party())
+    expected_gains = {row["ONS ID"] for row in constituency_rows() if " gain from " in row["Result"]}
+    assert {a.ons_id for a in read_alerts(pipeline.redis, election, {"gain"})} == expected_gains
+    assert len(read_alerts(pipeline.redis, election, {"gain"})) == len(expected_gains)
+    assert len(read_alerts(pipeline.redis, election, {"majority_reached"})) == 1
+    if reference is not None:
+        assert state.tally.version == reference.tally.version
