@@ -114,6 +114,19 @@ def _pid_alive(pid: int, marker: str) -> bool:
     return state != "Z" and marker in cmdline
 
 
+def _started_process_alive(pid: int, marker: str) -> bool:
+    """Liveness of a process we just spawned.
+
+    Right after the fork /proc/<pid>/cmdline is still the parent's (Python),
+    so the marker check of ``_pid_alive`` would call a starting broker dead;
+    for our own child the Popen handle is the truth.
+    """
+    child = _children.get(pid)
+    if child is not None:
+        return child.poll() is None
+    return _pid_alive(pid, marker)
+
+
 def _port_open(host: str, port: int, timeout: float = 1.0) -> bool:
     try:
         with socket.create_connection((host, port), timeout=timeout):
@@ -155,7 +168,7 @@ def _wait_until_ready(
 ) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not _pid_alive(pid, marker):
+        if not _started_process_alive(pid, marker):
             raise StackError(f"{name} (pid {pid}) exited during start-up. Last log lines "
                              f"from {log_file}:\n{_tail(log_file)}")
         if ready():
