@@ -191,6 +191,20 @@ def declare(
 
 
 @app.command()
+def entry(
+    host: str = typer.Option("127.0.0.1", "--host", help="address to listen on"),
+    port: int = typer.Option(8081, "--port", help="port to listen on"),
+) -> None:
+    """Live entry over HTTP: POST the same JSON as `declare` to /declarations."""
+    import uvicorn
+    from producers.http import create_entry_app
+    from producers.kafka import ensure_topics
+    settings = _settings()
+    ensure_topics(settings)
+    uvicorn.run(create_entry_app(settings), host=host, port=port)
+
+
+@app.command()
 def worker() -> None:
     """Run the Faust worker: tallies and upset rules (stops cleanly on SIGTERM)."""
     from faust import Worker
