@@ -228,6 +228,17 @@ def sink() -> None:
 
 
 @app.command()
+def serve(
+    web: bool = typer.Option(False, "--web/--no-web", help="also serve the web page"),
+) -> None:
+    """Run the worker and the sink (and the web page) together, restarting any that dies."""
+    from tallyroom import processes
+    names = ["worker", "sink"] + (["web"] if web else [])
+    console.print(f"supervising {', '.join(names)}; logs in {get_settings().stack_dir / 'logs'}")
+    processes.supervise(names, get_settings(), console)
+
+
+@app.command()
 def seats(election: str = typer.Option("ge2024", "--election")) -> None:
     """Print the tally held in Redis: seats, votes, share, gains and losses."""
     from consumers.reader import read_state

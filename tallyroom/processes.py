@@ -83,3 +83,36 @@ def wait_alive(background: Background, seconds: float) -> None:
         if background.process.poll() is not None:
             raise RuntimeError(f"{background.name} exited with {background.process.returncode}:\n{background.log_tail()}")
         time.sleep(0.2)
+
+
+def supervise(names: list[str], settings: Settings, console=None, poll: float = 1.0) -> None:
+    """Run each ``tallyroom <name>`` in the background and restart any that dies, until SIGTERM/SIGINT.
+
+    A restart waits a little longer each time a process keeps dying (up to 30 s),
+    so a broker outage does not turn into a tight restart loop.
+    """
+    stopping = False
+
+    def _stop(*_):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    children = {name: start(name, settings) for name in names}
+    delays = {name: 1.0 for name in names}
+    try:
+        while not stopping:
+            time.sleep(poll)
+            for name, child in list(children.items()):
+                code = child.process.poll()
+                if code is None or stopping:
+                    continue
+                if console:
+                    console.print(f"[yellow]{name} exited with {code}; restarting in {delays[name]:.0f}s[/]")
+                time.sleep(delays[name])
+                delays[name] = min(delays[name] * 2, 30.0)
+                children[name] = start(name, settings)
+    finally:
+        for child in children.values():
+            child.stop()
