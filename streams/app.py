@@ -30,7 +30,7 @@ import faust
 import faust.streams as faust_streams
 from pydantic import ValidationError
 
-from schemas import DeadLetter, Declaration, NightOpened, RecountNotice, SeatResult, parse_event
+from schemas import DeadLetter, Declaration, NightOpened, RecountNotice, ResultUpdate, SeatResult, parse_event
 from streams.count import Count, Outcome
 from streams.rules import RuleConfig
 from tallyroom.settings import Settings, get_settings
@@ -136,26 +136,46 @@ class Batch:
     """What one batch of events sends and, once the broker has acknowledged it, stores."""
 
     def __init__(self) -> None:
-        self.sends: list[asyncio.Future] = []
+        self.messages: list[tuple[faust.TopicT, str, bytes | ResultUpdate]] = []
         self.writes: list[tuple[faust.EventT, Any, str, Any]] = []
         self.pending_seats: dict[str, SeatResult] = {}
 
-    async def send(self, topic: faust.TopicT, key: str, value: bytes) -> None:
-        self.sends.append(await topic.send(key=key.encode(), value=value))
+    def send(self, topic: faust.TopicT, key: str, value: bytes | ResultUpdate) -> None:
+        self.messages.append((topic, key, value))
 
-    async def emit(self, outcome: Outcome) -> None:
+    def emit(self, outcome: Outcome) -> None:
         for alert in outcome.alerts:
-            await self.send(alerts_topic, alert.election, alert.model_dump_json().encode())
+            self.send(alerts_topic, alert.election, alert.model_dump_json().encode())
         if outcome.update is not None:
-            await self.send(results_topic, outcome.update.election, outcome.update.model_dump_json().encode())
+            self.send(results_topic, outcome.update.election, outcome.update)
+
+    async def flush(self) -> None:
+        """Send everything in order and wait until the broker holds it all.
+
+        The tally rides on each election's last update of the batch: one
+        snapshot per batch instead of one per declaration, and still after
+        every alert it counts.
+        """
+        last: dict[str, int] = {}
+        for index, (_, _, value) in enumerate(self.messages):
+            if isinstance(value, ResultUpdate) and value.seat is not None:
+                last[value.election] = index
+        for election, index in last.items():
+            topic, key, update = self.messages[index]
+            self.messages[index] = (topic, key, update.model_copy(update={"tally": count.snapshot(election)}))
+        futures = []
+        for topic, key, value in self.messages:
+            payload = value if isinstance(value, bytes) else value.model_dump_json().encode()
+            futures.append(await topic.send(key=key.encode(), value=payload))
+        await asyncio.gather(*futures)
 
 
-async def handle(batch: Batch, event: faust.EventT) -> None:
+def handle(batch: Batch, event: faust.EventT) -> None:
     try:
         parsed = parse_event(event.value)
     except ValidationError as exc:
         reason, errors = _validation_errors(exc)
-        await batch.send(dead_letters_topic, "invalid", dead_letter(event, reason, errors))
+        batch.send(dead_letters_topic, "invalid", dead_letter(event, reason, errors))
         return
     if isinstance(parsed, NightOpened):
         held = nights_table.get(parsed.election)
@@ -170,9 +190,9 @@ async def handle(batch: Batch, event: faust.EventT) -> None:
     else:
         outcome = declare(batch, parsed)
     if outcome.rejected:
-        await batch.send(dead_letters_topic, parsed.election, dead_letter(event, outcome.rejected))
+        batch.send(dead_letters_topic, parsed.election, dead_letter(event, outcome.rejected))
         return
-    await batch.emit(outcome)
+    batch.emit(outcome)
     if outcome.update is not None and outcome.update.seat is not None:
         seat = outcome.update.seat
         key = f"{seat.election}/{seat.ons_id}"
@@ -184,7 +204,7 @@ def declare(batch: Batch, declaration: Declaration) -> Outcome:
     previous = batch.pending_seats.get(key)
     if previous is None and (held := seats_table.get(key)) is not None:
         previous = SeatResult.model_validate(held)
-    outcome = count.declare(declaration, previous)
+    outcome = count.declare(declaration, previous, snapshot=False)
     if outcome.update is not None and outcome.update.seat is not None:
         batch.pending_seats[key] = outcome.update.seat
     return outcome
@@ -197,10 +217,10 @@ async def count_declarations(stream: faust.StreamT) -> None:
             rebuild_books()
         batch = Batch()
         for event in events:
-            await handle(batch, event)
-        # Wait for the broker to hold every alert and update before the seat is
+            handle(batch, event)
+        # The broker must hold every alert and update before the seat is
         # recorded as counted: a crash in between re-counts instead of losing alerts.
-        await asyncio.gather(*batch.sends)
+        await batch.flush()
         for event, table, key, value in batch.writes:
             with current_event(event):
                 table[key] = value

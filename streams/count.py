@@ -57,7 +57,12 @@ class Count:
                 book.tally.apply(None, seat)
         self.books[night.election] = book
 
-    def declare(self, declaration: Declaration, previous: SeatResult | None) -> Outcome:
+    def snapshot(self, election: str):
+        return self.books[election].tally.snapshot()
+
+    def declare(self, declaration: Declaration, previous: SeatResult | None, snapshot: bool = True) -> Outcome:
+        """Count one declaration. ``snapshot=False`` leaves the tally off the update,
+        for a caller that attaches one snapshot per batch (see ``streams.app``)."""
         book = self.books.get(declaration.election)
         if book is None:
             return Outcome(rejected=f"election {declaration.election!r} has not been opened: send its night first")
@@ -69,7 +74,8 @@ class Count:
         seat = seat_result(declaration, book.baseline[declaration.ons_id])
         change = seat_change(book.tally, previous, seat, book.parties_holding_seats)
         alerts = evaluate(change, self.config)
-        update = ResultUpdate(election=seat.election, alerts=alerts, seat=seat, tally=book.tally.snapshot())
+        tally = book.tally.snapshot() if snapshot else None
+        update = ResultUpdate(election=seat.election, alerts=alerts, seat=seat, tally=tally)
         return Outcome(alerts=alerts, update=update)
 
     def recount(self, notice: RecountNotice) -> Outcome:

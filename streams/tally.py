@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from schemas import Declaration, PartyTally, SeatResult, TallySnapshot
+from schemas.common import SCHEMA_VERSION
 
 
 def majority_line(total_seats: int) -> int:
@@ -104,21 +105,26 @@ class Tally:
             self.losses[seat.held_by] += sign
 
     def snapshot(self) -> TallySnapshot:
+        # Built with model_construct: every field is computed here from ints we
+        # own, and validating ~70 parties on every declaration was the worker's
+        # hottest path (a profile of the 2024 night: 0.57 of 0.91 s).
         parties = set(self.seats) | set(self.votes) | set(self.held_before)
-        return TallySnapshot(
+        valid = self.valid_votes
+        return TallySnapshot.model_construct(
+            schema_version=SCHEMA_VERSION,
             election=self.election,
             version=self.version,
             declared=self.declared,
             total=self.total,
             majority_line=self.majority_line,
-            valid_votes=self.valid_votes,
+            valid_votes=valid,
             as_of=self.as_of,
             parties={
-                p: PartyTally(
+                p: PartyTally.model_construct(
                     party=p,
                     seats=self.seats[p],
                     votes=self.votes[p],
-                    share=round(self.votes[p] / self.valid_votes, 6) if self.valid_votes else 0.0,
+                    share=round(self.votes[p] / valid, 6) if valid else 0.0,
                     gains=self.gains[p],
                     losses=self.losses[p],
                     held_before=self.held_before[p],
