@@ -83,54 +83,90 @@ class RedisSink:
         self.counts = SinkCounts()
 
     def write_alert(self, alert: Alert) -> bool:
-        keys = ElectionKeys(alert.election)
-        added = self._add_alert(
-            keys=[keys.alert_ids, keys.alerts, keys.live],
-            args=[alert.id, alert.kind.value, alert.ons_id or "", alert.constituency or "",
-                  alert.headline, alert.model_dump_json()],
-        )
-        if added:
-            self.counts.alerts_added += 1
-        else:
-            self.counts.alerts_duplicate += 1
+        """Add one alert now; False if its id was already there."""
+        added = self._run(lambda pipe, tags: self._queue_alert(pipe, tags, alert))
         return bool(added)
 
     def write_update(self, update: ResultUpdate) -> None:
+        self._run(lambda pipe, tags: self._queue_update(pipe, tags, update))
+
+    def write_records(self, records: list[tuple[str, bytes]]) -> None:
+        """Write a poll's worth of (topic, value) records in one round trip, in order."""
+        def queue(pipe, tags):
+            for topic, value in records:
+                self._queue_record(pipe, tags, topic, value)
+        self._run(queue)
+
+    def handle(self, topic: str, value: bytes) -> None:
+        self.write_records([(topic, value)])
+
+    def _run(self, queue) -> int:
+        # One MULTI-less pipeline: each Lua script is atomic on its own, and order is kept.
+        pipe = self.redis.pipeline(transaction=False)
+        tags: list[str] = []
+        queue(pipe, tags)
+        if not tags:
+            return 0
+        results = pipe.execute()
+        for tag, result in zip(tags, results):
+            if tag == "alert":
+                if result:
+                    self.counts.alerts_added += 1
+                else:
+                    self.counts.alerts_duplicate += 1
+            elif tag == "seat":
+                self.counts.seats += int(result)
+            elif tag == "tally":
+                self.counts.tallies += int(result)
+            elif tag == "dead_letter":
+                self.counts.dead_letters += 1
+        return int(results[0]) if tags[0] == "alert" else 0
+
+    def _queue_alert(self, pipe, tags: list[str], alert: Alert) -> None:
+        keys = ElectionKeys(alert.election)
+        self._add_alert(
+            keys=[keys.alert_ids, keys.alerts, keys.live],
+            args=[alert.id, alert.kind.value, alert.ons_id or "", alert.constituency or "",
+                  alert.headline, alert.model_dump_json()],
+            client=pipe,
+        )
+        tags.append("alert")
+
+    def _queue_update(self, pipe, tags: list[str], update: ResultUpdate) -> None:
         # Alerts first: whoever sees a tally has also been able to see its alerts.
         for alert in update.alerts:
-            self.write_alert(alert)
+            self._queue_alert(pipe, tags, alert)
         keys = ElectionKeys(update.election)
         seat, tally = update.seat, update.tally
         if seat is not None:
-            self.counts.seats += self._set_seat(keys=[keys.seat(seat.ons_id)],
-                                                args=[seat.revision, seat.model_dump_json()])
-        if tally is None:
-            return
-        seats = {p: t.seats for p, t in tally.parties.items() if t.seats}
-        votes = {p: t.votes for p, t in tally.parties.items() if t.votes}
-        self.counts.tallies += self._set_tally(
-            keys=[keys.version, keys.seats, keys.votes, keys.declared, keys.total, keys.tally],
-            args=[tally.version, tally.declared, tally.total, tally.model_dump_json(),
-                  json.dumps(seats), json.dumps(votes)],
-        )
+            self._set_seat(keys=[keys.seat(seat.ons_id)], args=[seat.revision, seat.model_dump_json()], client=pipe)
+            tags.append("seat")
+        if tally is not None:
+            seats = {p: t.seats for p, t in tally.parties.items() if t.seats}
+            votes = {p: t.votes for p, t in tally.parties.items() if t.votes}
+            self._set_tally(
+                keys=[keys.version, keys.seats, keys.votes, keys.declared, keys.total, keys.tally],
+                args=[tally.version, tally.declared, tally.total, tally.model_dump_json(),
+                      json.dumps(seats), json.dumps(votes)],
+                client=pipe,
+            )
+            tags.append("tally")
 
-    def write_dead_letter(self, raw: bytes) -> None:
-        self.redis.xadd(DEAD_LETTERS, {"json": raw.decode("utf-8", "backslashreplace")}, maxlen=100_000)
-        self.counts.dead_letters += 1
-
-    def handle(self, topic: str, value: bytes) -> None:
+    def _queue_record(self, pipe, tags: list[str], topic: str, value: bytes) -> None:
+        text = value.decode("utf-8", "backslashreplace")
         if topic == self.settings.topic_dead_letters:
-            self.write_dead_letter(value)
+            pipe.xadd(DEAD_LETTERS, {"json": text}, maxlen=100_000)
+            tags.append("dead_letter")
             return
         try:
             update = ResultUpdate.model_validate_json(value)
         except ValidationError as exc:
             # Not written by a Tallyroom worker; keep it where an operator looks.
             log.error("unreadable record on %s: %s", topic, exc.errors()[:1])
-            self.redis.xadd(DEAD_LETTERS, {"json": value.decode("utf-8", "backslashreplace"),
-                                           "reason": f"unreadable on {topic}"}, maxlen=100_000)
+            pipe.xadd(DEAD_LETTERS, {"json": text, "reason": f"unreadable on {topic}"}, maxlen=100_000)
+            tags.append("dead_letter")
             return
-        self.write_update(update)
+        self._queue_update(pipe, tags, update)
 
 
 def run_sink(settings: Settings, stop_after: float | None = None) -> SinkCounts:
@@ -158,9 +194,8 @@ def run_sink(settings: Settings, stop_after: float | None = None) -> SinkCounts:
             batches = consumer.poll(timeout_ms=500)
             if not batches:
                 continue
-            for tp, records in batches.items():
-                for record in records:
-                    _write_with_retry(sink, tp.topic, record.value, lambda: stopping)
+            records = [(tp.topic, record.value) for tp, batch in batches.items() for record in batch]
+            _write_with_retry(sink, records, lambda: stopping)
             try:
                 consumer.commit()
             except KafkaError as exc:  # a rebalance: the records will come again, writes are idempotent
@@ -170,12 +205,15 @@ def run_sink(settings: Settings, stop_after: float | None = None) -> SinkCounts:
     return sink.counts
 
 
-def _write_with_retry(sink: RedisSink, topic: str, value: bytes, stopping) -> None:
-    """Redis going away must not lose a record: keep trying until it is back."""
+def _write_with_retry(sink: RedisSink, records: list[tuple[str, bytes]], stopping) -> None:
+    """Redis going away must not lose a record: keep trying until it is back.
+
+    Re-writing a batch that partly landed is harmless: every write is idempotent.
+    """
     delay = 0.2
     while True:
         try:
-            sink.handle(topic, value)
+            sink.write_records(records)
             return
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             if stopping():
