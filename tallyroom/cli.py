@@ -205,6 +205,18 @@ def entry(
 
 
 @app.command()
+def web(
+    host: str = typer.Option("127.0.0.1", "--host", help="address to listen on"),
+    port: int = typer.Option(8000, "--port", help="port to listen on"),
+) -> None:
+    """The read-only web page: seat bars, alert feed, live over Server-Sent Events."""
+    import uvicorn
+    from consumers.web import create_web_app
+    # Open SSE streams would otherwise hold a SIGTERM'd server up indefinitely.
+    uvicorn.run(create_web_app(get_settings()), host=host, port=port, timeout_graceful_shutdown=5)
+
+
+@app.command()
 def worker() -> None:
     """Run the Faust worker: tallies and upset rules (stops cleanly on SIGTERM)."""
     from faust import Worker
@@ -258,6 +270,117 @@ def _print_tally(state) -> None:
     console.print(table)
 
 
+# --- subscribers: history, subscribe, webhooks ------------------------------------------------------
+
+def _election_or_default(election: str | None) -> str:
+    return election or get_settings().election or "ge2024"
+
+
+def _kinds_option(text: str | None, option: str):
+    from consumers.subscribe import parse_kinds
+    try:
+        return parse_kinds(text, option)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc))
+
+
+@app.command()
+def history(
+    election: Optional[str] = typer.Option(None, "--election", help="election id (default: TALLYROOM_ELECTION or ge2024)"),
+    kind: Optional[str] = typer.Option(None, "--kind", help="only this kind (or several, comma-separated)"),
+    as_json: bool = typer.Option(False, "--json", help="one alert JSON per line instead of a table"),
+) -> None:
+    """The night's alerts in the order they landed."""
+    from zoneinfo import ZoneInfo
+    from consumers.reader import read_alerts
+    from consumers.redis_sink import redis_client
+    election = _election_or_default(election)
+    alerts = read_alerts(redis_client(get_settings()), election, _kinds_option(kind, "--kind"))
+    if as_json:
+        for alert in alerts:
+            sys.stdout.write(alert.model_dump_json() + "\n")
+        return
+    uk = ZoneInfo("Europe/London")
+    table = Table("time", "kind", "constituency", "headline", title=f"{election}: {len(alerts)} alerts")
+    for alert in alerts:
+        table.add_row(f"{alert.occurred_at.astimezone(uk):%d %b %H:%M}", alert.kind.value,
+                      alert.constituency or "", alert.headline)
+    console.print(table)
+
+
+@app.command()
+def subscribe(
+    group: str = typer.Option(..., "--group", help="consumer group; a new one starts at the night's first alert"),
+    election: Optional[str] = typer.Option(None, "--election", help="election id (default: TALLYROOM_ELECTION or ge2024)"),
+    kinds: Optional[str] = typer.Option(None, "--kinds", help="comma-separated alert kinds to print (default: all)"),
+    consumer: Optional[str] = typer.Option(None, "--consumer", help="this subscriber's name in the group (default: host name)"),
+    count: Optional[int] = typer.Option(None, "--count", min=1, help="exit after printing N alerts"),
+    claim_idle: float = typer.Option(60, "--claim-idle", min=0,
+                                     help="take over alerts another consumer has left unacknowledged this many seconds"),
+    crash_after: Optional[int] = typer.Option(None, "--crash-after", min=1, hidden=True,
+                                              help="debug: die after writing the Nth line, before its XACK"),
+) -> None:
+    """Print each alert as one JSON line, acknowledging it in the group only once written."""
+    import os
+    from consumers.redis_sink import redis_client
+    from consumers.subscribe import default_consumer_name, subscribe as run_subscriber
+    try:
+        run_subscriber(redis_client(get_settings()), _election_or_default(election), group,
+                       consumer or default_consumer_name(), _kinds_option(kinds, "--kinds"), limit=count,
+                       claim_idle_ms=int(claim_idle * 1000), crash_after=crash_after)
+    except BrokenPipeError:
+        # The reader went away (`| head`): the unwritten alert stays unacknowledged, for next time.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+@app.command()
+def webhooks(
+    election: Optional[str] = typer.Option(None, "--election", help="election id (default: TALLYROOM_ELECTION or ge2024)"),
+    failures: bool = typer.Option(False, "--failures", help="list the alerts that exhausted their attempts"),
+    as_json: bool = typer.Option(False, "--json", help="with --failures: one JSON object per line"),
+    drain: bool = typer.Option(False, "--drain", help="deliver what is in the stream, then exit"),
+) -> None:
+    """POST each alert to every TALLYROOM_WEBHOOK_URLS endpoint, signed, with retries (stops on SIGTERM)."""
+    election = _election_or_default(election)
+    if failures:
+        _print_webhook_failures(election, as_json)
+        return
+    import asyncio
+    import logging
+    from consumers.webhooks import deliver_webhooks
+    settings = get_settings()
+    if not settings.webhook_urls:
+        err.print("[red]webhook_urls: none configured; set TALLYROOM_WEBHOOK_URLS (comma-separated or a JSON list)")
+        raise typer.Exit(2)
+    if settings.webhook_secret is None:
+        err.print("[yellow]webhook_secret is not set: deliveries go out without X-Tallyroom-Signature")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+
+    async def main():
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+        return await deliver_webhooks(settings, election, stop, drain=drain)
+
+    for report in asyncio.run(main()):
+        console.print(f"{report.url}: {report.delivered} delivered, {report.failed} failed, {report.requests} requests")
+
+
+def _print_webhook_failures(election: str, as_json: bool) -> None:
+    from consumers.redis_sink import redis_client
+    from consumers.webhooks import failures_key, read_failures
+    entries = read_failures(redis_client(get_settings()), election)
+    if as_json:
+        for entry in entries:
+            sys.stdout.write(json.dumps(entry) + "\n")
+        return
+    table = Table("entry", "url", "alert id", "attempts", "last error", title=f"{failures_key(election)}: {len(entries)}")
+    for entry in entries:
+        table.add_row(entry["entry_id"], entry.get("url", ""), entry.get("alert_id", ""), entry.get("attempts", ""),
+                      entry.get("last_error", ""))
+    console.print(table)
+
+
 @app.command()
 def run(
     night: Path = NIGHT,
@@ -302,3 +425,32 @@ def run(
             for proc in (worker_proc, sink_proc):
                 proc.stop()
     console.print(f"logs in {settings.stack_dir / 'logs'}; `tallyroom stack down` stops Kafka and Redis")
+
+
+# --- the benchmark -------------------------------------------------------------------------------
+
+@app.command()
+def bench(
+    seats: int = typer.Option(10_000, "--seats", help="seats in the synthetic night"),
+    declarations: int = typer.Option(100_000, "--declarations", help="declarations, corrections included"),
+    rates: str = typer.Option("500,2000,max", "--rates", help="declarations per second, comma-separated; max = unpaced"),
+    out: Path = typer.Option(Path("bench-results"), "--out", help="folder for the JSON and the PNG"),
+    rate_seconds: float = typer.Option(60, "--rate-seconds", help="a fixed-rate load offers at most RATE x this"),
+    night_dir: str = typer.Option("data/ge2024", "--night", help="a past night run at max; '' for none"),
+    soak_events: int = typer.Option(0, "--events", help="then keep the worker counting up to N more (memory soak)"),
+    soak_seconds: float = typer.Option(300, "--soak-seconds", help="time limit of the soak"),
+    kafka_records: Optional[int] = typer.Option(None, "--kafka-records", help="records for Kafka's perf tools"),
+    e2e_messages: int = typer.Option(2000, "--e2e-messages", help="round trips for Kafka's EndToEndLatency"),
+    redis_db: int = typer.Option(13, "--redis-db", help="Redis database the bench writes to"),
+) -> None:
+    """Load benchmark on the real stack: throughput, latency, worker memory, against Kafka's own tools."""
+    from bench import BenchOptions, parse_rates, run as run_bench
+    try:
+        options = BenchOptions(seats=seats, declarations=declarations, rates=parse_rates(rates), out=out,
+                               rate_seconds=rate_seconds, night=Path(night_dir) if night_dir else None,
+                               soak_events=soak_events, soak_seconds=soak_seconds, kafka_records=kafka_records,
+                               e2e_messages=e2e_messages, redis_db=redis_db)
+        run_bench(get_settings(), options, console)
+    except ValueError as exc:
+        err.print(f"[red]{exc}")
+        raise typer.Exit(2)

@@ -9,8 +9,11 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+import json
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -61,6 +64,29 @@ class Settings(BaseSettings):
     sink_group: str = "tallyroom-redis-sink"
     worker_batch_size: int = 500
     worker_batch_seconds: float = 0.05
+
+    # Webhooks (tallyroom webhooks): each URL gets each alert as a signed POST
+    webhook_urls: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="comma-separated, or a JSON list"
+    )
+    webhook_secret: SecretStr | None = Field(None, description="HMAC-SHA256 key for X-Tallyroom-Signature")
+    webhook_max_attempts: int = Field(8, ge=1)
+    webhook_backoff_seconds: float = Field(0.5, gt=0, description="first retry delay; doubles each attempt")
+    webhook_backoff_max_seconds: float = Field(60.0, gt=0, description="cap on one retry delay")
+    webhook_timeout_seconds: float = Field(10.0, gt=0)
+
+    @field_validator("webhook_urls", mode="before")
+    @classmethod
+    def _split_webhook_urls(cls, value):
+        # NoDecode: the env var arrives raw, so both "a,b" and '["a","b"]' work.
+        if isinstance(value, str):
+            text = value.strip()
+            value = json.loads(text) if text.startswith("[") else text.split(",")
+        urls = [str(u).strip() for u in value if str(u).strip()]
+        for url in urls:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"webhook_urls: {url!r} is not an http:// or https:// URL")
+        return urls
 
     @property
     def kafka_host_port(self) -> tuple[str, int]:

@@ -14,7 +14,8 @@ from tallyroom import processes
 from tallyroom import stack as local_stack
 from tallyroom.settings import Settings, get_settings
 
-TEST_REDIS_DB = 15
+# The pipeline fixture flushes this DB; a session run alongside another can pick its own.
+TEST_REDIS_DB = int(os.environ.get("TALLYROOM_TEST_REDIS_DB", "15"))
 
 
 @pytest.fixture(scope="session")

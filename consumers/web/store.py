@@ -1,0 +1,55 @@
+"""Async reads of the Redis contract for the web page (redis.asyncio)."""
+
+from __future__ import annotations
+
+from redis.asyncio import Redis
+
+from consumers.keys import ElectionKeys
+from consumers.web.view import FeedItem, state_json
+from schemas import Alert, SeatResult, TallySnapshot
+
+StreamEntry = tuple[str, dict[str, str]]
+
+
+async def read_state(client: Redis, election: str) -> dict:
+    keys = ElectionKeys(election)
+    # One MULTI so that seats, votes and the tally come from the same sink write.
+    async with client.pipeline(transaction=True) as pipe:
+        pipe.mget(keys.declared, keys.total, keys.tally)
+        pipe.hgetall(keys.seats)
+        pipe.hgetall(keys.votes)
+        (declared, total, tally), seats, votes = await pipe.execute()
+    return state_json(
+        election,
+        declared=int(declared or 0),
+        total=int(total or 0),
+        seats={p: int(n) for p, n in seats.items()},
+        votes={p: int(n) for p, n in votes.items()},
+        tally=TallySnapshot.model_validate_json(tally) if tally else None,
+    )
+
+
+async def tally_version(client: Redis, election: str) -> int:
+    held = await client.get(ElectionKeys(election).version)
+    return int(held) if held is not None else -1
+
+
+async def read_seat(client: Redis, election: str, ons_id: str) -> SeatResult | None:
+    raw = await client.get(ElectionKeys(election).seat(ons_id))
+    return SeatResult.model_validate_json(raw) if raw else None
+
+
+async def latest_alerts(client: Redis, election: str, count: int) -> list[FeedItem]:
+    """The newest ``count`` alerts, newest first."""
+    entries = await client.xrevrange(ElectionKeys(election).alerts, count=count)
+    return [feed_item(entry) for entry in entries]
+
+
+async def alerts_after(client: Redis, election: str, after: str, count: int) -> list[StreamEntry]:
+    """Up to ``count`` stream entries strictly after ``after``, oldest first."""
+    return await client.xrange(ElectionKeys(election).alerts, min=f"({after}", max="+", count=count)
+
+
+def feed_item(entry: StreamEntry) -> FeedItem:
+    stream_id, fields = entry
+    return FeedItem(stream_id=stream_id, alert=Alert.model_validate_json(fields["json"]))

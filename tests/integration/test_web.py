@@ -1,0 +1,286 @@
+"""The web page against a real Redis: SSE resume by Last-Event-ID, the JSON API, the seat page, 404s.
+
+The data is written the way the sink writes it (``RedisSink.write_update``), into Redis DB 12,
+which no other test uses, and served by a real uvicorn on a free port.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+
+import httpx
+import pytest
+import uvicorn
+
+from consumers.keys import ElectionKeys
+from consumers.redis_sink import RedisSink, redis_client
+from consumers.web import create_web_app
+from consumers.web.events import FeedTiming
+from schemas import ResultUpdate
+from streams.count import Count
+from tallyroom.settings import Settings
+from tests.factories import cand, decl, night, seat_id
+from tests.integration.conftest import isolated_settings
+
+pytestmark = pytest.mark.integration
+
+WEB_REDIS_DB = 12
+ELECTION = "web-test"
+FAST = FeedTiming(block_ms=200, tally_interval=0.1)
+
+
+class WebServer:
+    """``create_web_app`` under a real uvicorn, in a thread, on a free port."""
+
+    def __init__(self, settings: Settings, timing: FeedTiming = FeedTiming()):
+        self.socket = socket.socket()
+        self.socket.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.socket.getsockname()[1]}"
+        config = uvicorn.Config(create_web_app(settings, timing), log_level="warning",
+                                timeout_graceful_shutdown=3)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True)
+
+    def __enter__(self) -> "WebServer":
+        self.thread.start()
+        deadline = time.monotonic() + 15
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the web server did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(15)
+        assert not self.thread.is_alive(), "the web server did not stop"
+
+
+@dataclass
+class Event:
+    event: str = "message"
+    data: str = ""
+    id: str | None = None
+    retry: int | None = None
+
+
+@dataclass
+class SseReader:
+    """Parses an SSE response (the spec's field rules, as a browser does)."""
+
+    lines: object
+    pending: Event = field(default_factory=Event)
+
+    def next(self) -> Event:
+        for line in self.lines:
+            if line == "":
+                event, self.pending = self.pending, Event()
+                return event
+            if line.startswith(":"):
+                continue  # a comment: sse-starlette's keep-alive ping
+            name, _, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            if name == "data":
+                event = self.pending
+                event.data = f"{event.data}\n{value}" if event.data else value
+            elif name == "event":
+                self.pending.event = value
+            elif name == "id":
+                self.pending.id = value
+            elif name == "retry":
+                self.pending.retry = int(value)
+        raise EOFError("the event stream ended")
+
+    def until_tally(self) -> tuple[list[Event], Event]:
+        """The alerts before the next tally event, and that tally event."""
+        alerts = []
+        while True:
+            event = self.next()
+            if event.event == "tally":
+                return alerts, event
+            alerts.append(event)
+
+
+def night_updates(election: str) -> list[ResultUpdate]:
+    """Four seats Con held before the night; Lab takes three (gains, sitting MPs out), Con keeps one."""
+    count = Count()
+    count.open_night(night({seat_id(n): "Con" for n in range(1, 5)}, election=election))
+    declarations = [
+        decl(seat_id(1), cand("Ann Lab", "Lab", 20000), cand("Bob Con", "Con", 12000, sitting=True),
+             election=election, minutes=10, name="Ashfield"),
+        decl(seat_id(2), cand("Cat Lab", "Lab", 18000), cand("Dan Con", "Con", 17500, sitting=True),
+             cand("Eve Grn", "Green", 3000), election=election, minutes=20, name="Brookside"),
+        decl(seat_id(3), cand("Fay Con", "Con", 21000, sitting=True), cand("Gus Lab", "Lab", 9000),
+             election=election, minutes=30, name="Crossmere"),
+        decl(seat_id(4), cand("Hal Lab", "Lab", 15000), cand("Ivy Con", "Con", 14000, sitting=True),
+             election=election, minutes=40, name="Dunmore"),
+    ]
+    updates = []
+    for declaration in declarations:
+        outcome = count.declare(declaration, None)
+        assert outcome.update is not None, outcome.rejected
+        updates.append(outcome.update)
+    return updates
+
+
+@pytest.fixture(scope="module")
+def web(stack):
+    settings, _ = isolated_settings(stack, "web")
+    settings = settings.model_copy(update={
+        "redis_url": settings.redis_url.rsplit("/", 1)[0] + f"/{WEB_REDIS_DB}", "election": ELECTION})
+    client = redis_client(settings)
+    client.flushdb()
+    updates = night_updates(ELECTION)
+    sink = RedisSink(settings, client)
+    for update in updates[:3]:  # the fourth seat is declared while a browser watches
+        sink.write_update(update)
+    with WebServer(settings, FAST) as server:
+        yield server, sink, client, updates
+    client.close()
+
+
+def stream_ids(client) -> list[str]:
+    return [entry_id for entry_id, _ in client.xrange(ElectionKeys(ELECTION).alerts)]
+
+
+def test_sse_resumes_strictly_after_last_event_id(web):
+    server, sink, client, updates = web
+    held = stream_ids(client)
+    assert len(held) >= 5, held  # three seats: gains, defeated MPs, a marginal
+    url = f"{server.url}/e/{ELECTION}/events"
+    timeout = httpx.Timeout(10.0)
+
+    with httpx.stream("GET", url, timeout=timeout) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        reader = SseReader(response.iter_lines())
+        first: list[Event] = []
+        while len(first) < 3:
+            event = reader.next()
+            if event.event != "tally":
+                first.append(event)
+    assert [e.id for e in first] == held[:3]
+    assert json.loads(first[0].data)["election"] == ELECTION
+
+    with httpx.stream("GET", url, headers={"Last-Event-ID": first[1].id}, timeout=timeout) as response:
+        reader = SseReader(response.iter_lines())
+        resumed, tally = reader.until_tally()
+        assert [e.id for e in resumed] == held[2:]  # exactly the third and later
+        assert json.loads(tally.data)["declared"] == 3
+        assert tally.id is None  # a tally must never move the browser's resume point
+
+        sink.write_update(updates[3])  # declared while this client watches
+        live, tally = reader.until_tally()
+    now_held = stream_ids(client)
+    assert [e.id for e in live] == now_held[len(held):] and live
+    assert json.loads(tally.data)["declared"] == 4
+    seen = [e.id for e in first[:2] + resumed + live]
+    assert seen == now_held and len(seen) == len(set(seen))  # every alert once, none twice
+
+
+def test_last_event_id_wins_over_the_page_after_param(web):
+    server, _, client, _ = web
+    held = stream_ids(client)
+    url = f"{server.url}/e/{ELECTION}/events?after={held[0]}"
+    with httpx.stream("GET", url, headers={"Last-Event-ID": held[-2]}, timeout=10) as response:
+        alerts, _ = SseReader(response.iter_lines()).until_tally()
+    assert [e.id for e in alerts] == held[-1:]
+    with httpx.stream("GET", url, timeout=10) as response:
+        alerts, _ = SseReader(response.iter_lines()).until_tally()
+    assert [e.id for e in alerts] == held[1:]
+
+
+def test_bad_resume_points_are_refused_by_name(web):
+    server = web[0]
+    answer = httpx.get(f"{server.url}/e/{ELECTION}/events?after=yesterday", timeout=10)
+    assert answer.status_code == 422 and answer.json()["detail"][0]["loc"] == ["query", "after"]
+    answer = httpx.get(f"{server.url}/e/{ELECTION}/events", headers={"Last-Event-ID": "x"}, timeout=10)
+    assert answer.status_code == 422 and "Last-Event-ID" in answer.json()["detail"]
+
+
+def test_a_client_that_goes_away_leaves_no_blocked_redis_read(web):
+    server, _, client, _ = web
+    with httpx.stream("GET", f"{server.url}/e/{ELECTION}/events", timeout=10) as response:
+        reader = SseReader(response.iter_lines())  # held: dropping the line iterator closes the response
+        reader.until_tally()
+        time.sleep(0.5)
+        assert blocked_readers(client) >= 1  # the stream is waiting in XREAD BLOCK
+    deadline = time.monotonic() + 5
+    while blocked_readers(client) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert blocked_readers(client) == 0
+
+
+def blocked_readers(client) -> int:
+    """Connections to this test's DB waiting in a blocking command (flag ``b``)."""
+    # Parsed here: redis-py 8's client_list() returns only the first client under RESP3.
+    lines = client.execute_command("CLIENT", "LIST").splitlines()
+    fields = [dict(pair.split("=", 1) for pair in line.split() if "=" in pair) for line in lines]
+    return sum(1 for c in fields if c.get("db") == str(WEB_REDIS_DB) and "b" in c.get("flags", ""))
+
+
+def test_state_api(web):
+    server, _, client, _ = web
+    state = httpx.get(f"{server.url}/api/e/{ELECTION}/state", timeout=10).json()
+    assert set(state) == {"election", "declared", "total", "seats", "votes", "tally"}
+    assert state["declared"] == int(client.get(ElectionKeys(ELECTION).declared))
+    assert state["total"] == 4
+    assert state["seats"] == {p: int(n) for p, n in client.hgetall(ElectionKeys(ELECTION).seats).items()}
+    assert state["tally"]["majority_line"] == 3
+    assert state["tally"]["parties"]["Lab"]["gains"] == state["seats"]["Lab"]
+    empty = httpx.get(f"{server.url}/api/e/never-held/state", timeout=10).json()
+    assert empty == {"election": "never-held", "declared": 0, "total": 0, "seats": {}, "votes": {}, "tally": None}
+    assert httpx.get(f"{server.url}/api/e/bad%20id/state", timeout=10).status_code == 422
+
+
+def test_alerts_api_pages_strictly_after(web):
+    server, _, client, _ = web
+    held = stream_ids(client)
+    everything = httpx.get(f"{server.url}/api/e/{ELECTION}/alerts", timeout=10).json()
+    assert [a["stream_id"] for a in everything] == held
+    after = httpx.get(f"{server.url}/api/e/{ELECTION}/alerts", params={"after": held[1], "limit": 2}, timeout=10).json()
+    assert [a["stream_id"] for a in after] == held[2:4]
+    assert after[0]["kind"] and after[0]["headline"] and after[0]["election"] == ELECTION
+
+
+def test_seat_page(web):
+    server = web[0]
+    page = httpx.get(f"{server.url}/e/{ELECTION}/seat/{seat_id(2)}", timeout=10)
+    assert page.status_code == 200
+    html = page.text
+    assert "Brookside" in html and "Lab gain from Con" in html
+    assert "Cat Lab" in html and "Dan Con" in html and "Eve Grn" in html
+    assert 'data-party="Lab" data-votes="18000"' in html
+    assert "majority <span id=\"majority\">500</span>" in html
+    assert "46.8%" in html  # 18,000 of 38,500
+    assert html.index("Cat Lab") < html.index("Dan Con") < html.index("Eve Grn")
+
+
+def test_unknown_seat_is_a_404_page(web):
+    server = web[0]
+    for path in (f"/e/{ELECTION}/seat/{seat_id(99)}", f"/e/{ELECTION}/seat/not-a-seat", "/no/such/page"):
+        page = httpx.get(server.url + path, timeout=10)
+        assert page.status_code == 404, path
+        assert page.headers["content-type"].startswith("text/html") and "Not found" in page.text
+
+
+def test_dashboard_page_shows_bars_and_feed_latest_first(web):
+    server, _, client, _ = web
+    html = httpx.get(f"{server.url}/", timeout=10).text  # settings.election is the default
+    state = httpx.get(f"{server.url}/api/e/{ELECTION}/state", timeout=10).json()
+    assert '<meta name="viewport"' in html
+    for party, seats in state["seats"].items():
+        assert f'data-party="{party}" data-seats="{seats}"' in html
+    assert f'data-declared="{state["declared"]}" data-total="4"' in html
+    held = stream_ids(client)
+    shown = [held.index(sid) for sid in _attribute_values(html, "data-stream-id") if sid]
+    assert shown == sorted(shown, reverse=True) and len(shown) == len(held)
+
+
+def _attribute_values(html: str, name: str) -> list[str]:
+    marker = f'{name}="'
+    return [chunk.split('"', 1)[0] for chunk in html.split(marker)[1:]]
