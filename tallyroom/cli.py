@@ -242,10 +242,11 @@ def sink() -> None:
 @app.command()
 def serve(
     web: bool = typer.Option(False, "--web/--no-web", help="also serve the web page"),
+    webhooks: bool = typer.Option(False, "--webhooks/--no-webhooks", help="also deliver webhooks"),
 ) -> None:
-    """Run the worker and the sink (and the web page) together, restarting any that dies."""
+    """Run the worker and the sink (and the web page, webhooks) together, restarting any that dies."""
     from tallyroom import processes
-    names = ["worker", "sink"] + (["web"] if web else [])
+    names = ["worker", "sink"] + (["web"] if web else []) + (["webhooks"] if webhooks else [])
     console.print(f"supervising {', '.join(names)}; logs in {get_settings().stack_dir / 'logs'}")
     processes.supervise(names, get_settings(), console)
 

@@ -378,8 +378,10 @@ def test_service_commands_are_tallyroom_commands(compose):
     commands = typer.main.get_command(cli_app).commands
     assert command_argv(compose["services"]["worker"]) == ["worker"]
     assert command_argv(compose["services"]["sink"]) == ["sink"]
-    assert command_argv(compose["services"]["web"]) == ["web"]  # the dashboard command is still to come
-    assert {"worker", "sink", "replay"} <= set(commands)
+    assert command_argv(compose["services"]["web"]) == ["web", "--host", "0.0.0.0", "--port", "8000"]
+    assert {"worker", "sink", "replay", "web"} <= set(commands)
+    web_opts = {o for p in commands["web"].params for o in p.opts}
+    assert {"--host", "--port"} <= web_opts
     assert 8000 in host_ports(compose["services"]["web"])
 
 
