@@ -260,6 +260,30 @@ def seats(election: str = typer.Option("ge2024", "--election")) -> None:
     _print_tally(state)
 
 
+@app.command()
+def watch(
+    election: Optional[str] = typer.Option(None, "--election", help="election id (default: TALLYROOM_ELECTION or ge2024)"),
+    once: bool = typer.Option(False, "--once", help="print one frame and exit (for scripts)"),
+) -> None:
+    """The night live in the terminal: seat bars against the majority line, declared n of N, latest alerts."""
+    import redis as redis_lib
+    from consumers import watch as watch_view
+    from consumers.redis_sink import redis_client
+    settings = get_settings()
+    client = redis_client(settings)
+    try:
+        if once:
+            follower = watch_view.Follower(client, _election_or_default(election))
+            follower.start()
+            console.print(follower.frame())
+        else:
+            watch_view.watch(client, _election_or_default(election), console)
+    except redis_lib.ConnectionError as exc:
+        where = settings.redis_url.rsplit("@", 1)[-1]  # never print a password from the URL
+        err.print(f"[red]cannot reach Redis at {where}: {exc}")
+        raise typer.Exit(1)
+
+
 def _print_tally(state) -> None:
     table = Table(title=f"{state.election}: {state.declared} of {state.total} declared")
     for column in ("party", "seats", "votes", "share", "gains", "losses", "net"):
