@@ -1,0 +1,117 @@
+"""The benchmark's pure parts: the synthetic night, the figures, the Kafka tools' output."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import pytest
+
+from bench import kafka_tools, stats
+from bench.load import offer
+from bench.night import NightSpec, SyntheticNight, ons_id
+from bench.runner import parse_rates
+from schemas import Declaration
+
+
+def test_ons_ids_move_to_the_next_letter_past_a_million():
+    assert ons_id(0) == "E14000000"
+    assert ons_id(999_999) == "E14999999"
+    assert ons_id(1_000_000) == "W14000000"
+    with pytest.raises(ValueError, match="past the last"):
+        ons_id(5_000_000)
+
+
+def test_night_spec_names_the_bad_field():
+    with pytest.raises(ValueError, match="seats"):
+        NightSpec("x", 0, 10)
+    with pytest.raises(ValueError, match="declarations"):
+        NightSpec("x", 10, 0)
+
+
+def test_the_night_is_seeded_and_consecutive():
+    night = SyntheticNight(NightSpec("bench-t", 50, 400, seed=7))
+    again = SyntheticNight(NightSpec("bench-t", 50, 400, seed=7))
+    decls = list(night.declarations())
+    assert [d.model_dump_json() for d in decls] == [d.model_dump_json() for d in again.declarations()]
+    assert len(decls) == 400 and all(isinstance(d, Declaration) for d in decls)
+    held: dict[str, int] = {}
+    for d in decls:  # every seat's revisions arrive as 1, 2, 3, ...
+        assert d.revision == held.get(d.ons_id, 0) + 1
+        held[d.ons_id] = d.revision
+    assert len(held) == 50
+    assert night.expected_version() == 400  # each declaration adds exactly 1 to the tally version
+    assert all(3 <= len(d.candidates) <= 8 for d in decls)
+    assert Counter(d.declared_at <= e.declared_at for d, e in zip(decls, decls[1:])) == Counter({True: 399})
+    assert {s.ons_id for s in night.opened.seats} == set(held)
+
+
+def test_most_seats_are_declared_once_and_some_independents_stand():
+    night = SyntheticNight(NightSpec("bench-t", 500, 1000, seed=1))
+    revisions = Counter(e.seat for e in night.schedule)
+    assert sum(1 for n in revisions.values() if n == 1) >= 0.75 * 500
+    parties = Counter(c.party for s in range(500) for c in night.seat(s).candidates)
+    assert parties["Ind"] > 0
+
+
+def test_fewer_declarations_than_seats_declare_each_seat_once():
+    night = SyntheticNight(NightSpec("bench-t", 100, 30))
+    assert sorted(e.revision for e in night.schedule) == [1] * 30
+    assert night.renamed("bench-u").declaration(night.schedule[0]).election == "bench-u"
+
+
+def test_landing_times_follow_the_version():
+    trace = [(10.0, 2), (11.0, 3), (15.0, 5)]
+    assert stats.landing_times(6, trace) == [10.0, 10.0, 11.0, 15.0, 15.0, None]
+    assert stats.latencies_ms([9.0, 9.5, 10.0, 14.0, 14.5, 20.0], stats.landing_times(6, trace)) == \
+        [1000.0, 500.0, 1000.0, 1000.0, 500.0]
+
+
+def test_percentiles_and_rates():
+    values = list(range(1, 101))
+    assert stats.percentile(values, 50) == pytest.approx(50.5)
+    assert stats.percentile(values, 99) == pytest.approx(99.01)
+    assert math.isnan(stats.percentile([], 50))
+    assert stats.end_to_end_rate([0.0, 0.5], [1.0, 2.0]) == 1.0
+    assert stats.ratio(10, 0) is None and stats.ratio(10, 4) == 2.5
+
+
+def test_offer_keeps_to_the_rate_against_the_start():
+    now = [100.0]
+    sent = []
+
+    class Producer:
+        def send(self, topic, key, value):
+            sent.append((topic, key, value))
+
+    def sleep(seconds):
+        now[0] += seconds
+
+    times = offer(Producer(), "t", [(b"k", b"v")] * 5, 10.0, clock=lambda: now[0], sleep=sleep)
+    assert times == pytest.approx([100.0, 100.1, 100.2, 100.3, 100.4])
+    assert len(sent) == 5
+
+
+def test_rates_are_parsed_or_named():
+    assert parse_rates("500, 2000,max") == (500.0, 2000.0, None)
+    with pytest.raises(ValueError, match="rates: 'fast'"):
+        parse_rates("500,fast")
+    with pytest.raises(ValueError, match="rates: '-1'"):
+        parse_rates("-1")
+
+
+def test_kafka_tool_output_is_parsed():
+    assert kafka_tools.parse_end_to_end("0\t302.1\nAvg latency: 8.2950 ms\nPercentiles: 50th = 5, 99th = 31, 99.9th = 302\n") \
+        == {"avg_ms": 8.295, "p50_ms": 5.0, "p99_ms": 31.0, "p999_ms": 302.0}
+    producer = kafka_tools.parse_producer(
+        "5000 records sent, 1000.0 records/sec (0.82 MB/sec), 9.1 ms avg latency, 99.00 ms max latency.\n"
+        "20000 records sent, 9569.377990 records/sec (7.85 MB/sec), 671.03 ms avg latency, 827.00 ms max latency, "
+        "735 ms 50th, 819 ms 95th, 825 ms 99th, 827 ms 99.9th.")
+    assert producer["records"] == 20000 and producer["records_per_s"] == pytest.approx(9569.37799)
+    consumer = kafka_tools.parse_consumer(
+        "start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec, rebalance.time.ms, "
+        "fetch.time.ms, fetch.MB.sec, fetch.nMsg.sec\n2026-11-28 05:26:06:668, 2026-11-28 05:26:07:547, 16.4032, "
+        "18.6612, 20000, 22753.1286, 484, 395, 41.5271, 50632.9114")
+    assert consumer["records"] == 20000 and consumer["records_per_s"] == pytest.approx(22753.1286)
+    with pytest.raises(kafka_tools.ToolError, match="EndToEndLatency"):
+        kafka_tools.parse_end_to_end("Exception in thread main")
