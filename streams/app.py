@@ -70,6 +70,10 @@ def create_app(settings: Settings) -> faust.App:
         topic_replication_factor=settings.topic_replication_factor,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        # A batch of events sends 3-5 records each (alerts, update, changelog) and
+        # then waits for all of them: fewer, larger produce requests cost less.
+        producer_linger=0.005,
+        producer_max_batch_size=512 * 1024,
         web_enabled=False,
         table_standby_replicas=0,
     )
@@ -163,10 +167,13 @@ class Batch:
         for election, index in last.items():
             topic, key, update = self.messages[index]
             self.messages[index] = (topic, key, update.model_copy(update={"tally": count.snapshot(election)}))
+        # Straight to the producer: Topic.send wraps each record in Faust's
+        # FutureMessage/callback machinery, a third of the worker's CPU in a profile.
+        producer = app.producer
         futures = []
         for topic, key, value in self.messages:
             payload = value if isinstance(value, bytes) else value.model_dump_json().encode()
-            futures.append(await topic.send(key=key.encode(), value=payload))
+            futures.append(await producer.send(topic.get_topic_name(), key.encode(), payload, None, None, None))
         await asyncio.gather(*futures)
 
 
