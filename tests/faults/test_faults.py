@@ -1,0 +1,261 @@
+"""Faults on the real stack: the delivery guarantee (at-least-once, made idempotent) under crashes.
+
+Each test replays the 2024 night into an election of its own on a broker and Redis of
+this module alone (see conftest.py), breaks something mid-night, and then checks the
+books: 650 declared, seats and votes exactly those of the published result, and every
+alert the pure ``Count`` raises for the night exactly once in Redis, and no other.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from collections import Counter
+from dataclasses import replace
+
+import pytest
+from kafka import KafkaConsumer, TopicPartition
+from rich.console import Console
+
+from consumers.keys import ElectionKeys
+from consumers.reader import read_alerts, read_state, wait_for_declared
+from producers.kafka import DeclarationSender
+from producers.replay import ReplayReport, replay_night
+from schemas import Alert, Declaration
+from streams.count import Count
+from streams.rules import RuleConfig
+from tallyroom import stack as local_stack
+from tallyroom.lag import wait_until_caught_up
+from tallyroom.nights import Night, load_night
+from tallyroom.settings import Settings
+from tests.e2e.test_night import NIGHT, candidate_votes_by_party, constituency_rows
+
+pytestmark = pytest.mark.faults
+
+KILL_POINTS = (50, 200, 325, 326, 600)  # declarations sent (and seen in Redis) before each SIGKILL
+STREAMING_KILLS = 3
+BULK_OF_NIGHT = 640  # the last ten seats declare hours (one days) later; paced replays squeeze them
+
+
+# ------------------------------------------------------------------ what the night should give
+
+
+def expected_alerts(night: Night, settings: Settings) -> list[Alert]:
+    """The alerts of the night from the pure count, in-process, with no Kafka and no crash."""
+    count = Count(RuleConfig(settings.marginal_votes, settings.marginal_share))
+    count.open_night(night.opened)
+    held = {}
+    alerts: list[Alert] = []
+    for declaration in night.declarations:
+        outcome = count.declare(declaration, held.get(declaration.ons_id))
+        if outcome.update is not None and outcome.update.seat is not None:
+            held[declaration.ons_id] = outcome.update.seat
+        alerts += outcome.alerts
+    return alerts
+
+
+def alert_signature(alert: Alert) -> tuple[str, str | None, str | None]:
+    return alert.kind.value, alert.ons_id, alert.facts.get("defeated")
+
+
+def assert_books_balance(pipe, night: Night) -> None:
+    """650 declared, exact seats and votes, and each expected alert exactly once."""
+    election = night.election
+    wait_for_declared(pipe.redis, election, len(night.declarations), 240)
+    wait_until_caught_up(pipe.settings, timeout=240)
+
+    state = read_state(pipe.redis, election)
+    assert state.declared == state.total == 650
+    assert state.seats == dict(Counter(row["First party"] for row in constituency_rows()))
+    assert state.votes == dict(candidate_votes_by_party())
+
+    expected = expected_alerts(night, pipe.settings)
+    landed = read_alerts(pipe.redis, election)
+    keys = ElectionKeys(election)
+    assert Counter(map(alert_signature, landed)) == Counter(map(alert_signature, expected))
+    assert pipe.redis.xlen(keys.alerts) == pipe.redis.scard(keys.alert_ids) == len(expected)
+    assert len({a.id for a in landed}) == len(landed)
+    # Same ids and the same content: a re-counted seat raised the very same alerts.
+    assert {a.id: a for a in landed} == {a.id: a for a in expected}
+
+
+def recounted_seats(settings: Settings, election: str) -> int:
+    """Seat results the worker sent more than once: each is a crash between broker ack and table write.
+
+    A figure for the report, not an assertion: whether a SIGKILL lands in that
+    window is a matter of timing.
+    """
+    consumer = KafkaConsumer(enable_auto_commit=False, **settings.kafka_python_config())
+    try:
+        partitions = [TopicPartition(settings.topic_results, p)
+                      for p in consumer.partitions_for_topic(settings.topic_results) or ()]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        ends = consumer.end_offsets(partitions)
+        sent: Counter = Counter()
+        while any(consumer.position(tp) < ends[tp] for tp in partitions):
+            for records in consumer.poll(timeout_ms=1000).values():
+                for record in records:
+                    update = json.loads(record.value)
+                    if update["election"] == election and update.get("seat"):
+                        sent[update["seat"]["ons_id"], update["seat"]["revision"]] += 1
+        return sum(n - 1 for n in sent.values())
+    finally:
+        consumer.close()
+
+
+# ----------------------------------------------------------------------------- sending
+
+
+def send_all(sender: DeclarationSender, declarations: list[Declaration]) -> None:
+    """Send and wait for the broker (with whatever else the sender holds, e.g. the night's opening)."""
+    for declaration in declarations:
+        sender.send(declaration)
+    pending = len(sender.futures)
+    acked, failures = sender.flush()
+    assert not failures and acked == pending, failures[:3]
+
+
+class ReplayInBackground:
+    """``replay_night`` in a thread, so that the test can break things while it sends."""
+
+    def __init__(self, night: Night, sender: DeclarationSender, speed: float | None,
+                 max_gap: float | None = None):
+        self.report: ReplayReport | None = None
+        self.error: BaseException | None = None
+        # Sleeping at most max_gap per declaration squeezes the night's long tail
+        # (the last seats declared a day later) into a few seconds.
+        sleep = (lambda s: time.sleep(min(s, max_gap))) if max_gap else time.sleep
+        self._thread = threading.Thread(target=self._run, args=(night, sender, speed, sleep), daemon=True)
+        self._thread.start()
+
+    def _run(self, night, sender, speed, sleep) -> None:
+        try:
+            self.report = replay_night(night, sender, speed, console=Console(quiet=True), sleep=sleep)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the test's thread by join()
+            self.error = exc
+
+    def join(self, timeout: float = 300) -> ReplayReport:
+        self._thread.join(timeout)
+        assert not self._thread.is_alive(), f"replay still sending after {timeout:.0f}s"
+        if self.error is not None:
+            raise self.error
+        return self.report
+
+
+def paced(night: Night, seconds: float) -> float:
+    """The replay speed at which the bulk of the night takes ``seconds``."""
+    declarations = night.declarations
+    span = (declarations[BULK_OF_NIGHT].declared_at - declarations[0].declared_at).total_seconds()
+    return span / seconds
+
+
+def assert_running(*processes) -> None:
+    for proc in processes:
+        assert proc.process.poll() is None, (
+            f"{proc.name} died (exit {proc.process.returncode}):\n{proc.log_tail(60)}")
+
+
+def this_run_log(proc) -> str:
+    with proc.log_path.open("rb") as handle:
+        handle.seek(proc.log_start)
+        return handle.read().decode(errors="replace")
+
+
+# ------------------------------------------------------------------------------- tests
+
+
+def test_worker_sigkilled_at_five_points_still_counts_every_seat_and_alert_once(fault_pipeline):
+    pipe = fault_pipeline
+    night = load_night(NIGHT, "ge2024-faults-kill")
+    declarations = night.declarations
+    sender = DeclarationSender(pipe.settings)
+    sender.open_night(night.opened)
+    sent = 0
+    for point in KILL_POINTS:
+        # A few already-counted seats again, to a worker that has just been restarted.
+        send_all(sender, declarations[sent:point] + declarations[max(0, sent - 5):sent])
+        wait_for_declared(pipe.redis, night.election, point, 120)
+        pipe.worker.kill()
+        pipe.restart_worker()
+        sent = point
+    send_all(sender, declarations[sent:] + declarations[:25])
+    sender.close()
+
+    assert_books_balance(pipe, night)
+    print(f"\nkills at {KILL_POINTS}: {recounted_seats(pipe.settings, night.election)} seat(s) re-counted")
+
+
+def test_worker_sigkilled_while_a_max_replay_streams_still_counts_every_seat_and_alert_once(fault_pipeline):
+    pipe = fault_pipeline
+    night = load_night(NIGHT, "ge2024-faults-streaming")
+    seed = random.randrange(2**32)
+    rng = random.Random(seed)
+    sender = DeclarationSender(pipe.settings)
+    size = -(-len(night.declarations) // STREAMING_KILLS)
+    pauses = []
+    for start in range(0, len(night.declarations), size):
+        part = replace(night, declarations=night.declarations[start:start + size])
+        replay = ReplayInBackground(part, sender, None)
+        pauses.append(rng.uniform(0.2, 1.5))
+        time.sleep(pauses[-1])
+        pipe.worker.kill()
+        pipe.restart_worker()
+        report = replay.join()
+        assert report.acknowledged == report.sent and not report.failures, report.failures[:3]
+    sender.close()
+
+    assert_books_balance(pipe, night)
+    print(f"\nseed {seed}, kills {', '.join(f'{p:.2f}' for p in pauses)} s into each third: "
+          f"{recounted_seats(pipe.settings, night.election)} seat(s) re-counted")
+
+
+def test_sink_rides_out_a_30s_redis_outage_with_no_alert_lost_or_doubled(fault_pipeline, fault_stack):
+    pipe = fault_pipeline
+    night = load_night(NIGHT, "ge2024-faults-redis")
+    sender = DeclarationSender(pipe.settings)
+    started = time.monotonic()
+    replay = ReplayInBackground(night, sender, paced(night, 55), max_gap=1.0)
+    time.sleep(15)
+    declared_before = read_state(pipe.redis, night.election).declared
+    assert declared_before < 650, "the night was over before Redis went away: nothing was tested"
+    local_stack.redis_down(fault_stack)
+    time.sleep(30)
+    local_stack.redis_up(fault_stack)
+    back_at = time.monotonic() - started
+    report = replay.join()
+    sender.close()
+    assert report.acknowledged == report.sent == 651 and not report.failures, report.failures[:3]
+
+    assert_running(pipe.worker, pipe.sink)
+    assert "Redis unavailable" in this_run_log(pipe.sink), "the sink never noticed the outage"
+    assert_books_balance(pipe, night)
+    print(f"\nRedis down at 15 s with {declared_before} declared, back at {back_at:.0f} s; "
+          f"replay took {report.seconds:.0f} s; books balanced at {time.monotonic() - started:.0f} s")
+
+
+def test_broker_restart_mid_night_loses_nothing_and_doubles_nothing(fault_pipeline, fault_stack):
+    pipe = fault_pipeline
+    night = load_night(NIGHT, "ge2024-faults-broker")
+    sender = DeclarationSender(pipe.settings)
+    started = time.monotonic()
+    replay = ReplayInBackground(night, sender, paced(night, 40), max_gap=1.0)
+    time.sleep(10)
+    declared_before = read_state(pipe.redis, night.election).declared
+    assert declared_before < 650, "the night was over before the broker went away: nothing was tested"
+    local_stack.kafka_down(fault_stack)
+    down_at = time.monotonic() - started
+    time.sleep(10)
+    local_stack.kafka_up(fault_stack)
+    up_at = time.monotonic() - started
+    report = replay.join()
+    sender.close()
+    assert report.acknowledged == report.sent == 651 and not report.failures, report.failures[:3]
+
+    assert_running(pipe.worker, pipe.sink)
+    assert_books_balance(pipe, night)
+    print(f"\nbroker stopped at {down_at:.0f} s with {declared_before} declared, answering again at "
+          f"{up_at:.0f} s; replay took {report.seconds:.0f} s; books balanced at "
+          f"{time.monotonic() - started:.0f} s; {recounted_seats(pipe.settings, night.election)} seat(s) re-counted")
