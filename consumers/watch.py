@@ -330,33 +330,39 @@ class Follower:
         return took
 
 
-class _Stop(Exception):
-    """SIGTERM, turned into the same clean exit as Ctrl-C."""
+class _StopFlag:
+    """Ctrl-C and SIGTERM only set a flag; the loop notices within one poll.
 
+    Raising from the signal handler could land inside Rich or redis-py and end
+    the process by the signal instead of a clean exit (seen under CI load).
+    """
 
-def _raise_stop(*_: object) -> None:
-    raise _Stop
+    def __init__(self) -> None:
+        self.set = False
+
+    def __call__(self, *_: object) -> None:
+        self.set = True
 
 
 def watch(client: redis.Redis, election: str, console: Console, block_ms: int = 500) -> None:
     """Follow the night full-screen until Ctrl-C (or SIGTERM); the terminal is restored on the way out."""
     follower = Follower(client, election)
     follower.start()
-    previous = signal.signal(signal.SIGTERM, _raise_stop)
+    stop = _StopFlag()
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         with Live(follower.frame(fit_height=True), console=console, screen=True, auto_refresh=False,
                   redirect_stdout=False, redirect_stderr=False) as live:
-            _follow(follower, live, block_ms)
-    except (KeyboardInterrupt, _Stop):
-        pass
+            _follow(follower, live, block_ms, stop)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
-def _follow(follower: Follower, live: Live, block_ms: int) -> None:
+def _follow(follower: Follower, live: Live, block_ms: int, stop: _StopFlag) -> None:
     status = None
     size = live.console.size
-    while True:
+    while not stop.set:
         try:
             changed = follower.poll(block_ms)
             if status is not None:  # back after an outage

@@ -70,6 +70,10 @@ def create_app(settings: Settings) -> faust.App:
         topic_replication_factor=settings.topic_replication_factor,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        # A SIGKILLed worker's group membership lingers until this runs out; the
+        # replacement gets its partitions only then (Faust's default is 60 s).
+        broker_session_timeout=settings.worker_session_timeout,
+        broker_heartbeat_interval=min(3.0, settings.worker_session_timeout / 3),
         # A batch of events sends 3-5 records each (alerts, update, changelog) and
         # then waits for all of them: fewer, larger produce requests cost less.
         producer_linger=0.005,

@@ -63,6 +63,7 @@ class Settings(BaseSettings):
     worker_data_dir: Path = REPO_ROOT / ".stack" / "worker"
     sink_group: str = "tallyroom-redis-sink"
     worker_batch_size: int = 500
+    worker_session_timeout: float = 10.0
     worker_batch_seconds: float = 0.05
 
     # Webhooks (tallyroom webhooks): each URL gets each alert as a signed POST

@@ -6,7 +6,11 @@ the faults never touch it: this stack lives in ``.stack/faults`` on other ports.
 
 from __future__ import annotations
 
+import fcntl
 import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -60,18 +64,31 @@ def share_kafka_jars(shared: Settings, own: Settings) -> None:
     target.symlink_to(source.resolve(), target_is_directory=True)
 
 
+@contextmanager
+def ports_held(settings: Settings) -> Iterator[None]:
+    """One fault run at a time on this machine, whatever its checkout: the ports are fixed,
+    and a second run would stop and wipe the first one's broker mid-test."""
+    lock = Path(tempfile.gettempdir()) / f"tallyroom-faults-{settings.kafka_host_port[1]}.lock"
+    with lock.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
 @pytest.fixture(scope="module")
-def fault_stack() -> Settings:
+def fault_stack() -> Iterator[Settings]:
     """A fresh broker and Redis on ports of their own, stopped at the end of the module."""
     settings = fault_stack_settings(get_settings())
-    local_stack.down(settings)  # left over from an interrupted run
-    for data in ("kafka-data", "redis-data", "worker"):
-        # A fresh start: no topics or keys of earlier runs, and a quicker broker start.
-        shutil.rmtree(Path(settings.stack_dir) / data, ignore_errors=True)
-    share_kafka_jars(get_settings(), settings)
-    local_stack.up(settings)
-    yield settings
-    local_stack.down(settings)
+    with ports_held(settings):
+        local_stack.down(settings)  # left over from an interrupted run
+        for data in ("kafka-data", "redis-data", "worker"):
+            # A fresh start: no topics or keys of earlier runs, and a quicker broker start.
+            shutil.rmtree(Path(settings.stack_dir) / data, ignore_errors=True)
+        share_kafka_jars(get_settings(), settings)
+        local_stack.up(settings)
+        try:
+            yield settings
+        finally:
+            local_stack.down(settings)
 
 
 @pytest.fixture

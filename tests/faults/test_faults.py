@@ -177,7 +177,7 @@ def test_worker_sigkilled_at_five_points_still_counts_every_seat_and_alert_once(
     for point in KILL_POINTS:
         # A few already-counted seats again, to a worker that has just been restarted.
         send_all(sender, declarations[sent:point] + declarations[max(0, sent - 5):sent])
-        wait_for_declared(pipe.redis, night.election, point, 120)
+        wait_for_declared(pipe.redis, night.election, point, 240)
         pipe.worker.kill()
         pipe.restart_worker()
         sent = point
