@@ -89,10 +89,11 @@ class Tmux:
             time.sleep(0.2)
 
     def dead_status(self) -> tuple[bool, str]:
-        """Whether the pane's process has ended, and its exit status."""
-        fields = self.run("display-message", "-p", "-t", "watch", "#{pane_dead}:#{pane_dead_status}").strip()
-        dead, _, status = fields.partition(":")
-        return dead == "1", status
+        """Whether the pane's process has ended, and its exit status ("signal N" if a signal ended it)."""
+        fields = self.run("display-message", "-p", "-t", "watch",
+                          "#{pane_dead}:#{pane_dead_status}:#{pane_dead_signal}").strip()
+        dead, status, killed_by = (fields.split(":") + ["", ""])[:3]
+        return dead == "1", status if status or not killed_by else f"signal {killed_by}"
 
     def kill(self) -> None:
         subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True, env=self.env)
