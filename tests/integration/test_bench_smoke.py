@@ -17,7 +17,7 @@ from tests.integration.conftest import stack  # noqa: F401  (the real stack)
 
 pytestmark = pytest.mark.integration
 
-BENCH_REDIS_DB = 12  # not 15 (the pipeline fixture flushes it) nor 13 (`tallyroom bench`'s default)
+BENCH_REDIS_DB = 10  # 11, 12, 15 (and 14 via TALLYROOM_TEST_REDIS_DB) are other suites'; 13 is `tallyroom bench`'s default
 NIGHT = Path(__file__).resolve().parents[2] / "data" / "ge2024"
 
 
