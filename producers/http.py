@@ -24,7 +24,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from producers.kafka import DeclarationSender
-from producers.live import EntryReport, Refusal, send_records
+from producers.live import EntryReport, NightSeats, Refusal, send_records
 from tallyroom.settings import Settings
 
 MAX_BODY_BYTES = 5 * 1024 * 1024
@@ -68,7 +68,9 @@ def split_body(body: bytes, ndjson: bool) -> list[str | bytes]:
     skipped but counted, as `tallyroom declare` does with a file's lines).
     """
     if ndjson:
-        return body.decode("utf-8").splitlines()
+        # "\n" only: splitlines() also splits on U+2028, U+2029 and U+0085, which JSON
+        # allows unescaped inside strings (a name with one became two bad records).
+        return body.decode("utf-8").split("\n")
     document = json.loads(body)
     items = document if isinstance(document, list) else [document]
     # Re-encoded so the schema parses JSON (timestamps as strings) exactly as from a line.
@@ -78,6 +80,7 @@ def split_body(body: bytes, ndjson: bool) -> list[str | bytes]:
 def create_entry_app(
     settings: Settings,
     sender_factory: Callable[[Settings], DeclarationSender] | None = None,
+    seats: NightSeats | None = None,
 ) -> FastAPI:
     make_sender = sender_factory or DeclarationSender
 
@@ -118,7 +121,7 @@ def create_entry_app(
         sender: DeclarationSender = request.app.state.sender
         async with request.app.state.send_lock:
             try:
-                report: EntryReport = await run_in_threadpool(send_records, records, sender)
+                report: EntryReport = await run_in_threadpool(send_records, records, sender, seats)
             except Exception as exc:  # noqa: BLE001 - a send or flush that raised (broker unreachable)
                 sender.futures.clear()  # not this request's to count any more, nor the next's
                 return _answer(503, failures=[f"broker did not acknowledge: {exc!r}"])

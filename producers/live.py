@@ -12,9 +12,8 @@ from typing import Iterable
 from pydantic import ValidationError
 
 from producers.kafka import DeclarationSender
-from schemas import NightOpened, parse_event
-
-MAX_RECORD_BYTES = 1_000_000
+from schemas import Declaration, NightOpened, RecountNotice, parse_event
+from schemas.limits import Limits, event_breaches, payload_breach
 
 
 @dataclass
@@ -35,24 +34,62 @@ class EntryReport:
     failures: list[Exception] = field(default_factory=list)
 
 
-def check_record(number: int, raw: str | bytes) -> tuple[object | None, list[Refusal]]:
+@dataclass(frozen=True)
+class NightSeats:
+    """The seats of the night being entered, when live entry knows it (`declare --night`)."""
+
+    election: str
+    ons_ids: frozenset[str]
+
+    @classmethod
+    def of(cls, night: NightOpened) -> "NightSeats":
+        return cls(night.election, frozenset(s.ons_id for s in night.seats))
+
+
+def check_record(number: int, raw: str | bytes, limits: Limits = Limits(),
+                 seats: NightSeats | None = None) -> tuple[object | None, list[Refusal]]:
     """Validate one record; returns the event or the reasons it was refused."""
-    if len(raw) > MAX_RECORD_BYTES:
-        return None, [Refusal(number, "payload", f"{len(raw)} bytes is over the {MAX_RECORD_BYTES} limit")]
+    if breach := payload_breach(raw, limits):
+        return None, [Refusal(number, breach.field, breach.message)]
     try:
-        return parse_event(raw), []
+        event = parse_event(raw)
     except ValidationError as exc:
-        return None, [
-            Refusal(number, ".".join(str(p) for p in e["loc"]) or "payload", e["msg"]) for e in exc.errors()
-        ]
+        return None, [Refusal(number, _field_of(e), e["msg"]) for e in exc.errors()]
+    refusals = [Refusal(number, b.field, b.message) for b in event_breaches(event, limits)]
+    if seats is not None:
+        refusals += _seat_refusals(number, event, seats)
+    return (None, refusals) if refusals else (event, [])
 
 
-def send_records(records: Iterable[str | bytes], sender: DeclarationSender) -> EntryReport:
+def _field_of(error: dict) -> str:
+    if error["loc"]:
+        return ".".join(str(p) for p in error["loc"])
+    # pydantic reports a missing or unknown discriminator at the top level: it is `kind`.
+    return "kind" if error["type"].startswith("union_tag") else "payload"
+
+
+def _seat_refusals(number: int, event: object, seats: NightSeats) -> list[Refusal]:
+    # The worker would dead-letter these too; refusing here tells the person typing.
+    if not isinstance(event, (Declaration, RecountNotice)):
+        return []
+    if event.election != seats.election:
+        return [Refusal(number, f"{event.kind}.election",
+                        f"{event.election!r} is not the night being entered ({seats.election!r})")]
+    if event.ons_id not in seats.ons_ids:
+        return [Refusal(number, f"{event.kind}.ons_id",
+                        f"seat {event.ons_id} is not one of the {len(seats.ons_ids)} seats of {seats.election}")]
+    return []
+
+
+def send_records(records: Iterable[str | bytes], sender: DeclarationSender,
+                 seats: NightSeats | None = None) -> EntryReport:
     report = EntryReport()
+    settings = getattr(sender, "settings", None)
+    limits = Limits.from_settings(settings) if settings is not None else Limits()
     for number, raw in enumerate(records, start=1):
-        if isinstance(raw, str) and not raw.strip():
+        if not raw.strip():
             continue
-        event, refusals = check_record(number, raw)
+        event, refusals = check_record(number, raw, limits, seats)
         if refusals:
             report.errors.extend(refusals)
             continue
@@ -65,5 +102,8 @@ def send_records(records: Iterable[str | bytes], sender: DeclarationSender) -> E
     return report
 
 
-def send_lines(lines: Iterable[str], sender: DeclarationSender) -> EntryReport:
-    return send_records((line.rstrip("\n") for line in lines), sender)
+def send_lines(lines: Iterable[str | bytes], sender: DeclarationSender,
+               seats: NightSeats | None = None) -> EntryReport:
+    """Lines as text or, so that a line that is not UTF-8 is refused alone, as bytes."""
+    return send_records((line.rstrip(b"\n" if isinstance(line, bytes) else "\n") for line in lines),
+                        sender, seats)

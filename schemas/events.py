@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, Field, TypeAdapter, field_validator, model_validator
+from pydantic import BaseModel, Field, StrictBool, TypeAdapter, field_validator, model_validator
 
 from schemas.common import (
     SCHEMA_VERSION,
@@ -14,6 +14,7 @@ from schemas.common import (
     Name,
     OnsId,
     PartyCode,
+    SchemaVersion,
     Timestamp,
 )
 
@@ -31,8 +32,9 @@ class Candidate(BaseModel):
     party: PartyCode = Field(description="party abbreviation, e.g. Lab; 'Ind' for an independent")
     party_name: Name | None = None
     votes: Count
-    sitting_mp: bool = False
-    former_mp: bool = False
+    # Strict: lax pydantic would read "yes", "off" and 1 as booleans.
+    sitting_mp: StrictBool = False
+    former_mp: StrictBool = False
 
     @property
     def is_independent(self) -> bool:
@@ -58,7 +60,7 @@ class NightOpened(BaseModel):
     model_config = STRICT
 
     kind: Literal["night"] = "night"
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: SchemaVersion = SCHEMA_VERSION
     election: ElectionId
     title: Name | None = None
     opened_at: Timestamp
@@ -85,7 +87,7 @@ class Declaration(BaseModel):
     model_config = STRICT
 
     kind: Literal["declaration"] = "declaration"
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: SchemaVersion = SCHEMA_VERSION
     election: ElectionId
     ons_id: OnsId
     revision: Annotated[int, Field(strict=True, ge=1, le=1_000_000)] = Field(
@@ -134,7 +136,7 @@ class RecountNotice(BaseModel):
     model_config = STRICT
 
     kind: Literal["recount"] = "recount"
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: SchemaVersion = SCHEMA_VERSION
     election: ElectionId
     ons_id: OnsId
     constituency: Name | None = None

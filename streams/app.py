@@ -31,6 +31,7 @@ import faust.streams as faust_streams
 from pydantic import ValidationError
 
 from schemas import DeadLetter, Declaration, NightOpened, RecountNotice, ResultUpdate, SeatResult, parse_event
+from schemas.limits import Breach, Limits, event_breaches, payload_breach
 from streams.count import Count, Outcome
 from streams.rules import RuleConfig
 from tallyroom.settings import Settings, get_settings
@@ -97,6 +98,7 @@ seats_table = app.Table("seats", key_type=str, partitions=settings.topic_partiti
 nights_table = app.Table("nights", key_type=str, partitions=settings.topic_partitions)
 
 count = Count(RuleConfig(settings.marginal_votes, settings.marginal_share))
+limits = Limits.from_settings(settings)
 _books_stale = True
 
 
@@ -181,13 +183,23 @@ class Batch:
         await asyncio.gather(*futures)
 
 
+def _over_limit(batch: Batch, event: faust.EventT, key: str, breach: Breach) -> None:
+    """Dead-letter an event over a deployment limit (the same check live entry makes)."""
+    errors = [{"loc": breach.field, "msg": breach.message}]
+    batch.send(dead_letters_topic, key, dead_letter(event, f"invalid event: {breach.reason}", errors))
+
+
 def handle(batch: Batch, event: faust.EventT) -> None:
+    if breach := payload_breach(event.value, limits):
+        return _over_limit(batch, event, "invalid", breach)
     try:
         parsed = parse_event(event.value)
     except ValidationError as exc:
         reason, errors = _validation_errors(exc)
         batch.send(dead_letters_topic, "invalid", dead_letter(event, reason, errors))
         return
+    if breaches := event_breaches(parsed, limits):
+        return _over_limit(batch, event, parsed.election, breaches[0])
     if isinstance(parsed, NightOpened):
         held = nights_table.get(parsed.election)
         if held is None or NightOpened.model_validate(held) != parsed:

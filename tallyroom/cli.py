@@ -171,21 +171,27 @@ def _wait(settings: Settings, election: str, expected: int, timeout: float):
 @app.command()
 def declare(
     source: Path = typer.Argument(Path("-"), help="file of JSON declarations, one per line; - for stdin"),
+    night: Optional[Path] = typer.Option(None, "--night", help="refuse seats (and elections) not in this night"),
 ) -> None:
     """Live entry: send declarations (or recount notices) typed in during a count."""
     from producers.kafka import DeclarationSender, ensure_topics
-    from producers.live import send_lines
+    from producers.live import NightSeats, send_lines
     settings = _settings()
-    lines = sys.stdin if str(source) == "-" else source.open(encoding="utf-8")
+    seats = NightSeats.of(_load(night, None).opened) if night else None
+    # Bytes, so that a line that is not UTF-8 is refused by number instead of ending the run.
+    lines = sys.stdin.buffer if str(source) == "-" else source.open("rb")
     ensure_topics(settings)
     sender = DeclarationSender(settings)
     try:
-        report = send_lines(lines, sender)
+        report = send_lines(lines, sender, seats)
     finally:
         sender.close()
     for problem in report.errors:
-        err.print(f"[red]record {problem.record}: {problem.field}: {problem.message}")
-    console.print(f"{report.acknowledged} sent and acknowledged, {len(report.errors)} refused")
+        # Messages quote the input: "[/x]" or ":smile:" in a name is text, and one record is one line.
+        err.print(f"record {problem.record}: {problem.field}: {problem.message}", style="red",
+                  markup=False, emoji=False, soft_wrap=True)
+    refused = len({problem.record for problem in report.errors})  # records, not their errors
+    console.print(f"{report.acknowledged} sent and acknowledged, {refused} refused")
     if report.errors or report.failures:
         raise typer.Exit(1)
 
@@ -194,14 +200,17 @@ def declare(
 def entry(
     host: str = typer.Option("127.0.0.1", "--host", help="address to listen on"),
     port: int = typer.Option(8081, "--port", help="port to listen on"),
+    night: Optional[Path] = typer.Option(None, "--night", help="refuse seats (and elections) not in this night"),
 ) -> None:
     """Live entry over HTTP: POST the same JSON as `declare` to /declarations."""
     import uvicorn
     from producers.http import create_entry_app
     from producers.kafka import ensure_topics
+    from producers.live import NightSeats
     settings = _settings()
+    seats = NightSeats.of(_load(night, None).opened) if night else None
     ensure_topics(settings)
-    uvicorn.run(create_entry_app(settings), host=host, port=port)
+    uvicorn.run(create_entry_app(settings, seats=seats), host=host, port=port)
 
 
 @app.command()

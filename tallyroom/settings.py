@@ -66,6 +66,10 @@ class Settings(BaseSettings):
     worker_session_timeout: float = 10.0
     worker_batch_seconds: float = 0.05
 
+    # Bad input (schemas/limits.py): live entry refuses, the worker dead-letters, an event over these
+    max_payload_bytes: int = Field(1_000_000, ge=1, description="largest event, in bytes (a night of 650 seats opens with 48 kB)")
+    max_candidates: int = Field(100, ge=1, le=100, description="candidates per seat; the schema's own cap is 100")
+
     # Webhooks (tallyroom webhooks): each URL gets each alert as a signed POST
     webhook_urls: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="comma-separated, or a JSON list"

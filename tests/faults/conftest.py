@@ -25,11 +25,6 @@ KAFKA_BOOTSTRAP = "127.0.0.1:29092"
 KAFKA_CONTROLLER_PORT = 29093
 REDIS_URL = "redis://127.0.0.1:26379/0"  # a Redis server of our own: no other session uses it
 
-# Faust reads these from the environment. A SIGKILLed worker cannot leave its consumer
-# group, so its successor waits for the dead member's session to expire before it gets
-# the partitions: 60 s by default, 10 s here, or the kill tests alone would take 8 min.
-WORKER_FAUST_ENV = {"BROKER_SESSION_TIMEOUT": "10", "BROKER_HEARTBEAT_INTERVAL": "2"}
-
 
 def fault_stack_settings(shared: Settings) -> Settings:
     stack_dir = Path(shared.stack_dir) / "faults"
@@ -50,7 +45,6 @@ def stack_env(settings: Settings) -> dict[str, str]:
         "TALLYROOM_KAFKA_CONTROLLER_PORT": str(settings.kafka_controller_port),
         "TALLYROOM_REDIS_URL": settings.redis_url,
         "TALLYROOM_WORKER_DATA_DIR": str(settings.worker_data_dir),
-        **WORKER_FAUST_ENV,
     }
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Iterator
 
 import pytest
 import redis
@@ -63,18 +65,26 @@ def start_worker(settings: Settings, env: dict[str, str]) -> processes.Backgroun
     return worker
 
 
-@pytest.fixture(scope="session")
-def pipeline(stack: Settings):
-    settings, env = isolated_settings(stack, "e2e")
+@contextmanager
+def running_pipeline(settings: Settings, env: dict[str, str]) -> Iterator[Pipeline]:
+    """A worker and a sink on ``settings``, over a flushed Redis DB, stopped at the end."""
     client = redis_client(settings)
     client.flushdb()
     worker = start_worker(settings, env)
     sink = processes.start("sink", settings, env=env, log_name=f"{settings.worker_id}-sink")
     processes.wait_alive(sink, 2)
     pipe = Pipeline(settings, env, worker, sink, client)
-    yield pipe
-    for proc in (pipe.worker, pipe.sink):
-        proc.stop()
+    try:
+        yield pipe
+    finally:
+        for proc in (pipe.worker, pipe.sink):
+            proc.stop()
+
+
+@pytest.fixture(scope="session")
+def pipeline(stack: Settings):
+    with running_pipeline(*isolated_settings(stack, "e2e")) as pipe:
+        yield pipe
 
 
 def cli_env(env: dict[str, str]) -> dict[str, str]:

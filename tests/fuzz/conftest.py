@@ -1,0 +1,1 @@
+from tests.integration.conftest import stack  # noqa: F401  (the shared real-stack fixture)
