@@ -18,8 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from faust.utils import json as faust_json
-
 from bench.night import NightSpec, SyntheticNight
 from schemas import Declaration, NightOpened, ResultUpdate, SeatResult, parse_event
 from streams.count import Count
@@ -42,24 +40,20 @@ class HotPathRate:
         return self.events / self.sink_seconds if self.sink_seconds else 0.0
 
 
-def worker_batch(count: Count, table: dict[str, dict], raws: list[bytes]) -> list[bytes]:
+def worker_batch(count: Count, table: dict[str, bytes], raws: list[bytes]) -> list[bytes]:
     """What the agent does for one batch (``streams.app``): count each declaration,
     attach one tally snapshot to each election's last update, serialise it all.
     Returns the results-topic records."""
     messages: list[Any] = []
-    pending: dict[str, SeatResult] = {}
+    written: dict[str, SeatResult] = {}
     last: dict[str, int] = {}
     for raw in raws:
         declaration = parse_event(raw)
         assert isinstance(declaration, Declaration)
-        key = f"{declaration.election}/{declaration.ons_id}"
-        previous = pending.get(key)
-        if previous is None and (held := table.get(key)) is not None:
-            previous = SeatResult.model_validate(held)
-        outcome = count.declare(declaration, previous, snapshot=False)
+        outcome = count.declare(declaration, snapshot=False)
         messages += [alert.model_dump_json().encode() for alert in outcome.alerts]
         if outcome.update is not None and outcome.update.seat is not None:
-            pending[key] = outcome.update.seat
+            written[f"{declaration.election}/{declaration.ons_id}"] = outcome.update.seat
             last[declaration.election] = len(messages)
             messages.append(outcome.update)
     for election, index in last.items():
@@ -69,9 +63,8 @@ def worker_batch(count: Count, table: dict[str, dict], raws: list[bytes]) -> lis
         if isinstance(message, ResultUpdate):
             message = message.model_dump_json().encode()
             results.append(message)
-    for key, seat in pending.items():
-        table[key] = value = seat.model_dump(mode="json")
-        faust_json.dumps(value)  # the table's changelog record
+    for key, seat in written.items():
+        table[key] = seat.model_dump_json().encode()  # the table's value and changelog record
     return results
 
 
@@ -89,7 +82,7 @@ def sink_step(raw_update: bytes) -> None:
 def measure(payloads: list[bytes], night: NightOpened, batch_size: int = BATCH) -> HotPathRate:
     count = Count()
     count.open_night(night)
-    table: dict[str, dict] = {}
+    table: dict[str, bytes] = {}
     updates: list[bytes] = []
     started = time.perf_counter()
     for start in range(0, len(payloads), batch_size):

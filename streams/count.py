@@ -1,7 +1,9 @@
 """The count: what each event on the declarations topic does to an election's state.
 
-Pure: the Faust agent reads the previous seat result from its table, calls
-``Count.declare``, sends what comes out, then stores the new seat result.
+Pure: the Faust agent calls ``Count.declare``, sends what comes out, then stores
+the new seat result in its table. The count keeps each seat's latest result
+itself (the table is its durable copy, replayed into ``open_night`` on recovery),
+so that a declaration never waits for a table read or a re-validation.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ class Book:
     baseline: dict[str, str | None]
     names: dict[str, str]
     parties_holding_seats: frozenset[str]
+    results: dict[str, SeatResult] = field(default_factory=dict)  # latest accepted, by ONS id
 
     @classmethod
     def open(cls, night: NightOpened) -> "Book":
@@ -53,14 +56,21 @@ class Count:
         """Open (or re-open) an election and replay the seat results already held."""
         book = Book.open(night)
         for seat in seats:
-            if seat.ons_id in book.baseline:
-                book.tally.apply(None, seat)
+            held = book.results.get(seat.ons_id)
+            if seat.ons_id in book.baseline and (held is None or seat.revision > held.revision):
+                book.tally.apply(held, seat)
+                book.results[seat.ons_id] = seat
         self.books[night.election] = book
+
+    def held(self, election: str, ons_id: str) -> SeatResult | None:
+        """The seat's latest accepted result, if it has one."""
+        book = self.books.get(election)
+        return book.results.get(ons_id) if book else None
 
     def snapshot(self, election: str):
         return self.books[election].tally.snapshot()
 
-    def declare(self, declaration: Declaration, previous: SeatResult | None, snapshot: bool = True) -> Outcome:
+    def declare(self, declaration: Declaration, snapshot: bool = True) -> Outcome:
         """Count one declaration. ``snapshot=False`` leaves the tally off the update,
         for a caller that attaches one snapshot per batch (see ``streams.app``)."""
         book = self.books.get(declaration.election)
@@ -68,11 +78,13 @@ class Count:
             return Outcome(rejected=f"election {declaration.election!r} has not been opened: send its night first")
         if declaration.ons_id not in book.baseline:
             return Outcome(rejected=f"seat {declaration.ons_id} is not one of the {book.tally.total} seats of {declaration.election}")
+        previous = book.results.get(declaration.ons_id)
         if previous is not None and declaration.revision <= previous.revision:
             # Re-delivery or an out-of-date revision: the seat already holds this or newer.
             return Outcome(ignored=f"revision {declaration.revision} <= held revision {previous.revision}")
         seat = seat_result(declaration, book.baseline[declaration.ons_id])
         change = seat_change(book.tally, previous, seat, book.parties_holding_seats)
+        book.results[seat.ons_id] = seat
         alerts = evaluate(change, self.config)
         tally = book.tally.snapshot() if snapshot else None
         update = ResultUpdate(election=seat.election, alerts=alerts, seat=seat, tally=tally)

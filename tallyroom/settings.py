@@ -65,6 +65,8 @@ class Settings(BaseSettings):
     worker_batch_size: int = 500
     worker_session_timeout: float = 10.0
     worker_batch_seconds: float = 0.05
+    # How long a fetch may wait at the broker for new declarations (faust-streaming's own is 1500)
+    worker_fetch_max_wait_ms: int = Field(20, ge=1, le=1500)
 
     # Bad input (schemas/limits.py): live entry refuses, the worker dead-letters, an event over these
     max_payload_bytes: int = Field(1_000_000, ge=1, description="largest event, in bytes (a night of 650 seats opens with 48 kB)")

@@ -121,7 +121,7 @@ def night_updates(election: str) -> list[ResultUpdate]:
     ]
     updates = []
     for declaration in declarations:
-        outcome = count.declare(declaration, None)
+        outcome = count.declare(declaration)
         assert outcome.update is not None, outcome.rejected
         updates.append(outcome.update)
     return updates

@@ -20,7 +20,7 @@ def counted(held: dict, config: RuleConfig | None = None) -> Count:
 
 def test_gain_when_the_winner_differs_from_the_holder():
     count = counted({"E14000001": "Con", "E14000002": "Lab", "E14000003": "LD"})
-    outcome = count.declare(decl("E14000001", cand("A", "Lab", 5000), cand("B", "Con", 3000)), None)
+    outcome = count.declare(decl("E14000001", cand("A", "Lab", 5000), cand("B", "Con", 3000)))
     assert kinds(outcome) == ["gain"]
     gain = outcome.alerts[0]
     assert gain.facts["held_by"] == "Con" and gain.facts["winner_party"] == "Lab"
@@ -29,25 +29,25 @@ def test_gain_when_the_winner_differs_from_the_holder():
 
 def test_hold_raises_nothing():
     count = counted({"E14000001": "Lab", "E14000002": "Con", "E14000003": "LD"})
-    assert kinds(count.declare(decl("E14000001", cand("A", "Lab", 5000), cand("B", "Con", 3000)), None)) == []
+    assert kinds(count.declare(decl("E14000001", cand("A", "Lab", 5000), cand("B", "Con", 3000)))) == []
 
 
 def test_independent_gain():
     count = counted({"E14000001": "Lab", "E14000002": "Con", "E14000003": "LD"})
-    outcome = count.declare(decl("E14000001", cand("I", "Ind", 5000), cand("L", "Lab", 3000)), None)
+    outcome = count.declare(decl("E14000001", cand("I", "Ind", 5000), cand("L", "Lab", 3000)))
     assert kinds(outcome) == ["gain", "independent_gain"]
 
 
 def test_independent_holding_an_independent_seat_is_not_a_gain():
     count = counted({"E14000001": "Ind", "E14000002": "Con", "E14000003": "LD"})
-    assert kinds(count.declare(decl("E14000001", cand("I", "Ind", 5000), cand("L", "Lab", 3000)), None)) == []
+    assert kinds(count.declare(decl("E14000001", cand("I", "Ind", 5000), cand("L", "Lab", 3000)))) == []
 
 
 def test_incumbent_defeated_names_each_sitting_mp_who_lost():
     count = counted({"E14000001": "Lab", "E14000002": "Con", "E14000003": "LD"})
     outcome = count.declare(
         decl("E14000001", cand("Ashworth", "Lab", 13760, sitting=True), cand("Adam", "Ind", 14739),
-             cand("Other MP", "Con", 2000, sitting=True)), None)
+             cand("Other MP", "Con", 2000, sitting=True)))
     defeated = sorted(a.facts["defeated"] for a in outcome.alerts if a.kind == AlertKind.INCUMBENT_DEFEATED)
     assert defeated == ["Ashworth", "Other MP"]
     assert len({a.id for a in outcome.alerts}) == len(outcome.alerts)
@@ -55,38 +55,38 @@ def test_incumbent_defeated_names_each_sitting_mp_who_lost():
 
 def test_sitting_mp_who_wins_is_not_defeated():
     count = counted({"E14000001": "Lab", "E14000002": "Con", "E14000003": "LD"})
-    outcome = count.declare(decl("E14000001", cand("A", "Lab", 9000, sitting=True), cand("B", "Con", 100)), None)
+    outcome = count.declare(decl("E14000001", cand("A", "Lab", 9000, sitting=True), cand("B", "Con", 100)))
     assert AlertKind.INCUMBENT_DEFEATED not in kinds(outcome)
 
 
 def test_marginal_by_votes_and_by_share():
     config = RuleConfig(marginal_votes=1000, marginal_share=0.02)
     count = counted({"E14000001": "Lab", "E14000002": "Con", "E14000003": "LD"}, config)
-    assert "marginal" in kinds(count.declare(decl("E14000001", cand("A", "Lab", 5999), cand("B", "Con", 5000)), None))
+    assert "marginal" in kinds(count.declare(decl("E14000001", cand("A", "Lab", 5999), cand("B", "Con", 5000))))
     # 1,500 majority of 100,000 valid votes is under 2%.
     big = decl("E14000002", cand("A", "Con", 50_750), cand("B", "Lab", 49_250))
-    assert "marginal" in kinds(count.declare(big, None))
+    assert "marginal" in kinds(count.declare(big))
     safe = decl("E14000003", cand("A", "LD", 7000), cand("B", "Con", 5000))
-    assert "marginal" not in kinds(count.declare(safe, None))
+    assert "marginal" not in kinds(count.declare(safe))
 
 
 def test_near_upset_by_an_outsider_when_the_holder_survives():
     count = counted({"E14000001": "Lab", "E14000002": "Con", "E14000003": "LD"})
     outcome = count.declare(
-        decl("E14000001", cand("Streeting", "Lab", 15647), cand("Mohamad", "Ind", 15119), cand("C", "Con", 4000)), None)
+        decl("E14000001", cand("Streeting", "Lab", 15647), cand("Mohamad", "Ind", 15119), cand("C", "Con", 4000)))
     near = [a for a in outcome.alerts if a.kind == AlertKind.NEAR_UPSET]
     assert len(near) == 1 and near[0].facts["challenger"] == "Mohamad" and near[0].facts["gap"] == 528
 
 
 def test_close_challenge_from_a_party_that_held_seats_is_not_a_near_upset():
     count = counted({"E14000001": "Lab", "E14000002": "Con", "E14000003": "LD"})
-    outcome = count.declare(decl("E14000001", cand("A", "Lab", 10000), cand("B", "Con", 9800)), None)
+    outcome = count.declare(decl("E14000001", cand("A", "Lab", 10000), cand("B", "Con", 9800)))
     assert "near_upset" not in kinds(outcome) and "marginal" in kinds(outcome)
 
 
 def test_small_party_close_behind_is_a_near_upset():
     count = counted({"E14000001": "Lab", "E14000002": "Con", "E14000003": "LD"})
-    outcome = count.declare(decl("E14000001", cand("A", "Lab", 11275), cand("B", "WPB", 10582)), None)
+    outcome = count.declare(decl("E14000001", cand("A", "Lab", 11275), cand("B", "WPB", 10582)))
     assert "near_upset" in kinds(outcome)
 
 
@@ -95,7 +95,7 @@ def test_majority_reached_once_at_the_declaration_that_crossed_the_line():
     count = counted(held)  # 5 seats -> 3 needed
     seen = []
     for i in range(1, 6):
-        outcome = count.declare(decl(f"E1400000{i}", cand("A", "Lab", 100), cand("B", "Con", 50)), None)
+        outcome = count.declare(decl(f"E1400000{i}", cand("A", "Lab", 100), cand("B", "Con", 50)))
         seen.append([a for a in outcome.alerts if a.kind == AlertKind.MAJORITY_REACHED])
     assert [len(s) for s in seen] == [0, 0, 1, 0, 0]
     assert seen[2][0].facts == {"party": "Lab", "seats": 3, "majority_line": 3, "clinching_seat": "Seat E14000003"}
@@ -103,10 +103,9 @@ def test_majority_reached_once_at_the_declaration_that_crossed_the_line():
 
 def test_correction_replaces_and_raises_one_correction_alert():
     count = counted({"E14000001": "Con", "E14000002": "Lab", "E14000003": "LD"})
-    first = count.declare(decl("E14000001", cand("A", "Lab", 5000), cand("B", "Con", 3000)), None)
+    first = count.declare(decl("E14000001", cand("A", "Lab", 5000), cand("B", "Con", 3000)))
     assert kinds(first) == ["gain"]
-    second = count.declare(decl("E14000001", cand("A", "Lab", 5100), cand("B", "Con", 3000), revision=2),
-                           first.update.seat)
+    second = count.declare(decl("E14000001", cand("A", "Lab", 5100), cand("B", "Con", 3000), revision=2))
     # Still a gain, already alerted for revision 1: only the correction is new.
     assert kinds(second) == ["correction"]
     assert second.alerts[0].facts["vote_changes"] == {"A": 100}
@@ -116,9 +115,8 @@ def test_correction_replaces_and_raises_one_correction_alert():
 
 def test_correction_that_flips_the_winner_raises_the_new_gain():
     count = counted({"E14000001": "Lab", "E14000002": "Lab", "E14000003": "LD"})
-    first = count.declare(decl("E14000001", cand("A", "Lab", 5000), cand("B", "Con", 4990)), None)
-    second = count.declare(decl("E14000001", cand("A", "Lab", 5000), cand("B", "Con", 5010), revision=2),
-                           first.update.seat)
+    first = count.declare(decl("E14000001", cand("A", "Lab", 5000), cand("B", "Con", 4990)))
+    second = count.declare(decl("E14000001", cand("A", "Lab", 5000), cand("B", "Con", 5010), revision=2))
     assert "gain" in kinds(second) and "correction" in kinds(second)
     assert "winner now" in next(a for a in second.alerts if a.kind == "correction").headline
     snap = second.update.tally
@@ -127,10 +125,9 @@ def test_correction_that_flips_the_winner_raises_the_new_gain():
 
 def test_same_or_older_revision_is_ignored():
     count = counted({"E14000001": "Con", "E14000002": "Lab", "E14000003": "LD"})
-    first = count.declare(decl("E14000001", cand("A", "Lab", 5000), cand("B", "Con", 3000), revision=2), None)
+    first = count.declare(decl("E14000001", cand("A", "Lab", 5000), cand("B", "Con", 3000), revision=2))
     for revision in (1, 2):
-        again = count.declare(decl("E14000001", cand("A", "Lab", 1), cand("B", "Con", 3000), revision=revision),
-                              first.update.seat)
+        again = count.declare(decl("E14000001", cand("A", "Lab", 1), cand("B", "Con", 3000), revision=revision))
         assert again.ignored and not again.alerts and again.update is None
     assert count.books["test"].tally.snapshot().parties["Lab"].votes == 5000
 
@@ -138,7 +135,7 @@ def test_same_or_older_revision_is_ignored():
 def test_alert_ids_are_stable_across_reprocessing():
     def run():
         count = counted({"E14000001": "Con", "E14000002": "Lab", "E14000003": "LD"})
-        return [a.id for a in count.declare(decl("E14000001", cand("A", "Ind", 5000), cand("B", "Con", 4500)), None).alerts]
+        return [a.id for a in count.declare(decl("E14000001", cand("A", "Ind", 5000), cand("B", "Con", 4500))).alerts]
     assert run() == run() and len(set(run())) == len(run())
 
 
@@ -154,11 +151,11 @@ def test_data_flaw_is_flagged_not_dropped():
     count = counted({"E14000001": "Con", "E14000002": "Lab", "E14000003": "LD"})
     d = decl("E14000001", cand("A", "Con", 5000), cand("B", "Lab", 3000)).model_copy(
         update={"flaws": ["valid votes 8001 differ from the candidates' sum 8000"]})
-    outcome = count.declare(d, None)
+    outcome = count.declare(d)
     assert kinds(outcome) == ["data_flaw"] and outcome.update.seat.flaws
 
 
 def test_unknown_election_or_seat_is_rejected_with_a_reason():
     count = counted({"E14000001": "Con"})
-    assert "has not been opened" in count.declare(decl("E14000001", cand("A", "Con", 1), election="other"), None).rejected
-    assert "not one of the 1 seats" in count.declare(decl("E14000009", cand("A", "Con", 1)), None).rejected
+    assert "has not been opened" in count.declare(decl("E14000001", cand("A", "Con", 1), election="other")).rejected
+    assert "not one of the 1 seats" in count.declare(decl("E14000009", cand("A", "Con", 1))).rejected

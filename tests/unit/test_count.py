@@ -1,0 +1,45 @@
+"""The count keeps each seat's latest result itself, and rebuilds it from the stored seats."""
+
+from streams.count import Count
+from tests.factories import cand, decl, night
+
+HELD = {"E14000001": "Con", "E14000002": "Lab", "E14000003": "LD"}
+
+
+def test_the_count_holds_the_latest_result_of_each_seat():
+    count = Count()
+    count.open_night(night(HELD))
+    assert count.held("test", "E14000001") is None
+    count.declare(decl("E14000001", cand("A", "Lab", 5000), cand("B", "Con", 3000)))
+    count.declare(decl("E14000001", cand("A", "Lab", 5200), cand("B", "Con", 3000), revision=2))
+    held = count.held("test", "E14000001")
+    assert held.revision == 2 and held.party_votes == {"Lab": 5200, "Con": 3000}
+    assert count.held("other-election", "E14000001") is None
+
+
+def test_a_count_rebuilt_from_stored_seats_carries_on_exactly():
+    first = Count()
+    first.open_night(night(HELD))
+    stored = [first.declare(decl("E14000001", cand("A", "Lab", 5000), cand("B", "Con", 3000))).update.seat,
+              first.declare(decl("E14000002", cand("C", "Lab", 4000), cand("D", "Con", 1000))).update.seat]
+
+    rebuilt = Count()  # a restarted worker: the seats come back from its table
+    rebuilt.open_night(night(HELD), stored)
+    # A re-delivered declaration is ignored; the next revision replaces the stored one exactly.
+    assert rebuilt.declare(decl("E14000001", cand("A", "Lab", 5000), cand("B", "Con", 3000))).ignored
+    outcome = rebuilt.declare(decl("E14000001", cand("A", "Con", 100), cand("B", "Lab", 90), revision=2))
+    tally = outcome.update.tally
+    assert tally.declared == 2
+    assert {p: t.votes for p, t in tally.parties.items() if t.votes} == {"Lab": 4090, "Con": 1100}
+    assert {p: t.seats for p, t in tally.parties.items() if t.seats} == {"Lab": 1, "Con": 1}
+
+
+def test_stored_seats_in_any_order_keep_only_the_newest_revision():
+    first = Count()
+    first.open_night(night(HELD))
+    r1 = first.declare(decl("E14000001", cand("A", "Lab", 5000), cand("B", "Con", 3000))).update.seat
+    r2 = first.declare(decl("E14000001", cand("A", "Lab", 6000), cand("B", "Con", 3000), revision=2)).update.seat
+    rebuilt = Count()
+    rebuilt.open_night(night(HELD), [r2, r1])
+    assert rebuilt.held("test", "E14000001").revision == 2
+    assert rebuilt.snapshot("test").parties["Lab"].votes == 6000 and rebuilt.snapshot("test").declared == 1
