@@ -45,7 +45,7 @@ def worker_batch(count: Count, table: dict[str, bytes], raws: list[bytes]) -> li
     attach one tally snapshot to each election's last update, serialise it all.
     Returns the results-topic records."""
     messages: list[Any] = []
-    written: dict[str, SeatResult] = {}
+    written: dict[str, bytes] = {}
     last: dict[str, int] = {}
     for raw in raws:
         declaration = parse_event(raw)
@@ -53,7 +53,7 @@ def worker_batch(count: Count, table: dict[str, bytes], raws: list[bytes]) -> li
         outcome = count.declare(declaration, snapshot=False)
         messages += [alert.model_dump_json().encode() for alert in outcome.alerts]
         if outcome.update is not None and outcome.update.seat is not None:
-            written[f"{declaration.election}/{declaration.ons_id}"] = outcome.update.seat
+            written[f"{declaration.election}/{declaration.ons_id}"] = outcome.stored
             last[declaration.election] = len(messages)
             messages.append(outcome.update)
     for election, index in last.items():
@@ -63,8 +63,7 @@ def worker_batch(count: Count, table: dict[str, bytes], raws: list[bytes]) -> li
         if isinstance(message, ResultUpdate):
             message = message.model_dump_json().encode()
             results.append(message)
-    for key, seat in written.items():
-        table[key] = seat.model_dump_json().encode()  # the table's value and changelog record
+    table.update(written)  # the table's values and changelog records
     return results
 
 

@@ -25,7 +25,8 @@ Payload = tuple[bytes, bytes]  # (key, value): serialised before the clock start
 
 
 def payloads(declarations: Iterable[Declaration]) -> list[Payload]:
-    return [(d.ons_id.encode(), d.model_dump_json().encode()) for d in declarations]
+    # Keyed by election, as DeclarationSender does.
+    return [(d.election.encode(), d.model_dump_json().encode()) for d in declarations]
 
 
 def expected_version(declarations: Iterable[Declaration]) -> int:

@@ -10,6 +10,8 @@ For election ``E``:
 - ``tallyroom:E:tally``    the latest TallySnapshot as JSON (shares, gains, losses)
 - ``tallyroom:E:seat:<ons_id>`` the seat's latest SeatResult as JSON
 - ``tallyroom:dead-letters`` stream of refused events (DeadLetter JSON), for operators
+- ``tallyroom:sink:<group>:filled`` hash "topic/partition" -> 1: what this Redis has been
+  filled from; a partition missing from it is read again from its start
 """
 
 from __future__ import annotations
@@ -36,3 +38,7 @@ class ElectionKeys:
 
 
 DEAD_LETTERS = f"{PREFIX}:dead-letters"
+
+
+def sink_filled(group: str) -> str:
+    return f"{PREFIX}:sink:{group}:filled"

@@ -18,11 +18,11 @@ import time
 from dataclasses import dataclass
 
 import redis
-from kafka import KafkaConsumer
+from kafka import ConsumerRebalanceListener, KafkaConsumer
 from kafka.errors import KafkaError
 from pydantic import ValidationError
 
-from consumers.keys import DEAD_LETTERS, ElectionKeys
+from consumers.keys import DEAD_LETTERS, ElectionKeys, sink_filled
 from schemas import Alert, ResultUpdate
 from tallyroom.settings import Settings
 
@@ -169,17 +169,77 @@ class RedisSink:
         self._queue_update(pipe, tags, update)
 
 
+class RedisFill:
+    """Which partitions this Redis has been filled from, so that a wiped Redis is refilled.
+
+    Kafka keeps every result; Redis may lose them (restarted without persistence,
+    flushed by hand). A partition this Redis has no mark for is read again from its
+    start: every write is idempotent, so reading a result twice changes nothing.
+    The mark is set only after the first commit that follows, so a sink that dies
+    before then starts over instead of resuming past what Redis never got.
+    """
+
+    def __init__(self, sink: RedisSink, consumer: KafkaConsumer, group: str):
+        self.sink, self.consumer = sink, consumer
+        self.key = sink_filled(group)
+        self.marked = False
+
+    @staticmethod
+    def field(tp) -> str:
+        return f"{tp.topic}/{tp.partition}"
+
+    def on_assigned(self, assigned) -> None:
+        try:
+            held = {f.decode() if isinstance(f, bytes) else f for f in self.sink.redis.hkeys(self.key)}
+        except (redis.ConnectionError, redis.TimeoutError):
+            held = set()  # cannot tell: reading from the start is always safe
+        unfilled = [tp for tp in assigned if self.field(tp) not in held]
+        if unfilled:
+            log.info("Redis holds nothing yet from %s: reading them from the start",
+                     ", ".join(self.field(tp) for tp in unfilled))
+            self.consumer.seek_to_beginning(*unfilled)
+        self.marked = not unfilled
+
+    def wiped(self) -> bool:
+        """True, and everything re-read from the start, if Redis has lost what it was filled with."""
+        if not self.marked or self.sink.redis.exists(self.key):
+            return False
+        log.warning("Redis has lost its data (no %s): refilling it from the start of every partition", self.key)
+        self.consumer.seek_to_beginning(*self.consumer.assignment())
+        self.marked = False
+        return True
+
+    def committed(self) -> None:
+        if not self.marked and (assignment := self.consumer.assignment()):
+            self.sink.redis.hset(self.key, mapping={self.field(tp): 1 for tp in assignment})
+            self.marked = True
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    def __init__(self) -> None:
+        self.fill: RedisFill | None = None
+
+    def on_partitions_revoked(self, revoked) -> None:
+        pass
+
+    def on_partitions_assigned(self, assigned) -> None:
+        if self.fill is not None:
+            self.fill.on_assigned(assigned)
+
+
 def run_sink(settings: Settings, stop_after: float | None = None) -> SinkCounts:
     """Consume until SIGTERM/SIGINT (or ``stop_after`` seconds), committing after each Redis write batch."""
     sink = RedisSink(settings)
     consumer = KafkaConsumer(
-        settings.topic_results, settings.topic_dead_letters,
         group_id=settings.sink_group,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_poll_records=500,
         **settings.kafka_python_config(),
     )
+    listener = _Rebalance()
+    listener.fill = fill = RedisFill(sink, consumer, settings.sink_group)
+    consumer.subscribe([settings.topic_results, settings.topic_dead_letters], listener=listener)
     stopping = False
 
     def _stop(*_):
@@ -192,20 +252,28 @@ def run_sink(settings: Settings, stop_after: float | None = None) -> SinkCounts:
     try:
         while not stopping and (stop_after is None or time.monotonic() - started < stop_after):
             batches = consumer.poll(timeout_ms=500)
+            if _retry_redis(lambda: fill.wiped(), lambda: stopping):
+                continue
             if not batches:
                 continue
             records = [(tp.topic, record.value) for tp, batch in batches.items() for record in batch]
-            _write_with_retry(sink, records, lambda: stopping)
+            _retry_redis(lambda: sink.write_records(records), lambda: stopping)
+            # Redis may have been wiped just before this write: then the write is kept,
+            # and everything before it is read again rather than committed past.
+            if _retry_redis(lambda: fill.wiped(), lambda: stopping):
+                continue
             try:
                 consumer.commit()
             except KafkaError as exc:  # a rebalance: the records will come again, writes are idempotent
                 log.warning("offset commit failed (%s); records will be re-delivered", exc)
+                continue
+            _retry_redis(fill.committed, lambda: stopping)
     finally:
         consumer.close()
     return sink.counts
 
 
-def _write_with_retry(sink: RedisSink, records: list[tuple[str, bytes]], stopping) -> None:
+def _retry_redis(action, stopping):
     """Redis going away must not lose a record: keep trying until it is back.
 
     Re-writing a batch that partly landed is harmless: every write is idempotent.
@@ -213,8 +281,7 @@ def _write_with_retry(sink: RedisSink, records: list[tuple[str, bytes]], stoppin
     delay = 0.2
     while True:
         try:
-            sink.write_records(records)
-            return
+            return action()
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             if stopping():
                 raise

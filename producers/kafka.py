@@ -45,7 +45,13 @@ def ensure_topics(settings: Settings) -> None:
 
 
 class DeclarationSender:
-    """Sends election events keyed by seat, so that a seat's revisions stay in order."""
+    """Sends election events keyed by election.
+
+    One partition then holds a whole election in order, and the one worker that
+    owns it keeps that election's tally exact; more elections spread over more
+    partitions and workers (``streams.app`` refuses a declaration that arrives on
+    another partition).
+    """
 
     def __init__(self, settings: Settings, producer: KafkaProducer | None = None):
         self.settings = settings
@@ -54,17 +60,13 @@ class DeclarationSender:
         self.futures: list = []
 
     def open_night(self, night: NightOpened) -> None:
-        # The night goes to every partition: each partition's stream must see
-        # its election opened before that partition's first declaration.
-        payload = night.model_dump_json().encode()
-        partitions = self.producer.partitions_for(self.topic) or {0}
-        for partition in sorted(partitions):
-            self.futures.append(
-                self.producer.send(self.topic, key=night.election.encode(), value=payload, partition=partition)
-            )
+        self._send(night.election, night.model_dump_json().encode())
 
     def send(self, event: Declaration | RecountNotice):
-        future = self.producer.send(self.topic, key=event.ons_id.encode(), value=event.model_dump_json().encode())
+        return self._send(event.election, event.model_dump_json().encode())
+
+    def _send(self, election: str, payload: bytes):
+        future = self.producer.send(self.topic, key=election.encode(), value=payload)
         self.futures.append(future)
         return future
 

@@ -30,9 +30,10 @@ import faust
 import faust.streams as faust_streams
 from pydantic import ValidationError
 
-from schemas import DeadLetter, NightOpened, RecountNotice, ResultUpdate, SeatResult, parse_event
+from schemas import DeadLetter, NightOpened, RecountNotice, ResultUpdate, parse_event
 from schemas.limits import Breach, Limits, event_breaches, payload_breach
 from streams.count import Count, Outcome
+from streams.partitioning import election_partition
 from streams.rules import RuleConfig
 from tallyroom.settings import Settings, get_settings
 
@@ -139,11 +140,11 @@ def rebuild_books() -> None:
     """Re-derive every election's tally from the recovered tables."""
     global _books_stale
     count.books.clear()
-    by_election: dict[str, list[SeatResult]] = {}
+    by_election: dict[str, list[bytes]] = {}
     for key, value in seats_table.items():
-        by_election.setdefault(key.split("/", 1)[0], []).append(SeatResult.model_validate_json(value))
+        by_election.setdefault(key.split("/", 1)[0], []).append(value)
     for election, night in nights_table.items():
-        count.open_night(NightOpened.model_validate(night), by_election.get(election, []))
+        count.open_night(NightOpened.model_validate(night), stored=by_election.get(election, []))
     _books_stale = False
     log.info("tallies rebuilt for %d election(s) from %d seat(s)", len(count.books), len(seats_table))
 
@@ -215,6 +216,11 @@ def _over_limit(batch: Batch, event: faust.EventT, key: str, breach: Breach) -> 
     batch.send(dead_letters_topic, key, dead_letter(event, f"invalid event: {breach.reason}", errors))
 
 
+def home_partition(event: faust.EventT, election: str) -> int:
+    partitions = app.consumer.topic_partitions(event.message.topic) or settings.topic_partitions
+    return election_partition(election, partitions)
+
+
 def handle(batch: Batch, event: faust.EventT) -> None:
     if breach := payload_breach(event.value, limits):
         return _over_limit(batch, event, "invalid", breach)
@@ -226,15 +232,19 @@ def handle(batch: Batch, event: faust.EventT) -> None:
         return
     if breaches := event_breaches(parsed, limits):
         return _over_limit(batch, event, parsed.election, breaches[0])
+    if (home := home_partition(event, parsed.election)) != event.message.partition:
+        reason = (f"{parsed.kind} for {parsed.election} arrived on partition {event.message.partition}, but the "
+                  f"election lives on partition {home}: key events by election (the producers do)")
+        batch.send(dead_letters_topic, parsed.election, dead_letter(event, reason))
+        return
     if isinstance(parsed, NightOpened):
         held = nights_table.get(parsed.election)
         if held is None or NightOpened.model_validate(held) != parsed:
             # The count's own results include this batch's, not yet in the table.
             book = count.books.get(parsed.election)
-            seats = list(book.results.values()) if book else [
-                SeatResult.model_validate_json(v) for k, v in seats_table.items()
-                if k.startswith(parsed.election + "/")]
-            count.open_night(parsed, seats)
+            stored = list(book.results.values()) if book else [
+                v for k, v in seats_table.items() if k.startswith(parsed.election + "/")]
+            count.open_night(parsed, stored=stored)
             batch.writes.append((event, nights_table, parsed.election, parsed.model_dump(mode="json")))
         return
     if isinstance(parsed, RecountNotice):
@@ -248,7 +258,7 @@ def handle(batch: Batch, event: faust.EventT) -> None:
     if outcome.update is not None and outcome.update.seat is not None:
         seat = outcome.update.seat
         key = f"{seat.election}/{seat.ons_id}"
-        batch.writes.append((event, seats_table, key, seat.model_dump_json().encode()))
+        batch.writes.append((event, seats_table, key, outcome.stored))
 
 
 @app.agent(declarations_topic, concurrency=1)  # >1 can commit past unprocessed events (#606)

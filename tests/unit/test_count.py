@@ -43,3 +43,16 @@ def test_stored_seats_in_any_order_keep_only_the_newest_revision():
     rebuilt.open_night(night(HELD), [r2, r1])
     assert rebuilt.held("test", "E14000001").revision == 2
     assert rebuilt.snapshot("test").parties["Lab"].votes == 6000 and rebuilt.snapshot("test").declared == 1
+
+
+def test_a_count_rebuilt_from_the_seat_tables_json_keeps_it_as_it_is():
+    first = Count()
+    first.open_night(night(HELD))
+    outcome = first.declare(decl("E14000001", cand("A", "Lab", 5000), cand("B", "Con", 3000)))
+    assert outcome.stored == outcome.update.seat.model_dump_json().encode()
+
+    rebuilt = Count()
+    rebuilt.open_night(night(HELD), stored=[outcome.stored])
+    assert rebuilt.books["test"].results["E14000001"] is outcome.stored  # shared, not copied
+    assert rebuilt.held("test", "E14000001") == outcome.update.seat
+    assert rebuilt.snapshot("test") == first.snapshot("test")

@@ -1,0 +1,16 @@
+"""Which partition an election lives on.
+
+Producers key every event by its election, and Kafka's default partitioner
+(murmur2 of the key, as in the Java client and kafka-python) puts it on one
+partition. The worker that owns that partition owns the election's whole tally;
+an event found on any other partition was keyed some other way, and counting it
+there would split one election's tally between two workers.
+"""
+
+from __future__ import annotations
+
+from kafka.partitioner.default import murmur2
+
+
+def election_partition(election: str, partitions: int) -> int:
+    return (murmur2(election.encode("utf-8")) & 0x7FFFFFFF) % partitions
