@@ -72,14 +72,14 @@ def test_health(entry):
     assert response.json() == {"ok": True}
 
 
-def test_valid_declaration_is_sent_keyed_by_ons_id(entry):
+def test_valid_declaration_is_sent_keyed_by_election(entry):
     client, topic = entry
     start = topic.end()
     response = client.post("/declarations", json=declaration("E14000101"))
     assert response.status_code == 202, response.text
     assert response.json() == {"accepted": 1, "acknowledged": 1, "errors": []}
     records = topic.read_from(start, 1)
-    assert [r.key for r in records] == [b"E14000101"]
+    assert [(r.key, json.loads(r.value).get("ons_id")) for r in records] == [(b"test", "E14000101")]
     sent = parse_event(records[0].value)
     assert sent.ons_id == "E14000101" and sent.candidate_votes == 15
 
@@ -96,7 +96,7 @@ def test_batch_with_a_bad_record_names_it_and_sends_the_rest(entry):
     assert [(e["record"], e["field"]) for e in body["errors"]] == [(2, "declaration.candidates.0.votes")]
     assert body["errors"][0]["message"]
     records = topic.read_from(start, 2)
-    assert [r.key for r in records] == [b"E14000201", b"E14000203"]
+    assert [(r.key, json.loads(r.value).get("ons_id")) for r in records] == [(b"test", "E14000201"), (b"test", "E14000203")]
 
 
 def test_correction_with_higher_revision_is_sent(entry):
@@ -106,7 +106,7 @@ def test_correction_with_higher_revision_is_sent(entry):
     corrected = client.post("/declarations", json=declaration("E14000301", revision=2, votes=(10, 12)))
     assert (first.status_code, corrected.status_code) == (202, 202), corrected.text
     records = topic.read_from(start, 2)
-    assert [r.key for r in records] == [b"E14000301", b"E14000301"]
+    assert [(r.key, json.loads(r.value).get("ons_id")) for r in records] == [(b"test", "E14000301"), (b"test", "E14000301")]
     assert [parse_event(r.value).revision for r in records] == [1, 2]
 
 
@@ -119,7 +119,7 @@ def test_recount_notice_is_accepted(entry):
     assert response.status_code == 202, response.text
     assert response.json()["accepted"] == 1
     records = topic.read_from(start, 1)
-    assert [r.key for r in records] == [b"E14000401"]
+    assert [(r.key, json.loads(r.value).get("ons_id")) for r in records] == [(b"test", "E14000401")]
     assert parse_event(records[0].value).kind == "recount"
 
 
@@ -134,7 +134,7 @@ def test_ndjson_lines_are_numbered_like_declare(entry):
     assert body["accepted"] == 2
     assert [(e["record"], e["field"]) for e in body["errors"]] == [(2, "payload")]
     records = topic.read_from(start, 2)
-    assert [r.key for r in records] == [b"test", b"E14000501"]
+    assert [(r.key, json.loads(r.value).get("ons_id")) for r in records] == [(b"test", None), (b"test", "E14000501")]
 
 
 def test_body_that_is_not_json_is_refused_as_payload(entry):

@@ -43,4 +43,4 @@ def test_declare_sends_valid_records_and_names_the_bad_ones(stack):
     assert "record 3: payload" in done.stderr
     assert "2 sent and acknowledged, 2 refused" in done.stdout
     records = read_topic(settings, settings.topic_declarations, 2)
-    assert [r.key for r in records] == [b"E14000001", b"E14000003"]
+    assert [(r.key, json.loads(r.value).get("ons_id")) for r in records] == [(b"test", "E14000001"), (b"test", "E14000003")]
