@@ -235,6 +235,7 @@ def run_sink(settings: Settings, stop_after: float | None = None) -> SinkCounts:
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_poll_records=500,
+        fetch_max_wait_ms=settings.fetch_max_wait_ms,
         **settings.kafka_python_config(),
     )
     listener = _Rebalance()

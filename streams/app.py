@@ -111,7 +111,7 @@ def create_app(settings: Settings) -> faust.App:
 
 
 settings = get_settings()
-shorten_fetch_wait(settings.worker_fetch_max_wait_ms)
+shorten_fetch_wait(settings.fetch_max_wait_ms)
 app = create_app(settings)
 
 raw = {"key_serializer": "raw", "value_serializer": "raw"}
