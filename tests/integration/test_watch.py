@@ -90,10 +90,15 @@ class Tmux:
 
     def dead_status(self) -> tuple[bool, str]:
         """Whether the pane's process has ended, and its exit status ("signal N" if a signal ended it)."""
-        fields = self.run("display-message", "-p", "-t", "watch",
-                          "#{pane_dead}:#{pane_dead_status}:#{pane_dead_signal}").strip()
-        dead, status, killed_by = (fields.split(":") + ["", ""])[:3]
-        return dead == "1", status if status or not killed_by else f"signal {killed_by}"
+        deadline = time.monotonic() + 3
+        while True:
+            fields = self.run("display-message", "-p", "-t", "watch",
+                              "#{pane_dead}:#{pane_dead_status}:#{pane_dead_signal}").strip()
+            dead, status, killed_by = (fields.split(":") + ["", ""])[:3]
+            # tmux can report the pane dead a moment before it has the exit status (seen once in CI).
+            if dead != "1" or status or killed_by or time.monotonic() > deadline:
+                return dead == "1", status if status or not killed_by else f"signal {killed_by}"
+            time.sleep(0.1)
 
     def kill(self) -> None:
         subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True, env=self.env)
