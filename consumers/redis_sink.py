@@ -169,7 +169,7 @@ class RedisSink:
         self._queue_update(pipe, tags, update)
 
 
-class RedisFill:
+class RedisFill(ConsumerRebalanceListener):
     """Which partitions this Redis has been filled from, so that a wiped Redis is refilled.
 
     Kafka keeps every result; Redis may lose them (restarted without persistence,
@@ -177,6 +177,7 @@ class RedisFill:
     start: every write is idempotent, so reading a result twice changes nothing.
     The mark is set only after the first commit that follows, so a sink that dies
     before then starts over instead of resuming past what Redis never got.
+    It is the consumer's rebalance listener, to check each partition it is given.
     """
 
     def __init__(self, sink: RedisSink, consumer: KafkaConsumer, group: str):
@@ -188,7 +189,10 @@ class RedisFill:
     def field(tp) -> str:
         return f"{tp.topic}/{tp.partition}"
 
-    def on_assigned(self, assigned) -> None:
+    def on_partitions_revoked(self, revoked) -> None:
+        pass
+
+    def on_partitions_assigned(self, assigned) -> None:
         try:
             held = {f.decode() if isinstance(f, bytes) else f for f in self.sink.redis.hkeys(self.key)}
         except (redis.ConnectionError, redis.TimeoutError):
@@ -215,18 +219,6 @@ class RedisFill:
             self.marked = True
 
 
-class _Rebalance(ConsumerRebalanceListener):
-    def __init__(self) -> None:
-        self.fill: RedisFill | None = None
-
-    def on_partitions_revoked(self, revoked) -> None:
-        pass
-
-    def on_partitions_assigned(self, assigned) -> None:
-        if self.fill is not None:
-            self.fill.on_assigned(assigned)
-
-
 def run_sink(settings: Settings, stop_after: float | None = None) -> SinkCounts:
     """Consume until SIGTERM/SIGINT (or ``stop_after`` seconds), committing after each Redis write batch."""
     sink = RedisSink(settings)
@@ -238,14 +230,16 @@ def run_sink(settings: Settings, stop_after: float | None = None) -> SinkCounts:
         fetch_max_wait_ms=settings.fetch_max_wait_ms,
         **settings.kafka_python_config(),
     )
-    listener = _Rebalance()
-    listener.fill = fill = RedisFill(sink, consumer, settings.sink_group)
-    consumer.subscribe([settings.topic_results, settings.topic_dead_letters], listener=listener)
+    fill = RedisFill(sink, consumer, settings.sink_group)
+    consumer.subscribe([settings.topic_results, settings.topic_dead_letters], listener=fill)
     stopping = False
 
     def _stop(*_):
         nonlocal stopping
         stopping = True
+
+    def is_stopping() -> bool:
+        return stopping
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
@@ -253,22 +247,20 @@ def run_sink(settings: Settings, stop_after: float | None = None) -> SinkCounts:
     try:
         while not stopping and (stop_after is None or time.monotonic() - started < stop_after):
             batches = consumer.poll(timeout_ms=500)
-            if _retry_redis(lambda: fill.wiped(), lambda: stopping):
+            # A wipe between this check and the write below is caught at the next poll:
+            # the mark stays gone until it is set again after a refill.
+            if _retry_redis(fill.wiped, is_stopping):
                 continue
             if not batches:
                 continue
             records = [(tp.topic, record.value) for tp, batch in batches.items() for record in batch]
-            _retry_redis(lambda: sink.write_records(records), lambda: stopping)
-            # Redis may have been wiped just before this write: then the write is kept,
-            # and everything before it is read again rather than committed past.
-            if _retry_redis(lambda: fill.wiped(), lambda: stopping):
-                continue
+            _retry_redis(lambda: sink.write_records(records), is_stopping)
             try:
                 consumer.commit()
             except KafkaError as exc:  # a rebalance: the records will come again, writes are idempotent
                 log.warning("offset commit failed (%s); records will be re-delivered", exc)
                 continue
-            _retry_redis(fill.committed, lambda: stopping)
+            _retry_redis(fill.committed, is_stopping)
     finally:
         consumer.close()
     return sink.counts

@@ -46,7 +46,6 @@ def _plausible_year(value: datetime) -> datetime:
 Timestamp = Annotated[AwareDatetime, BeforeValidator(_iso_date_time), AfterValidator(_plausible_year)]
 
 
-
 def _exactly_an_int(value: object) -> object:
     # Literal[1] alone would also take 1.0 and true (both == 1 in Python).
     if type(value) is not int:

@@ -211,7 +211,6 @@ class Batch:
             futures.append(await producer.send(topic.get_topic_name(), key.encode(), payload, None, None, None))
         await asyncio.gather(*futures)
 
-
     async def store(self) -> None:
         """Record what the batch counted, once its alerts and updates are acknowledged.
 
@@ -317,4 +316,3 @@ def current_event(event: faust.EventT) -> Iterator[None]:
         yield
     finally:
         faust_streams._current_event.reset(token)
-

@@ -9,8 +9,13 @@ there would split one election's tally between two workers.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from kafka.partitioner.default import murmur2
 
 
+# Cached: the worker asks for every event, kafka-python's murmur2 is pure Python,
+# and a night has a handful of elections.
+@lru_cache(maxsize=4096)
 def election_partition(election: str, partitions: int) -> int:
     return (murmur2(election.encode("utf-8")) & 0x7FFFFFFF) % partitions

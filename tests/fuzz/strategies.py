@@ -160,6 +160,16 @@ def _candidate_index(rnd: random.Random, record: dict) -> int:
     return rnd.randrange(len(record["candidates"]))
 
 
+def _put(rnd: random.Random, record: dict, key: str, value: object, on_candidate: bool) -> str:
+    """Set ``key`` on one candidate (picked by ``rnd``) or on the record itself; returns its path."""
+    if on_candidate:
+        index = _candidate_index(rnd, record)
+        record["candidates"][index][key] = value
+        return f"candidates.{index}.{key}"
+    record[key] = value
+    return key
+
+
 @st.composite
 def _valid_cases(draw, night: Night) -> Case:
     rnd = draw(SEEDED)
@@ -251,14 +261,10 @@ TOP_KEYS, CANDIDATE_KEYS = tuple(sorted(TOP_TYPES)), tuple(sorted(CANDIDATE_TYPE
 @st.composite
 def _wrong_types(draw, night: Night) -> Case:
     rnd, record = _base(draw, night)
-    if draw(st.booleans()):
-        key = draw(st.sampled_from(TOP_KEYS))
-        record[key] = draw(WRONG_VALUES[TOP_TYPES[key]])
-        path = key
-    else:
-        index, key = _candidate_index(rnd, record), draw(st.sampled_from(CANDIDATE_KEYS))
-        record["candidates"][index][key] = draw(WRONG_VALUES[CANDIDATE_TYPES[key]])
-        path = f"candidates.{index}.{key}"
+    on_candidate = not draw(st.booleans())
+    keys, types = (CANDIDATE_KEYS, CANDIDATE_TYPES) if on_candidate else (TOP_KEYS, TOP_TYPES)
+    key = draw(st.sampled_from(keys))
+    path = _put(rnd, record, key, draw(WRONG_VALUES[types[key]]), on_candidate)
     return Case(f"wrong_type/{key}", dump(record, rnd), f"declaration.{path}")
 
 
@@ -288,13 +294,7 @@ def _out_of_range(draw, night: Night) -> Case:
     rnd, record = _base(draw, night)
     where = draw(st.sampled_from(RANGED))
     value = draw(OUT_OF_RANGE_REVISIONS if where == "revision" else OUT_OF_RANGE_COUNTS)
-    if where == "votes":
-        index = _candidate_index(rnd, record)
-        record["candidates"][index]["votes"] = value
-        path = f"candidates.{index}.votes"
-    else:
-        record[where] = value
-        path = where
+    path = _put(rnd, record, where, value, on_candidate=where == "votes")
     label = "negative" if value < 0 else ("zero" if value == 0 else "huge")
     return Case(f"{label}/{where}", dump(record, rnd), f"declaration.{path}")
 
@@ -379,13 +379,7 @@ EXTRA_VALUES = st.one_of(st.none(), st.integers(), st.text(max_size=10))
 def _extra_fields(draw, night: Night) -> Case:
     rnd, record = _base(draw, night)
     key, value = draw(EXTRA_KEYS), draw(EXTRA_VALUES)
-    if draw(st.booleans()):
-        record[key] = value
-        path = key
-    else:
-        index = _candidate_index(rnd, record)
-        record["candidates"][index][key] = value
-        path = f"candidates.{index}.{key}"
+    path = _put(rnd, record, key, value, on_candidate=not draw(st.booleans()))
     return Case("extra_field", dump(record, rnd), f"declaration.{path}")
 
 
@@ -405,13 +399,7 @@ def _bad_shapes(draw, night: Night) -> Case:
     rnd, record = _base(draw, night)
     key = draw(st.sampled_from(SHAPED))
     value = draw(BAD_SHAPES[key])
-    if key == "name":
-        index = _candidate_index(rnd, record)
-        record["candidates"][index]["name"] = value
-        path = f"candidates.{index}.name"
-    else:
-        record[key] = value
-        path = key
+    path = _put(rnd, record, key, value, on_candidate=key == "name")
     return Case(f"bad_shape/{key}", dump(record, rnd), f"declaration.{path}")
 
 
