@@ -10,6 +10,7 @@ _RUNNER = {"BenchOptions", "parse_rates", "run"}
 def __getattr__(name: str):
     # Lazy, so that `python -m bench.probe` (a child of every load) starts light.
     if name in _RUNNER:
-        from bench import runner
+        from tallyroom.bench import runner
+
         return getattr(runner, name)
     raise AttributeError(f"module 'bench' has no attribute {name!r}")

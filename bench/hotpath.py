@@ -1,7 +1,7 @@
 """The worker's and the sink's per-event CPU work, in-process, for profiling.
 
-No Kafka and no Redis: this repeats what ``streams.app.handle`` and
-``consumers.redis_sink.RedisSink.handle`` do to each declaration's bytes
+No Kafka and no Redis: this repeats what ``tallyroom.streams.app.handle`` and
+``tallyroom.consumers.redis_sink.RedisSink.handle`` do to each declaration's bytes
 (parse, count, serialise the alerts, the update and the table value; then the
 sink's parse and re-serialisation), so a profiler sees only Tallyroom's own
 code. It is the ceiling the real pipeline cannot beat.
@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.night import NightSpec, SyntheticNight
-from schemas import Declaration, NightOpened, ResultUpdate, SeatResult, parse_event
-from streams.count import Count
+from tallyroom.bench.night import NightSpec, SyntheticNight
+from tallyroom.schemas import Declaration, NightOpened, ResultUpdate, parse_event
+from tallyroom.streams.count import Count
 
 BATCH = 500  # Settings.worker_batch_size: events per take_events batch
 
@@ -41,7 +41,7 @@ class HotPathRate:
 
 
 def worker_batch(count: Count, table: dict[str, bytes], raws: list[bytes]) -> list[bytes]:
-    """What the agent does for one batch (``streams.app``): count each declaration,
+    """What the agent does for one batch (``tallyroom.streams.app``): count each declaration,
     attach one tally snapshot to each election's last update, serialise it all.
     Returns the results-topic records."""
     messages: list[Any] = []
@@ -85,7 +85,7 @@ def measure(payloads: list[bytes], night: NightOpened, batch_size: int = BATCH) 
     updates: list[bytes] = []
     started = time.perf_counter()
     for start in range(0, len(payloads), batch_size):
-        updates += worker_batch(count, table, payloads[start:start + batch_size])
+        updates += worker_batch(count, table, payloads[start : start + batch_size])
     worker_seconds = time.perf_counter() - started
     started = time.perf_counter()
     for raw in updates:
@@ -95,6 +95,7 @@ def measure(payloads: list[bytes], night: NightOpened, batch_size: int = BATCH) 
 
 def ge2024_payloads(directory: Path) -> tuple[NightOpened, list[bytes]]:
     from tallyroom.nights import load_night
+
     loaded = load_night(directory, "ge2024-hotpath")
     return loaded.opened, [d.model_dump_json().encode() for d in loaded.declarations]
 
@@ -113,8 +114,10 @@ def main(argv: list[str] | None = None) -> None:
         opened = night.opened
         payloads = [d.model_dump_json().encode() for d in night.declarations()]
     rate = measure(payloads, opened, args.batch)
-    print(f"{rate.events} declarations: worker path {rate.worker_per_second:,.0f}/s "
-          f"({rate.worker_seconds:.2f}s), sink path {rate.sink_per_second:,.0f}/s ({rate.sink_seconds:.2f}s)")
+    print(
+        f"{rate.events} declarations: worker path {rate.worker_per_second:,.0f}/s "
+        f"({rate.worker_seconds:.2f}s), sink path {rate.sink_per_second:,.0f}/s ({rate.sink_seconds:.2f}s)"
+    )
 
 
 if __name__ == "__main__":

@@ -24,8 +24,15 @@ class ToolError(RuntimeError):
 
 
 def command(settings: Settings, tool: str, *args: str) -> list[str]:
-    return ["java", "-Xmx512m", f"-Dlog4j2.configurationFile={LOG_CONFIG}",
-            "-cp", kafka_classpath(settings), f"{TOOLS}.{tool}", *args]
+    return [
+        "java",
+        "-Xmx512m",
+        f"-Dlog4j2.configurationFile={LOG_CONFIG}",
+        "-cp",
+        kafka_classpath(settings),
+        f"{TOOLS}.{tool}",
+        *args,
+    ]
 
 
 def _run(settings: Settings, tool: str, *args: str) -> str:
@@ -50,8 +57,12 @@ def parse_end_to_end(output: str) -> dict:
     avg, pct = _E2E_AVG.search(output), _E2E_PERCENTILES.search(output)
     if not avg or not pct:
         raise ToolError(f"EndToEndLatency printed no latency summary:\n{output[-2000:]}")
-    return {"avg_ms": float(avg.group(1)), "p50_ms": float(pct.group(1)), "p99_ms": float(pct.group(2)),
-            "p999_ms": float(pct.group(3))}
+    return {
+        "avg_ms": float(avg.group(1)),
+        "p50_ms": float(pct.group(1)),
+        "p99_ms": float(pct.group(2)),
+        "p999_ms": float(pct.group(3)),
+    }
 
 
 def parse_producer(output: str) -> dict:
@@ -60,9 +71,17 @@ def parse_producer(output: str) -> dict:
     if not matches:
         raise ToolError(f"ProducerPerformance printed no summary:\n{output[-2000:]}")
     sent, rate, mb, avg, top, p50, p95, p99, p999 = matches[-1]
-    return {"records": int(sent), "records_per_s": float(rate), "mb_per_s": float(mb),
-            "avg_latency_ms": float(avg), "max_latency_ms": float(top), "p50_ms": float(p50),
-            "p95_ms": float(p95), "p99_ms": float(p99), "p999_ms": float(p999)}
+    return {
+        "records": int(sent),
+        "records_per_s": float(rate),
+        "mb_per_s": float(mb),
+        "avg_latency_ms": float(avg),
+        "max_latency_ms": float(top),
+        "p50_ms": float(p50),
+        "p95_ms": float(p95),
+        "p99_ms": float(p99),
+        "p999_ms": float(p999),
+    }
 
 
 def parse_consumer(output: str) -> dict:
@@ -74,9 +93,13 @@ def parse_consumer(output: str) -> dict:
             values = [v.strip() for v in lines[index + 1].split(",")]
             row = dict(zip(header, values))
             try:
-                return {"records": int(row["data.consumed.in.nMsg"]), "records_per_s": float(row["nMsg.sec"]),
-                        "mb_per_s": float(row["MB.sec"]), "fetch_records_per_s": float(row["fetch.nMsg.sec"]),
-                        "rebalance_ms": float(row["rebalance.time.ms"])}
+                return {
+                    "records": int(row["data.consumed.in.nMsg"]),
+                    "records_per_s": float(row["nMsg.sec"]),
+                    "mb_per_s": float(row["MB.sec"]),
+                    "fetch_records_per_s": float(row["fetch.nMsg.sec"]),
+                    "rebalance_ms": float(row["rebalance.time.ms"]),
+                }
             except (KeyError, ValueError) as exc:
                 raise ToolError(f"ConsumerPerformance: unexpected summary {row}: {exc}") from exc
     raise ToolError(f"ConsumerPerformance printed no summary:\n{output[-2000:]}")
@@ -84,22 +107,52 @@ def parse_consumer(output: str) -> dict:
 
 # --- runs ------------------------------------------------------------------------------------
 
+
 def end_to_end_latency(settings: Settings, topic: str, messages: int, size: int) -> dict:
     # 4.x positional arguments: bootstrap-server topic num-records producer-acks record-size
     output = _run(settings, "EndToEndLatency", settings.kafka_bootstrap, topic, str(messages), "all", str(size))
-    return {"tool": f"{TOOLS}.EndToEndLatency", "messages": messages, "record_bytes": size, "acks": "all",
-            **parse_end_to_end(output)}
+    return {
+        "tool": f"{TOOLS}.EndToEndLatency",
+        "messages": messages,
+        "record_bytes": size,
+        "acks": "all",
+        **parse_end_to_end(output),
+    }
 
 
 def producer_performance(settings: Settings, topic: str, records: int, size: int) -> dict:
     # The same acks and linger as Tallyroom's producer (producers/kafka.make_producer).
-    output = _run(settings, "ProducerPerformance", "--bootstrap-server", settings.kafka_bootstrap,
-                  "--topic", topic, "--num-records", str(records), "--record-size", str(size),
-                  "--throughput", "-1", "--command-property", "acks=all", "linger.ms=5")
+    output = _run(
+        settings,
+        "ProducerPerformance",
+        "--bootstrap-server",
+        settings.kafka_bootstrap,
+        "--topic",
+        topic,
+        "--num-records",
+        str(records),
+        "--record-size",
+        str(size),
+        "--throughput",
+        "-1",
+        "--command-property",
+        "acks=all",
+        "linger.ms=5",
+    )
     return {"tool": f"{TOOLS}.ProducerPerformance", "record_bytes": size, "acks": "all", **parse_producer(output)}
 
 
 def consumer_performance(settings: Settings, topic: str, records: int) -> dict:
-    output = _run(settings, "ConsumerPerformance", "--bootstrap-server", settings.kafka_bootstrap,
-                  "--topic", topic, "--num-records", str(records), "--timeout", "60000")
+    output = _run(
+        settings,
+        "ConsumerPerformance",
+        "--bootstrap-server",
+        settings.kafka_bootstrap,
+        "--topic",
+        topic,
+        "--num-records",
+        str(records),
+        "--timeout",
+        "60000",
+    )
     return {"tool": f"{TOOLS}.ConsumerPerformance", **parse_consumer(output)}

@@ -8,17 +8,17 @@ as fast as the producer takes them, while the probe watches the tally version.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
 
 from kafka import KafkaProducer
 
-from bench import stats
-from bench.probe import LandingProbe
-from consumers.keys import ElectionKeys
-from producers.kafka import DeclarationSender
-from schemas import Declaration, NightOpened
+from tallyroom.bench import stats
+from tallyroom.bench.probe import LandingProbe
+from tallyroom.consumers.keys import ElectionKeys
 from tallyroom.lag import group_lag
+from tallyroom.producers.kafka import DeclarationSender
+from tallyroom.schemas import Declaration, NightOpened
 from tallyroom.settings import Settings
 
 Payload = tuple[bytes, bytes]  # (key, value): serialised before the clock starts
@@ -37,8 +37,14 @@ def expected_version(declarations: Iterable[Declaration]) -> int:
     return sum(last.values())
 
 
-def offer(producer: KafkaProducer, topic: str, items: list[Payload], rate: float | None,
-          clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> list[float]:
+def offer(
+    producer: KafkaProducer,
+    topic: str,
+    items: list[Payload],
+    rate: float | None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> list[float]:
     """Send ``items`` at ``rate`` per second (None: as fast as possible); returns each send time.
 
     Sends are scheduled against the start, not the previous send, so a slow
@@ -76,11 +82,16 @@ class LoadResult:
 
     def summary(self) -> dict:
         return {
-            "label": self.label, "election": self.election,
+            "label": self.label,
+            "election": self.election,
             "offered_rate_per_s": self.offered_rate if self.offered_rate else "max",
-            "declarations": self.declarations, "landed": self.landed, "complete": self.complete,
+            "declarations": self.declarations,
+            "landed": self.landed,
+            "complete": self.complete,
             "offer_seconds": round(self.offer_seconds, 3),
-            "achieved_offer_rate_per_s": round(self.declarations / self.offer_seconds, 1) if self.offer_seconds else None,
+            "achieved_offer_rate_per_s": round(self.declarations / self.offer_seconds, 1)
+            if self.offer_seconds
+            else None,
             "seconds_to_last_landing": round(self.seconds_to_last_landing, 3),
             "throughput_per_s": round(self.throughput_per_s, 1),
             "sustained_per_s": None if self.sustained_per_s != self.sustained_per_s else round(self.sustained_per_s, 1),
@@ -108,9 +119,17 @@ def open_night(settings: Settings, producer: KafkaProducer, night: NightOpened, 
         time.sleep(0.2)
 
 
-def run_load(settings: Settings, producer: KafkaProducer, label: str, night: NightOpened,
-             items: list[Payload], target_version: int, rate: float | None, timeout: float,
-             cpu: Callable[[], dict[str, float]] = dict) -> LoadResult:
+def run_load(
+    settings: Settings,
+    producer: KafkaProducer,
+    label: str,
+    night: NightOpened,
+    items: list[Payload],
+    target_version: int,
+    rate: float | None,
+    timeout: float,
+    cpu: Callable[[], dict[str, float]] = dict,
+) -> LoadResult:
     """``cpu()`` gives CPU seconds used so far by name (worker, sink): read before and after
     the timed part, it gives CPU per declaration, which neighbours on the machine barely move."""
     open_night(settings, producer, night)
@@ -128,7 +147,11 @@ def run_load(settings: Settings, producer: KafkaProducer, label: str, night: Nig
     landed = sum(t is not None for t in landed_at)
     last = max((t for t in landed_at if t is not None), default=started)
     return LoadResult(
-        label=label, election=night.election, offered_rate=rate, declarations=len(items), landed=landed,
+        label=label,
+        election=night.election,
+        offered_rate=rate,
+        declarations=len(items),
+        landed=landed,
         complete=bool(trace) and trace[-1][1] >= target_version,
         offer_seconds=offer_seconds,
         seconds_to_last_landing=last - sent_at[0] if sent_at else 0.0,
@@ -136,7 +159,11 @@ def run_load(settings: Settings, producer: KafkaProducer, label: str, night: Nig
         sustained_per_s=stats.sustained_rate(landed_at),
         latency=stats.latency_summary(stats.latencies_ms(sent_at, landed_at)),
         payload_bytes_mean=sum(len(v) for _, v in items) / len(items) if items else 0.0,
-        cpu_ms_per_declaration={name: round((cpu_after[name] - cpu_before[name]) * 1000 / landed, 3)
-                                for name in cpu_after} if landed else {},
-        sent_at=sent_at, trace=trace,
+        cpu_ms_per_declaration={
+            name: round((cpu_after[name] - cpu_before[name]) * 1000 / landed, 3) for name in cpu_after
+        }
+        if landed
+        else {},
+        sent_at=sent_at,
+        trace=trace,
     )

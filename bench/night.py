@@ -14,21 +14,30 @@ schedule (a list of (seat, revision) pairs) until it is sent.
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
-from typing import Iterator
 
-from schemas import Candidate, Declaration, NightOpened, SeatBaseline
-from schemas.events import INDEPENDENT, MAX_SEATS
+from tallyroom.schemas import Candidate, Declaration, NightOpened, SeatBaseline
+from tallyroom.schemas.events import INDEPENDENT, MAX_SEATS
 
 # ONS ids are a nation letter and eight digits; "14" is the Westminster
 # constituency entity type. A million seats per letter, then the next letter.
 ONS_LETTERS = "EWSNL"
 PER_LETTER = 1_000_000
 NATIONS = {"E": "England", "W": "Wales", "S": "Scotland", "N": "Northern Ireland", "L": "Channel Islands"}
-REGIONS = ["North East", "North West", "Yorkshire", "East Midlands", "West Midlands", "East", "London",
-           "South East", "South West"]
+REGIONS = [
+    "North East",
+    "North West",
+    "Yorkshire",
+    "East Midlands",
+    "West Midlands",
+    "East",
+    "London",
+    "South East",
+    "South West",
+]
 # Parties standing in each nation, strongest first; the weights shape who holds seats.
 PARTIES = {
     "E": [("Lab", 0.42), ("Con", 0.32), ("LD", 0.12), ("RUK", 0.08), ("Green", 0.06)],
@@ -38,15 +47,55 @@ PARTIES = {
     "L": [("Ind", 1.0)],
 }
 MINOR = ["Green", "RUK", "WPB", "SDP", "Yorks", "Heritage", "Lib"]
-FIRST = ["Alex", "Sam", "Jo", "Priya", "Tom", "Aisha", "Owen", "Mei", "Kate", "Ravi", "Ellen", "Dan",
-         "Nia", "Hugo", "Zara", "Ian", "Ruth", "Kwame", "Fay", "Lee"]
-LAST = ["Smith", "Jones", "Patel", "Brown", "Khan", "Evans", "Wright", "Hughes", "Clarke", "Lewis",
-        "Ahmed", "Morgan", "Reid", "Shaw", "Begum", "Price", "Walsh", "Ng", "Cole", "Hart"]
+FIRST = [
+    "Alex",
+    "Sam",
+    "Jo",
+    "Priya",
+    "Tom",
+    "Aisha",
+    "Owen",
+    "Mei",
+    "Kate",
+    "Ravi",
+    "Ellen",
+    "Dan",
+    "Nia",
+    "Hugo",
+    "Zara",
+    "Ian",
+    "Ruth",
+    "Kwame",
+    "Fay",
+    "Lee",
+]
+LAST = [
+    "Smith",
+    "Jones",
+    "Patel",
+    "Brown",
+    "Khan",
+    "Evans",
+    "Wright",
+    "Hughes",
+    "Clarke",
+    "Lewis",
+    "Ahmed",
+    "Morgan",
+    "Reid",
+    "Shaw",
+    "Begum",
+    "Price",
+    "Walsh",
+    "Ng",
+    "Cole",
+    "Hart",
+]
 
-NIGHT_START = datetime(2030, 5, 2, 21, 0, tzinfo=timezone.utc)  # polls close
-FIRST_RESULTS_HOURS = 8.0   # revision 1 of every seat lands within this
-CORRECTIONS_HOURS = 24.0    # corrections keep coming for up to this long after a seat's first result
-CORRECTED_SHARE = 0.2       # share of seats that get corrections when D > N
+NIGHT_START = datetime(2030, 5, 2, 21, 0, tzinfo=UTC)  # polls close
+FIRST_RESULTS_HOURS = 8.0  # revision 1 of every seat lands within this
+CORRECTIONS_HOURS = 24.0  # corrections keep coming for up to this long after a seat's first result
+CORRECTED_SHARE = 0.2  # share of seats that get corrections when D > N
 
 
 def ons_id(index: int) -> str:
@@ -109,14 +158,24 @@ def plan_seat(seed: int, index: int) -> SeatPlan:
     for party, strength in zip(chosen, strengths):
         name = _unique_name(rng, party, names)
         votes = max(1, int(valid * strength / total))
-        candidates.append(CandidatePlan(
-            name=name, party=party, base_votes=votes, late_votes=max(1, votes // rng.randint(40, 200)),
-            sitting_mp=party == held_by and rng.random() < 0.8,
-        ))
+        candidates.append(
+            CandidatePlan(
+                name=name,
+                party=party,
+                base_votes=votes,
+                late_votes=max(1, votes // rng.randint(40, 200)),
+                sitting_mp=party == held_by and rng.random() < 0.8,
+            )
+        )
     return SeatPlan(
-        index=index, ons_id=sid, constituency=f"Seat {index + 1}", nation=NATIONS[letter],
+        index=index,
+        ons_id=sid,
+        constituency=f"Seat {index + 1}",
+        nation=NATIONS[letter],
         region=REGIONS[index % len(REGIONS)] if letter == "E" else None,
-        held_by=held_by, electorate=electorate, candidates=tuple(candidates),
+        held_by=held_by,
+        electorate=electorate,
+        candidates=tuple(candidates),
     )
 
 
@@ -142,8 +201,9 @@ def votes_at(seed: int, seat: SeatPlan, revision: int) -> list[int]:
     """Each candidate's votes at ``revision``: later revisions count more late ballots."""
     rng = _rng(seed, "votes", seat.index, revision)
     extra = revision - 1
-    return [c.base_votes + extra * c.late_votes + (rng.randint(0, c.late_votes) if extra else 0)
-            for c in seat.candidates]
+    return [
+        c.base_votes + extra * c.late_votes + (rng.randint(0, c.late_votes) if extra else 0) for c in seat.candidates
+    ]
 
 
 @dataclass(frozen=True)
@@ -162,7 +222,7 @@ class NightSpec:
 
 @dataclass(frozen=True)
 class Scheduled:
-    seconds: float   # after NIGHT_START
+    seconds: float  # after NIGHT_START
     seat: int
     revision: int
 
@@ -178,8 +238,10 @@ def schedule(spec: NightSpec) -> list[Scheduled]:
     first_count = min(spec.seats, spec.declarations)
     declared = rng.sample(range(spec.seats), first_count) if first_count < spec.seats else list(range(spec.seats))
     # First results: a hump in the small hours, like a real count.
-    first = {s: min(max(rng.gauss(FIRST_RESULTS_HOURS * 0.55, FIRST_RESULTS_HOURS * 0.18), 0.1),
-                    FIRST_RESULTS_HOURS) * 3600 for s in declared}
+    first = {
+        s: min(max(rng.gauss(FIRST_RESULTS_HOURS * 0.55, FIRST_RESULTS_HOURS * 0.18), 0.1), FIRST_RESULTS_HOURS) * 3600
+        for s in declared
+    }
     corrections = spec.declarations - first_count
     per_seat: dict[int, int] = {}
     if corrections:
@@ -201,7 +263,7 @@ class SyntheticNight:
         self.spec = spec
         self._plans: dict[int, SeatPlan] = {} if plans is None else plans
 
-    def renamed(self, election: str) -> "SyntheticNight":
+    def renamed(self, election: str) -> SyntheticNight:
         """The same night under another election id (seats and schedule shared, not rebuilt)."""
         twin = SyntheticNight(replace(self.spec, election=election), self._plans)
         if "schedule" in self.__dict__:
@@ -231,8 +293,10 @@ class SyntheticNight:
             election=self.spec.election,
             title=f"Synthetic night: {self.spec.seats} seats, {self.spec.declarations} declarations",
             opened_at=NIGHT_START,
-            seats=[SeatBaseline(ons_id=p.ons_id, constituency=p.constituency, held_by=p.held_by)
-                   for p in map(self.seat, range(self.spec.seats))],
+            seats=[
+                SeatBaseline(ons_id=p.ons_id, constituency=p.constituency, held_by=p.held_by)
+                for p in map(self.seat, range(self.spec.seats))
+            ],
         )
 
     def declaration(self, event: Scheduled) -> Declaration:
@@ -248,8 +312,10 @@ class SyntheticNight:
             declared_at=NIGHT_START + timedelta(seconds=event.seconds),
             electorate=plan.electorate,
             valid_votes=sum(votes),
-            candidates=[Candidate(name=c.name, party=c.party, votes=v, sitting_mp=c.sitting_mp)
-                        for c, v in zip(plan.candidates, votes)],
+            candidates=[
+                Candidate(name=c.name, party=c.party, votes=v, sitting_mp=c.sitting_mp)
+                for c, v in zip(plan.candidates, votes)
+            ],
         )
 
     def declarations(self, start: int = 0, stop: int | None = None) -> Iterator[Declaration]:

@@ -12,8 +12,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 def plot(results: dict, curves: dict[str, list[tuple[float, int]]], path: Path) -> Path:
     fig, axes = plt.subplots(2, 2, figsize=(13, 9))
-    fig.suptitle(f"Tallyroom bench {results['run_id']}: {results['night']['seats']:,} seats, "
-                 f"{results['night']['declarations']:,} declarations ({results['machine']['cpus']} CPUs)")
+    fig.suptitle(
+        f"Tallyroom bench {results['run_id']}: {results['night']['seats']:,} seats, "
+        f"{results['night']['declarations']:,} declarations ({results['machine']['cpus']} CPUs)"
+    )
     _latency(axes[0][0], results)
     _landing(axes[0][1], curves)
     _throughput(axes[1][0], results)
@@ -33,7 +35,9 @@ def _latency(ax, results: dict) -> None:
         ax.bar([i + (offset - 1) * width for i in range(len(loads))], values, width, label=name)
     kafka = results.get("kafka", {}).get("end_to_end_latency")
     if kafka:
-        ax.axhline(kafka["p99_ms"], color="black", linestyle="--", label=f"Kafka EndToEndLatency p99 ({kafka['p99_ms']:g} ms)")
+        ax.axhline(
+            kafka["p99_ms"], color="black", linestyle="--", label=f"Kafka EndToEndLatency p99 ({kafka['p99_ms']:g} ms)"
+        )
     ax.axhline(100, color="red", linestyle=":", label="target p99 at 500/s: 100 ms")
     ax.set_xticks(range(len(loads)), labels)
     ax.set_yscale("log")

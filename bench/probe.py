@@ -32,8 +32,9 @@ import redis
 DEFAULT_INTERVAL = 0.001
 
 
-def watch(client: redis.Redis, key: str, target: int, interval: float, budget: float,
-          stopped=lambda: False) -> list[tuple[float, int]]:
+def watch(
+    client: redis.Redis, key: str, target: int, interval: float, budget: float, stopped=lambda: False
+) -> list[tuple[float, int]]:
     """(monotonic time, version) at each change, until ``target``, ``stopped()`` or ``budget`` seconds."""
     trace: list[tuple[float, int]] = []
     last = int(client.get(key) or 0)
@@ -75,13 +76,36 @@ class LandingProbe:
     process: subprocess.Popen
 
     @classmethod
-    def start(cls, redis_url: str, redis_password: str | None, key: str, target: int, budget: float,
-              interval: float = DEFAULT_INTERVAL) -> "LandingProbe":
+    def start(
+        cls,
+        redis_url: str,
+        redis_password: str | None,
+        key: str,
+        target: int,
+        budget: float,
+        interval: float = DEFAULT_INTERVAL,
+    ) -> LandingProbe:
         env = {**os.environ, "TALLYROOM_BENCH_REDIS_PASSWORD": redis_password or ""}
         process = subprocess.Popen(
-            [sys.executable, "-m", "bench.probe", "--url", redis_url, "--key", key, "--target", str(target),
-             "--budget", str(budget), "--interval", str(interval)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
+            [
+                sys.executable,
+                "-m",
+                "tallyroom.bench.probe",
+                "--url",
+                redis_url,
+                "--key",
+                key,
+                "--target",
+                str(target),
+                "--budget",
+                str(budget),
+                "--interval",
+                str(interval),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
         )
         first = process.stdout.readline().strip()
         if first != "ready":

@@ -24,15 +24,15 @@ import redis
 from kafka import KafkaAdminClient
 from rich.console import Console
 
-from bench import kafka_tools
-from bench.load import LoadResult, expected_version, open_night, offer, payloads, run_load
-from bench.night import NightSpec, SyntheticNight
-from bench.stats import ratio
-from consumers.keys import ElectionKeys
-from consumers.redis_sink import redis_client
-from producers.kafka import ensure_topics, make_producer
 from tallyroom import processes
 from tallyroom import stack as local_stack
+from tallyroom.bench import kafka_tools
+from tallyroom.bench.load import LoadResult, expected_version, offer, open_night, payloads, run_load
+from tallyroom.bench.night import NightSpec, SyntheticNight
+from tallyroom.bench.stats import ratio
+from tallyroom.consumers.keys import ElectionKeys
+from tallyroom.consumers.redis_sink import redis_client
+from tallyroom.producers.kafka import ensure_topics, make_producer
 from tallyroom.settings import REPO_ROOT, Settings
 
 BROKER_MESSAGE_LIMIT = 1_000_000  # the broker's default message.max.bytes is 1 MiB
@@ -46,7 +46,7 @@ class BenchOptions:
     declarations: int = 100_000
     rates: tuple[float | None, ...] = (500.0, 2000.0, None)  # None: as fast as possible
     out: Path = Path("bench-results")
-    rate_seconds: float = 60.0       # a fixed-rate load offers at most rate x this many declarations
+    rate_seconds: float = 60.0  # a fixed-rate load offers at most rate x this many declarations
     night: Path | None = REPO_ROOT / "data" / "ge2024"
     soak_events: int = 0
     soak_seconds: float = 300.0
@@ -54,8 +54,8 @@ class BenchOptions:
     e2e_messages: int = 2_000
     redis_db: int = 13
     seed: int = 2030
-    timeout: float = 600.0           # per load
-    keep: bool = False               # leave the bench's topics and Redis keys behind
+    timeout: float = 600.0  # per load
+    keep: bool = False  # leave the bench's topics and Redis keys behind
 
 
 def parse_rates(text: str) -> tuple[float | None, ...]:
@@ -121,12 +121,16 @@ def memory_mb(pid: int) -> dict[str, float]:
 class Pipeline:
     worker: processes.Background
     sink: processes.Background
-    events: int = 0                   # declarations the worker has counted, all loads together
+    events: int = 0  # declarations the worker has counted, all loads together
     samples: list[dict] = field(default_factory=list)
 
     def sample(self, after: str) -> dict:
-        sample = {"after": after, "events": self.events, **memory_mb(self.worker.process.pid),
-                  "sink": memory_mb(self.sink.process.pid)}
+        sample = {
+            "after": after,
+            "events": self.events,
+            **memory_mb(self.worker.process.pid),
+            "sink": memory_mb(self.sink.process.pid),
+        }
         self.samples.append(sample)
         return sample
 
@@ -156,15 +160,23 @@ def run(base: Settings, options: BenchOptions, console: Console | None = None) -
     run_id = uuid.uuid4().hex[:6]
     settings, env = bench_settings(base, run_id, options.redis_db)
     night = SyntheticNight(NightSpec(f"bench-{run_id}", options.seats, options.declarations, options.seed))
-    console.print(f"[bold]bench {run_id}[/]: {options.seats:,} seats, {options.declarations:,} declarations, "
-                  f"rates {', '.join(map(rate_label, options.rates))}; topics bench.{run_id}.*, "
-                  f"Redis {settings.redis_url}")
+    console.print(
+        f"[bold]bench {run_id}[/]: {options.seats:,} seats, {options.declarations:,} declarations, "
+        f"rates {', '.join(map(rate_label, options.rates))}; topics bench.{run_id}.*, "
+        f"Redis {settings.redis_url}"
+    )
     _check_night_fits(night)
     local_stack.up(settings, console)
     started = time.time()
-    results: dict = {"run_id": run_id, "started_at": started, "machine": _machine(), "code": _code_version(),
-                     "options": _jsonable(asdict(options)), "method": METHOD,
-                     "night": {"seats": options.seats, "declarations": len(night), "seed": options.seed}}
+    results: dict = {
+        "run_id": run_id,
+        "started_at": started,
+        "machine": _machine(),
+        "code": _code_version(),
+        "options": _jsonable(asdict(options)),
+        "method": METHOD,
+        "night": {"seats": options.seats, "declarations": len(night), "seed": options.seed},
+    }
     try:
         ensure_topics(settings)
         loads = _run_loads(settings, env, night, options, run_id, results, console)
@@ -180,8 +192,15 @@ def run(base: Settings, options: BenchOptions, console: Console | None = None) -
     return _write(results, {load.label: load.landed_curve() for load in loads}, options.out, console)
 
 
-def _run_loads(settings: Settings, env: dict[str, str], night: SyntheticNight, options: BenchOptions,
-               run_id: str, results: dict, console: Console) -> list[LoadResult]:
+def _run_loads(
+    settings: Settings,
+    env: dict[str, str],
+    night: SyntheticNight,
+    options: BenchOptions,
+    run_id: str,
+    results: dict,
+    console: Console,
+) -> list[LoadResult]:
     """Every load on one worker and sink (warm after the first); memory sampled after each."""
     loads: list[LoadResult] = []
     pipeline = start_pipeline(settings, env)
@@ -200,21 +219,25 @@ def _run_loads(settings: Settings, env: dict[str, str], night: SyntheticNight, o
             results["soak"] = _soak(settings, producer, night, options, pipeline, console)
     finally:
         producer.close(timeout=30)
-        results["worker"] = {"memory_samples": pipeline.samples, "events_counted": pipeline.events,
-                             "peak_rss_mb": max((s["hwm_mb"] for s in pipeline.samples), default=None),
-                             "log": str(pipeline.worker.log_path)}
+        results["worker"] = {
+            "memory_samples": pipeline.samples,
+            "events_counted": pipeline.events,
+            "peak_rss_mb": max((s["hwm_mb"] for s in pipeline.samples), default=None),
+            "log": str(pipeline.worker.log_path),
+        }
         pipeline.stop()
     return loads
 
+
 METHOD = {
     "latency": "from the producer send() call to the first time a Redis probe (own process, GET every 1 ms) "
-               "sees the election's tally version reach the declaration's position in send order; each "
-               "declaration adds exactly 1 to the version (consecutive revisions), and one partition keeps send "
-               "order. The tally is written once per worker batch, after that batch's alerts and seats.",
+    "sees the election's tally version reach the declaration's position in send order; each "
+    "declaration adds exactly 1 to the version (consecutive revisions), and one partition keeps send "
+    "order. The tally is written once per worker batch, after that batch's alerts and seats.",
     "throughput": "declarations landed / (last landing - first send); sustained: between the 10% and 90% landings",
     "memory": "worker process VmRSS and VmHWM from /proc/<pid>/status after each load",
     "cpu": "worker and sink user+system CPU seconds (/proc/<pid>/stat) over the timed part of a load, "
-           "per declaration landed: unlike rates, barely moved by other processes on the machine",
+    "per declaration landed: unlike rates, barely moved by other processes on the machine",
     "kafka": "Kafka's own tools on the same broker, run after the worker and sink have stopped",
 }
 
@@ -222,12 +245,21 @@ METHOD = {
 def _check_night_fits(night: SyntheticNight) -> None:
     size = len(night.opened.model_dump_json())
     if size > BROKER_MESSAGE_LIMIT:
-        raise ValueError(f"seats: {night.spec.seats:,} seats make a night message of {size:,} bytes, over the "
-                         f"broker's {BROKER_MESSAGE_LIMIT:,}-byte message limit; use fewer seats")
+        raise ValueError(
+            f"seats: {night.spec.seats:,} seats make a night message of {size:,} bytes, over the "
+            f"broker's {BROKER_MESSAGE_LIMIT:,}-byte message limit; use fewer seats"
+        )
 
 
-def _synthetic_load(settings: Settings, producer, night: SyntheticNight, rate: float | None,
-                    options: BenchOptions, console: Console, cpu) -> LoadResult:
+def _synthetic_load(
+    settings: Settings,
+    producer,
+    night: SyntheticNight,
+    rate: float | None,
+    options: BenchOptions,
+    console: Console,
+    cpu,
+) -> LoadResult:
     count = len(night) if rate is None else min(len(night), max(1, int(rate * options.rate_seconds)))
     slug = "max" if rate is None else f"r{rate:g}".replace(".", "_")
     this = night.renamed(f"{night.spec.election}-{slug}")
@@ -239,14 +271,25 @@ def _synthetic_load(settings: Settings, producer, night: SyntheticNight, rate: f
     return result
 
 
-def _past_night_load(settings: Settings, producer, options: BenchOptions, run_id: str, console: Console,
-                     cpu) -> LoadResult:
+def _past_night_load(
+    settings: Settings, producer, options: BenchOptions, run_id: str, console: Console, cpu
+) -> LoadResult:
     from tallyroom.nights import load_night
+
     loaded = load_night(options.night, f"bench-{run_id}-{Path(options.night).name}"[:64])
     label = f"{Path(options.night).name} max"
     console.print(f"load {label}: {len(loaded.declarations)} declarations of a real night, warm stack ...")
-    result = run_load(settings, producer, label, loaded.opened, payloads(loaded.declarations),
-                      expected_version(loaded.declarations), None, options.timeout, cpu)
+    result = run_load(
+        settings,
+        producer,
+        label,
+        loaded.opened,
+        payloads(loaded.declarations),
+        expected_version(loaded.declarations),
+        None,
+        options.timeout,
+        cpu,
+    )
     _report(console, result)
     return result
 
@@ -254,17 +297,20 @@ def _past_night_load(settings: Settings, producer, options: BenchOptions, run_id
 def _report(console: Console, result: LoadResult) -> None:
     lat = result.latency
     state = "" if result.complete else f" [red]INCOMPLETE: {result.landed:,} of {result.declarations:,} landed[/]"
-    console.print(f"  {result.label}: {result.throughput_per_s:,.0f}/s end to end, last landing after "
-                  f"{result.seconds_to_last_landing:.2f}s; latency p50 {lat['p50_ms']:.1f} p95 {lat['p95_ms']:.1f} "
-                  f"p99 {lat['p99_ms']:.1f} ms; CPU per declaration {_cpu_text(result)}{state}")
+    console.print(
+        f"  {result.label}: {result.throughput_per_s:,.0f}/s end to end, last landing after "
+        f"{result.seconds_to_last_landing:.2f}s; latency p50 {lat['p50_ms']:.1f} p95 {lat['p95_ms']:.1f} "
+        f"p99 {lat['p99_ms']:.1f} ms; CPU per declaration {_cpu_text(result)}{state}"
+    )
 
 
 def _cpu_text(result: LoadResult) -> str:
     return ", ".join(f"{name} {ms:.2f} ms" for name, ms in result.cpu_ms_per_declaration.items()) or "-"
 
 
-def _soak(settings: Settings, producer, night: SyntheticNight, options: BenchOptions, pipeline: Pipeline,
-          console: Console) -> dict:
+def _soak(
+    settings: Settings, producer, night: SyntheticNight, options: BenchOptions, pipeline: Pipeline, console: Console
+) -> dict:
     """Keep the worker counting (at most one chunk ahead of Redis) to see where its memory goes."""
     soak = SyntheticNight(NightSpec(f"{night.spec.election}-soak", options.seats, options.soak_events, options.seed))
     console.print(f"soak: up to {options.soak_events:,} declarations or {options.soak_seconds:.0f}s ...")
@@ -291,25 +337,37 @@ def _soak(settings: Settings, producer, night: SyntheticNight, options: BenchOpt
     seconds = time.monotonic() - started
     pipeline.events = base_events + landed
     last = pipeline.sample("soak end")
-    console.print(f"  soak: {landed:,} of {sent:,} landed in {seconds:.0f}s; worker RSS {last['rss_mb']} MB, "
-                  f"peak {last['hwm_mb']} MB after {pipeline.events:,} declarations in all")
-    return {"offered": sent, "landed": landed, "seconds": round(seconds, 1),
-            "rate_per_s": round(landed / seconds, 1) if seconds else None}
+    console.print(
+        f"  soak: {landed:,} of {sent:,} landed in {seconds:.0f}s; worker RSS {last['rss_mb']} MB, "
+        f"peak {last['hwm_mb']} MB after {pipeline.events:,} declarations in all"
+    )
+    return {
+        "offered": sent,
+        "landed": landed,
+        "seconds": round(seconds, 1),
+        "rate_per_s": round(landed / seconds, 1) if seconds else None,
+    }
 
 
-def _kafka_tools(settings: Settings, run_id: str, loads: list[LoadResult], options: BenchOptions,
-                 console: Console) -> dict:
+def _kafka_tools(
+    settings: Settings, run_id: str, loads: list[LoadResult], options: BenchOptions, console: Console
+) -> dict:
     synthetic = [load for load in loads if load.election.startswith(f"bench-{run_id}-")] or loads
     size = max(1, round(sum(load.payload_bytes_mean for load in synthetic) / len(synthetic))) if synthetic else 800
     records = options.kafka_records or options.declarations
     topics = {"perf": f"bench.{run_id}.kafka-perf", "e2e": f"bench.{run_id}.kafka-e2e"}
-    console.print(f"Kafka's tools on the same broker ({records:,} records, {options.e2e_messages:,} round trips, "
-                  f"{size} bytes each) ...")
+    console.print(
+        f"Kafka's tools on the same broker ({records:,} records, {options.e2e_messages:,} round trips, "
+        f"{size} bytes each) ..."
+    )
     figures: dict = {"record_bytes": size}
     for name, call in (
         ("producer_performance", lambda: kafka_tools.producer_performance(settings, topics["perf"], records, size)),
         ("consumer_performance", lambda: kafka_tools.consumer_performance(settings, topics["perf"], records)),
-        ("end_to_end_latency", lambda: kafka_tools.end_to_end_latency(settings, topics["e2e"], options.e2e_messages, size)),
+        (
+            "end_to_end_latency",
+            lambda: kafka_tools.end_to_end_latency(settings, topics["e2e"], options.e2e_messages, size),
+        ),
     ):
         try:
             figures[name] = call()
@@ -334,10 +392,12 @@ def _ratios(results: dict) -> dict:
     return {
         "throughput_vs_kafka_producer": ratio(best, kafka.get("producer_performance", {}).get("records_per_s")),
         "throughput_vs_kafka_consumer": ratio(best, kafka.get("consumer_performance", {}).get("records_per_s")),
-        "p50_vs_kafka_e2e_p50": ratio(slowest and slowest["latency"]["p50_ms"],
-                                      kafka.get("end_to_end_latency", {}).get("p50_ms")),
-        "p99_vs_kafka_e2e_p99": ratio(slowest and slowest["latency"]["p99_ms"],
-                                      kafka.get("end_to_end_latency", {}).get("p99_ms")),
+        "p50_vs_kafka_e2e_p50": ratio(
+            slowest and slowest["latency"]["p50_ms"], kafka.get("end_to_end_latency", {}).get("p50_ms")
+        ),
+        "p99_vs_kafka_e2e_p99": ratio(
+            slowest and slowest["latency"]["p99_ms"], kafka.get("end_to_end_latency", {}).get("p99_ms")
+        ),
         "paced_load_compared": slowest and slowest["label"],
     }
 
@@ -352,19 +412,34 @@ def _targets(results: dict) -> dict:
     p99_ratio = results["ratios"]["p99_vs_kafka_e2e_p99"]
     worker = results["worker"]
     return {
-        "throughput": {"target": ">= 10,000 declarations/s end to end", "measured_per_s": best,
-                       "met": best is not None and best >= 10_000},
-        "p99_at_500_per_s": {"target": "<= 100 ms", "measured_ms": at_500 and at_500["latency"]["p99_ms"],
-                             "met": bool(at_500) and at_500["latency"]["p99_ms"] <= 100},
-        "p99_vs_kafka": {"target": "<= 3x Kafka's EndToEndLatency p99", "measured_ratio": p99_ratio,
-                         "met": p99_ratio is not None and p99_ratio <= 3},
-        "past_night_at_max": {"target": "< 2 s on a warm stack", "night": past and past["label"],
-                              "measured_s": past and past["seconds_to_last_landing"],
-                              "met": bool(past) and past["complete"] and past["seconds_to_last_landing"] < 2},
-        "worker_memory": {"target": "< 300 MB after 1,000,000 events", "peak_rss_mb": worker["peak_rss_mb"],
-                          "events_reached": worker["events_counted"],
-                          "met": worker["peak_rss_mb"] is not None and worker["peak_rss_mb"] < 300,
-                          "conclusive": worker["events_counted"] >= 1_000_000},
+        "throughput": {
+            "target": ">= 10,000 declarations/s end to end",
+            "measured_per_s": best,
+            "met": best is not None and best >= 10_000,
+        },
+        "p99_at_500_per_s": {
+            "target": "<= 100 ms",
+            "measured_ms": at_500 and at_500["latency"]["p99_ms"],
+            "met": bool(at_500) and at_500["latency"]["p99_ms"] <= 100,
+        },
+        "p99_vs_kafka": {
+            "target": "<= 3x Kafka's EndToEndLatency p99",
+            "measured_ratio": p99_ratio,
+            "met": p99_ratio is not None and p99_ratio <= 3,
+        },
+        "past_night_at_max": {
+            "target": "< 2 s on a warm stack",
+            "night": past and past["label"],
+            "measured_s": past and past["seconds_to_last_landing"],
+            "met": bool(past) and past["complete"] and past["seconds_to_last_landing"] < 2,
+        },
+        "worker_memory": {
+            "target": "< 300 MB after 1,000,000 events",
+            "peak_rss_mb": worker["peak_rss_mb"],
+            "events_reached": worker["events_counted"],
+            "met": worker["peak_rss_mb"] is not None and worker["peak_rss_mb"] < 300,
+            "conclusive": worker["events_counted"] >= 1_000_000,
+        },
     }
 
 
@@ -374,7 +449,8 @@ def _write(results: dict, curves: dict, out: Path, console: Console) -> dict:
     png_path = out / f"bench-{results['run_id']}.png"
     results["files"] = {"json": str(json_path), "png": str(png_path)}
     json_path.write_text(json.dumps(_jsonable(results), indent=2, allow_nan=False) + "\n")
-    from bench.plot import plot  # matplotlib: the optional `bench` extra
+    from tallyroom.bench.plot import plot  # matplotlib: the optional `bench` extra
+
     plot(results, curves, png_path)
     console.print(f"[green]wrote {json_path} and {png_path}[/]")
     for name, target in results["targets"].items():
@@ -388,8 +464,9 @@ def _clean_up(settings: Settings, run_id: str) -> None:
     """Remove the run's topics (its own and the worker's changelogs) and its Redis keys."""
     admin = KafkaAdminClient(**settings.kafka_python_config())
     try:
-        ours = [t for t in admin.list_topics()
-                if t.startswith(f"bench.{run_id}.") or t.startswith(f"{settings.worker_id}-")]
+        ours = [
+            t for t in admin.list_topics() if t.startswith(f"bench.{run_id}.") or t.startswith(f"{settings.worker_id}-")
+        ]
         if ours:
             admin.delete_topics(ours)
     finally:
@@ -413,16 +490,23 @@ def _thin(curve: list[tuple[float, int]], points: int = CURVE_POINTS) -> list[tu
 
 
 def _machine() -> dict:
-    return {"cpus": os.cpu_count(), "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
-            "python": platform.python_version(), "platform": platform.platform()}
+    return {
+        "cpus": os.cpu_count(),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
 
 
 def _code_version() -> dict:
     def git(*args: str) -> str:
         done = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, check=False)
         return done.stdout.strip()
-    return {"commit": git("rev-parse", "HEAD"),
-            "uncommitted_in_hot_path": git("status", "--porcelain", "--", "streams", "consumers", "schemas").splitlines()}
+
+    return {
+        "commit": git("rev-parse", "HEAD"),
+        "uncommitted_in_hot_path": git("status", "--porcelain", "--", "streams", "consumers", "schemas").splitlines(),
+    }
 
 
 def _jsonable(value):

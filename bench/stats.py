@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left
-from typing import Sequence
+from collections.abc import Sequence
 
 Trace = Sequence[tuple[float, int]]
 
@@ -49,8 +49,14 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 def latency_summary(values_ms: Sequence[float]) -> dict[str, float]:
     if not values_ms:
-        return {"count": 0, "p50_ms": math.nan, "p95_ms": math.nan, "p99_ms": math.nan,
-                "max_ms": math.nan, "mean_ms": math.nan}
+        return {
+            "count": 0,
+            "p50_ms": math.nan,
+            "p95_ms": math.nan,
+            "p99_ms": math.nan,
+            "max_ms": math.nan,
+            "mean_ms": math.nan,
+        }
     return {
         "count": len(values_ms),
         "p50_ms": round(percentile(values_ms, 50), 3),

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import redis
 
-from consumers.keys import ElectionKeys
-from schemas import Alert, TallySnapshot
+from tallyroom.consumers.keys import ElectionKeys
+from tallyroom.schemas import Alert, TallySnapshot
 
 
 @dataclass
@@ -54,8 +54,9 @@ def alert_counts(client: redis.Redis, election: str) -> Counter[str]:
     return Counter(alert.kind.value for alert in read_alerts(client, election))
 
 
-def wait_for_declared(client: redis.Redis, election: str, expected: int, timeout: float,
-                      version: int | None = None) -> ElectionState:
+def wait_for_declared(
+    client: redis.Redis, election: str, expected: int, timeout: float, version: int | None = None
+) -> ElectionState:
     """Block until Redis shows ``expected`` seats declared (and the tally version, if given)."""
     deadline = time.monotonic() + timeout
     while True:

@@ -22,8 +22,8 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer
 from kafka.errors import KafkaError
 from pydantic import ValidationError
 
-from consumers.keys import DEAD_LETTERS, ElectionKeys, sink_filled
-from schemas import Alert, ResultUpdate
+from tallyroom.consumers.keys import DEAD_LETTERS, ElectionKeys, sink_filled
+from tallyroom.schemas import Alert, ResultUpdate
 from tallyroom.settings import Settings
 
 log = logging.getLogger("tallyroom.sink")
@@ -37,7 +37,8 @@ redis.call('PUBLISH', KEYS[3], ARGV[6])
 return 1
 """
 
-# KEYS: version, seats, votes, declared, total, tally. ARGV: version, declared, total, tally json, seats json, votes json
+# KEYS: version, seats, votes, declared, total, tally.
+# ARGV: version, declared, total, tally json, seats json, votes json
 SET_TALLY = """
 local held = tonumber(redis.call('GET', KEYS[1]) or '-1')
 if tonumber(ARGV[1]) <= held then return 0 end
@@ -92,9 +93,11 @@ class RedisSink:
 
     def write_records(self, records: list[tuple[str, bytes]]) -> None:
         """Write a poll's worth of (topic, value) records in one round trip, in order."""
+
         def queue(pipe, tags):
             for topic, value in records:
                 self._queue_record(pipe, tags, topic, value)
+
         self._run(queue)
 
     def handle(self, topic: str, value: bytes) -> None:
@@ -126,8 +129,14 @@ class RedisSink:
         keys = ElectionKeys(alert.election)
         self._add_alert(
             keys=[keys.alert_ids, keys.alerts, keys.live],
-            args=[alert.id, alert.kind.value, alert.ons_id or "", alert.constituency or "",
-                  alert.headline, alert.model_dump_json()],
+            args=[
+                alert.id,
+                alert.kind.value,
+                alert.ons_id or "",
+                alert.constituency or "",
+                alert.headline,
+                alert.model_dump_json(),
+            ],
             client=pipe,
         )
         tags.append("alert")
@@ -146,8 +155,14 @@ class RedisSink:
             votes = {p: t.votes for p, t in tally.parties.items() if t.votes}
             self._set_tally(
                 keys=[keys.version, keys.seats, keys.votes, keys.declared, keys.total, keys.tally],
-                args=[tally.version, tally.declared, tally.total, tally.model_dump_json(),
-                      json.dumps(seats), json.dumps(votes)],
+                args=[
+                    tally.version,
+                    tally.declared,
+                    tally.total,
+                    tally.model_dump_json(),
+                    json.dumps(seats),
+                    json.dumps(votes),
+                ],
                 client=pipe,
             )
             tags.append("tally")
@@ -199,8 +214,10 @@ class RedisFill(ConsumerRebalanceListener):
             held = set()  # cannot tell: reading from the start is always safe
         unfilled = [tp for tp in assigned if self.field(tp) not in held]
         if unfilled:
-            log.info("Redis holds nothing yet from %s: reading them from the start",
-                     ", ".join(self.field(tp) for tp in unfilled))
+            log.info(
+                "Redis holds nothing yet from %s: reading them from the start",
+                ", ".join(self.field(tp) for tp in unfilled),
+            )
             self.consumer.seek_to_beginning(*unfilled)
         self.marked = not unfilled
 

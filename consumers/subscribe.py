@@ -21,13 +21,14 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, TextIO
+from typing import TextIO
 
 import redis
 
-from consumers.keys import ElectionKeys
-from schemas import AlertKind
+from tallyroom.consumers.keys import ElectionKeys
+from tallyroom.schemas import AlertKind
 
 log = logging.getLogger("tallyroom.subscribe")
 
@@ -42,8 +43,10 @@ def parse_kinds(text: str | None, option: str = "--kinds") -> frozenset[str] | N
     kinds = frozenset(k.strip() for k in text.split(",") if k.strip())
     unknown = sorted(kinds - KNOWN_KINDS)
     if unknown:
-        raise ValueError(f"{option}: unknown alert kind {', '.join(map(repr, unknown))}; "
-                         f"known kinds: {', '.join(sorted(KNOWN_KINDS))}")
+        raise ValueError(
+            f"{option}: unknown alert kind {', '.join(map(repr, unknown))}; "
+            f"known kinds: {', '.join(sorted(KNOWN_KINDS))}"
+        )
     return kinds
 
 
@@ -71,8 +74,8 @@ def wanted(fields: dict[str, str], kinds: frozenset[str] | None) -> bool:
 @dataclass
 class SubscribeCounts:
     printed: int = 0
-    skipped: int = 0       # filtered out by kind (or not an alert): acknowledged unprinted
-    redelivered: int = 0   # pending entries handed out again on start (own or claimed)
+    skipped: int = 0  # filtered out by kind (or not an alert): acknowledged unprinted
+    redelivered: int = 0  # pending entries handed out again on start (own or claimed)
     claimed: int = 0
 
 
@@ -132,8 +135,11 @@ class Subscriber:
             return
         start = "0-0"
         while True:
-            reply = self._retrying(lambda: self.client.xautoclaim(
-                self.stream, self.group, self.consumer, self.claim_idle_ms, start_id=start, count=BATCH))
+            reply = self._retrying(
+                lambda: self.client.xautoclaim(
+                    self.stream, self.group, self.consumer, self.claim_idle_ms, start_id=start, count=BATCH
+                )
+            )
             # Claimed entries join this consumer's pending list; _deliver_pending hands them out.
             start, claimed = reply[0], reply[1]
             self.counts.claimed += len(claimed)
@@ -141,8 +147,11 @@ class Subscriber:
                 return
 
     def _read(self, after: str, block: int | None = None) -> list[tuple[str, dict[str, str]]]:
-        reply = self._retrying(lambda: self.client.xreadgroup(
-            self.group, self.consumer, {self.stream: after}, count=self._batch_size(), block=block))
+        reply = self._retrying(
+            lambda: self.client.xreadgroup(
+                self.group, self.consumer, {self.stream: after}, count=self._batch_size(), block=block
+            )
+        )
         return reply[0][1] if reply else []
 
     def _batch_size(self) -> int:
@@ -188,12 +197,21 @@ class Subscriber:
                 delay = min(delay * 2, 5.0)
 
 
-def subscribe(client: redis.Redis, election: str, group: str, consumer: str, kinds: frozenset[str] | None,
-              limit: int | None = None, claim_idle_ms: int | None = 60_000,
-              crash_after: int | None = None, out: TextIO = sys.stdout) -> SubscribeCounts:
+def subscribe(
+    client: redis.Redis,
+    election: str,
+    group: str,
+    consumer: str,
+    kinds: frozenset[str] | None,
+    limit: int | None = None,
+    claim_idle_ms: int | None = 60_000,
+    crash_after: int | None = None,
+    out: TextIO = sys.stdout,
+) -> SubscribeCounts:
     """Run a subscriber until ``limit`` alerts are printed or SIGTERM/SIGINT."""
-    subscriber = Subscriber(client, election, group, consumer, kinds, out=out, claim_idle_ms=claim_idle_ms,
-                            crash_after=crash_after)
+    subscriber = Subscriber(
+        client, election, group, consumer, kinds, out=out, claim_idle_ms=claim_idle_ms, crash_after=crash_after
+    )
     signal.signal(signal.SIGTERM, subscriber.stop)
     signal.signal(signal.SIGINT, subscriber.stop)
     return subscriber.run(limit)

@@ -28,10 +28,10 @@ from rich.rule import Rule
 from rich.style import Style
 from rich.text import Text
 
-from consumers.keys import ElectionKeys
-from consumers.reader import ElectionState, read_state
-from schemas import Alert
+from tallyroom.consumers.keys import ElectionKeys
+from tallyroom.consumers.reader import ElectionState, read_state
 from tallyroom.nights import UK
+from tallyroom.schemas import Alert
 
 ALERTS_SHOWN = 12
 MAJORITY_MARK = "│"
@@ -154,7 +154,7 @@ def bar(seats: int, total: int, width: int, colour: str, marker: int | None) -> 
     covered = marker < len(filled)
     text.append(cells[:marker], colour)
     text.append(MAJORITY_MARK, f"bold bright_white on {colour}" if covered else "bold bright_white")
-    text.append(cells[marker + 1:], colour)
+    text.append(cells[marker + 1 :], colour)
     return text
 
 
@@ -164,13 +164,15 @@ def _signed(n: int) -> str:
 
 def party_line(row: PartyRow, total: int, bar_width: int, marker: int | None) -> Text:
     line = Text()
-    line.append(f"{row.party[:PARTY_WIDTH - 1]:<{PARTY_WIDTH}}", style=f"bold {party_colour(row.party)}")
+    line.append(f"{row.party[: PARTY_WIDTH - 1]:<{PARTY_WIDTH}}", style=f"bold {party_colour(row.party)}")
     line.append_text(bar(row.seats, total, bar_width, party_colour(row.party), marker))
     line.append(f" {row.seats:>5}", style="bold")
     net_style = "green" if row.net > 0 else "red" if row.net < 0 else "dim"
     line.append(f" {_signed(row.net):>5}", style=net_style)
-    line.append(f" {'+' + str(row.gains) if row.gains else '0':>5} {'-' + str(row.losses) if row.losses else '0':>5}",
-                style="dim")
+    line.append(
+        f" {'+' + str(row.gains) if row.gains else '0':>5} {'-' + str(row.losses) if row.losses else '0':>5}",
+        style="dim",
+    )
     return line
 
 
@@ -211,7 +213,7 @@ def scale_line(line: int, total: int, bar_width: int, marker: int) -> Text:
             cells[start + i] = char
     end = str(total)
     if start + len(label) < bar_width - len(end) - 1:
-        cells[bar_width - len(end):] = list(end)
+        cells[bar_width - len(end) :] = list(end)
     text = Text(" " * PARTY_WIDTH)
     text.append("0" + "".join(cells)[1:], style="dim")
     text.stylize("bold bright_white", PARTY_WIDTH + marker, PARTY_WIDTH + marker + 1)
@@ -273,12 +275,18 @@ class WatchFrame:
         return list(reversed(self.alerts[-room:])) if room > 0 else []
 
 
-def render(state: ElectionState, alerts: Sequence[Alert], max_alerts: int = ALERTS_SHOWN,
-           status: str | None = None, fit_height: bool = False) -> WatchFrame:
+def render(
+    state: ElectionState,
+    alerts: Sequence[Alert],
+    max_alerts: int = ALERTS_SHOWN,
+    status: str | None = None,
+    fit_height: bool = False,
+) -> WatchFrame:
     return WatchFrame(state, alerts, max_alerts, status, fit_height)
 
 
 # --- I/O: Redis in, frames out ---------------------------------------------------------------
+
 
 @dataclass
 class Follower:
@@ -351,8 +359,14 @@ def watch(client: redis.Redis, election: str, console: Console, block_ms: int = 
     stop = _StopFlag()
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        with Live(follower.frame(fit_height=True), console=console, screen=True, auto_refresh=False,
-                  redirect_stdout=False, redirect_stderr=False) as live:
+        with Live(
+            follower.frame(fit_height=True),
+            console=console,
+            screen=True,
+            auto_refresh=False,
+            redirect_stdout=False,
+            redirect_stderr=False,
+        ) as live:
             _follow(follower, live, block_ms, stop)
     finally:
         for sig, handler in previous.items():

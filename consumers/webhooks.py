@@ -17,14 +17,14 @@ import asyncio
 import hashlib
 import hmac
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Awaitable, Callable
 
 import httpx
 import redis
 import redis.asyncio as aioredis
 
-from consumers.keys import PREFIX, ElectionKeys
+from tallyroom.consumers.keys import PREFIX, ElectionKeys
 from tallyroom.settings import Settings
 
 log = logging.getLogger("tallyroom.webhooks")
@@ -38,6 +38,7 @@ FAILURES_MAXLEN = 100_000
 
 
 # --- pure pieces ---------------------------------------------------------------------------------
+
 
 def signature(secret: str | bytes, body: bytes) -> str:
     """``sha256=<hex HMAC-SHA256 of the raw body>``, the X-Tallyroom-Signature value."""
@@ -54,7 +55,7 @@ def backoff_schedule(max_attempts: int, first: float, cap: float) -> list[float]
     """Seconds to wait before attempt 2, 3, ... max_attempts: first, 2*first, 4*first, ... each at most cap."""
     if max_attempts < 1:
         raise ValueError(f"webhook_max_attempts: must be at least 1, not {max_attempts}")
-    return [min(first * 2 ** n, cap) for n in range(max_attempts - 1)]
+    return [min(first * 2**n, cap) for n in range(max_attempts - 1)]
 
 
 def group_for(url: str) -> str:
@@ -81,9 +82,13 @@ class RetryPolicy:
     timeout: float = 10.0
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "RetryPolicy":
-        return cls(settings.webhook_max_attempts, settings.webhook_backoff_seconds,
-                   settings.webhook_backoff_max_seconds, settings.webhook_timeout_seconds)
+    def from_settings(cls, settings: Settings) -> RetryPolicy:
+        return cls(
+            settings.webhook_max_attempts,
+            settings.webhook_backoff_seconds,
+            settings.webhook_backoff_max_seconds,
+            settings.webhook_timeout_seconds,
+        )
 
     def delays(self) -> list[float]:
         return backoff_schedule(self.max_attempts, self.backoff, self.backoff_max)
@@ -106,11 +111,21 @@ class EndpointReport:
 
 # --- delivery --------------------------------------------------------------------------------------
 
+
 class Endpoint:
     """One URL: its own consumer group, alerts POSTed one at a time in stream order."""
 
-    def __init__(self, url: str, election: str, client: aioredis.Redis, http: httpx.AsyncClient,
-                 policy: RetryPolicy, secret: str | None, stop: asyncio.Event, block_ms: int = 1000):
+    def __init__(
+        self,
+        url: str,
+        election: str,
+        client: aioredis.Redis,
+        http: httpx.AsyncClient,
+        policy: RetryPolicy,
+        secret: str | None,
+        stop: asyncio.Event,
+        block_ms: int = 1000,
+    ):
         self.url, self.election, self.redis, self.http = url, election, client, http
         self.policy, self.secret, self.stop, self.block_ms = policy, secret, stop, block_ms
         self.stream = ElectionKeys(election).alerts
@@ -166,9 +181,14 @@ class Endpoint:
             await self._redis(lambda: self.redis.xack(self.stream, self.group, stream_id))
         else:
             self.report.failed += 1
-            log.warning("%s: alert %s not delivered after %d attempts (%s); kept in %s",
-                        self.url, fields.get("id"), outcome.attempts, outcome.last_error,
-                        failures_key(self.election))
+            log.warning(
+                "%s: alert %s not delivered after %d attempts (%s); kept in %s",
+                self.url,
+                fields.get("id"),
+                outcome.attempts,
+                outcome.last_error,
+                failures_key(self.election),
+            )
             await self._redis(lambda: self._record_failure(stream_id, fields, outcome))
         return True
 
@@ -181,8 +201,9 @@ class Endpoint:
             if not last_error:
                 return Outcome(True, attempt)
             if attempt < self.policy.max_attempts:
-                log.info("%s: attempt %d failed (%s); next in %.2fs", self.url, attempt, last_error,
-                         delays[attempt - 1])
+                log.info(
+                    "%s: attempt %d failed (%s); next in %.2fs", self.url, attempt, last_error, delays[attempt - 1]
+                )
                 if await self._stopped_within(delays[attempt - 1]):
                     return None
         return Outcome(False, self.policy.max_attempts, last_error)
@@ -200,10 +221,19 @@ class Endpoint:
     async def _record_failure(self, stream_id: str, fields: dict[str, str], outcome: Outcome) -> None:
         # Recorded and acknowledged together: an alert is never both lost and acknowledged.
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.xadd(failures_key(self.election), {
-                "url": self.url, "alert_id": fields.get("id", ""), "stream_id": stream_id,
-                "attempts": outcome.attempts, "last_error": outcome.last_error, "json": fields["json"],
-            }, maxlen=FAILURES_MAXLEN, approximate=True)
+            pipe.xadd(
+                failures_key(self.election),
+                {
+                    "url": self.url,
+                    "alert_id": fields.get("id", ""),
+                    "stream_id": stream_id,
+                    "attempts": outcome.attempts,
+                    "last_error": outcome.last_error,
+                    "json": fields["json"],
+                },
+                maxlen=FAILURES_MAXLEN,
+                approximate=True,
+            )
             pipe.xack(self.stream, self.group, stream_id)
             await pipe.execute()
 
@@ -211,7 +241,7 @@ class Endpoint:
         try:
             await asyncio.wait_for(self.stop.wait(), timeout=seconds)
             return True
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
 
     async def _redis(self, call: Callable[[], Awaitable]):
@@ -229,8 +259,9 @@ class Endpoint:
                 delay = min(delay * 2, 5.0)
 
 
-async def deliver_webhooks(settings: Settings, election: str, stop: asyncio.Event | None = None,
-                           drain: bool = False, block_ms: int = 1000) -> list[EndpointReport]:
+async def deliver_webhooks(
+    settings: Settings, election: str, stop: asyncio.Event | None = None, drain: bool = False, block_ms: int = 1000
+) -> list[EndpointReport]:
     """Run one Endpoint per configured URL, side by side, until ``stop`` (or drained)."""
     if not settings.webhook_urls:
         raise ValueError("webhook_urls: no webhook URLs configured (set TALLYROOM_WEBHOOK_URLS)")
@@ -240,8 +271,10 @@ async def deliver_webhooks(settings: Settings, election: str, stop: asyncio.Even
     client = aioredis.Redis.from_url(settings.redis_url, **settings.redis_kwargs())
     try:
         async with httpx.AsyncClient(timeout=policy.timeout) as http:
-            endpoints = [Endpoint(url, election, client, http, policy, secret, stop, block_ms)
-                         for url in dict.fromkeys(settings.webhook_urls)]
+            endpoints = [
+                Endpoint(url, election, client, http, policy, secret, stop, block_ms)
+                for url in dict.fromkeys(settings.webhook_urls)
+            ]
             return list(await asyncio.gather(*(e.run(drain) for e in endpoints)))
     finally:
         await client.aclose()

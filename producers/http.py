@@ -2,7 +2,7 @@
 
 The body is one JSON object, a JSON array of objects, or (as
 ``application/x-ndjson``) one object a line. Every record goes through
-``producers.live`` — the same validation and sending as the command — so an
+``tallyroom.producers.live`` — the same validation and sending as the command — so an
 invalid record is answered with its number and field while the valid ones
 around it are still sent, and the response waits for the broker's acks.
 
@@ -23,21 +23,21 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from producers.kafka import DeclarationSender
-from producers.live import EntryReport, NightSeats, Refusal, send_records
+from tallyroom.producers.kafka import DeclarationSender
+from tallyroom.producers.live import EntryReport, NightSeats, Refusal, send_records
 from tallyroom.settings import Settings
 
 MAX_BODY_BYTES = 5 * 1024 * 1024
-NDJSON_TYPES = frozenset({"application/x-ndjson", "application/ndjson", "application/jsonl",
-                          "application/x-jsonlines"})
+NDJSON_TYPES = frozenset({"application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonlines"})
 
 
 class BodyTooLarge(Exception):
     pass
 
 
-def _answer(status: int, accepted: int = 0, acknowledged: int = 0,
-            errors: Iterable[Refusal] = (), **extra) -> JSONResponse:
+def _answer(
+    status: int, accepted: int = 0, acknowledged: int = 0, errors: Iterable[Refusal] = (), **extra
+) -> JSONResponse:
     body = {"accepted": accepted, "acknowledged": acknowledged, "errors": [e.as_dict() for e in errors]}
     return JSONResponse(body | extra, status_code=status)
 
@@ -127,8 +127,9 @@ def create_entry_app(
                 return _answer(503, failures=[f"broker did not acknowledge: {exc!r}"])
 
         if report.failures:
-            return _answer(503, report.accepted, report.acknowledged, report.errors,
-                           failures=[repr(f) for f in report.failures])
+            return _answer(
+                503, report.accepted, report.acknowledged, report.errors, failures=[repr(f) for f in report.failures]
+            )
         return _answer(422 if report.errors else 202, report.accepted, report.acknowledged, report.errors)
 
     return app

@@ -6,7 +6,7 @@ from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
-from schemas import Declaration, NightOpened, RecountNotice
+from tallyroom.schemas import Declaration, NightOpened, RecountNotice
 from tallyroom.settings import Settings
 
 
@@ -31,8 +31,12 @@ def ensure_topics(settings: Settings) -> None:
         existing = set(admin.list_topics())
         wanted = [
             NewTopic(name, settings.topic_partitions, settings.topic_replication_factor)
-            for name in (settings.topic_declarations, settings.topic_alerts,
-                         settings.topic_results, settings.topic_dead_letters)
+            for name in (
+                settings.topic_declarations,
+                settings.topic_alerts,
+                settings.topic_results,
+                settings.topic_dead_letters,
+            )
             if name not in existing
         ]
         if wanted:
@@ -49,7 +53,7 @@ class DeclarationSender:
 
     One partition then holds a whole election in order, and the one worker that
     owns it keeps that election's tally exact; more elections spread over more
-    partitions and workers (``streams.app`` refuses a declaration that arrives on
+    partitions and workers (``tallyroom.streams.app`` refuses a declaration that arrives on
     another partition).
     """
 

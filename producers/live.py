@@ -6,14 +6,14 @@ with the record and field named, and the valid ones around it are still sent.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 from pydantic import ValidationError
 
-from producers.kafka import DeclarationSender
-from schemas import Declaration, NightOpened, RecountNotice, parse_event
-from schemas.limits import Limits, event_breaches, payload_breach
+from tallyroom.producers.kafka import DeclarationSender
+from tallyroom.schemas import Declaration, NightOpened, RecountNotice, parse_event
+from tallyroom.schemas.limits import Limits, event_breaches, payload_breach
 
 
 @dataclass
@@ -42,12 +42,13 @@ class NightSeats:
     ons_ids: frozenset[str]
 
     @classmethod
-    def of(cls, night: NightOpened) -> "NightSeats":
+    def of(cls, night: NightOpened) -> NightSeats:
         return cls(night.election, frozenset(s.ons_id for s in night.seats))
 
 
-def check_record(number: int, raw: str | bytes, limits: Limits = Limits(),
-                 seats: NightSeats | None = None) -> tuple[object | None, list[Refusal]]:
+def check_record(
+    number: int, raw: str | bytes, limits: Limits = Limits(), seats: NightSeats | None = None
+) -> tuple[object | None, list[Refusal]]:
     """Validate one record; returns the event or the reasons it was refused."""
     if breach := payload_breach(raw, limits):
         return None, [Refusal(number, breach.field, breach.message)]
@@ -73,16 +74,27 @@ def _seat_refusals(number: int, event: object, seats: NightSeats) -> list[Refusa
     if not isinstance(event, (Declaration, RecountNotice)):
         return []
     if event.election != seats.election:
-        return [Refusal(number, f"{event.kind}.election",
-                        f"{event.election!r} is not the night being entered ({seats.election!r})")]
+        return [
+            Refusal(
+                number,
+                f"{event.kind}.election",
+                f"{event.election!r} is not the night being entered ({seats.election!r})",
+            )
+        ]
     if event.ons_id not in seats.ons_ids:
-        return [Refusal(number, f"{event.kind}.ons_id",
-                        f"seat {event.ons_id} is not one of the {len(seats.ons_ids)} seats of {seats.election}")]
+        return [
+            Refusal(
+                number,
+                f"{event.kind}.ons_id",
+                f"seat {event.ons_id} is not one of the {len(seats.ons_ids)} seats of {seats.election}",
+            )
+        ]
     return []
 
 
-def send_records(records: Iterable[str | bytes], sender: DeclarationSender,
-                 seats: NightSeats | None = None) -> EntryReport:
+def send_records(
+    records: Iterable[str | bytes], sender: DeclarationSender, seats: NightSeats | None = None
+) -> EntryReport:
     report = EntryReport()
     settings = getattr(sender, "settings", None)
     limits = Limits.from_settings(settings) if settings is not None else Limits()
@@ -102,8 +114,6 @@ def send_records(records: Iterable[str | bytes], sender: DeclarationSender,
     return report
 
 
-def send_lines(lines: Iterable[str | bytes], sender: DeclarationSender,
-               seats: NightSeats | None = None) -> EntryReport:
+def send_lines(lines: Iterable[str | bytes], sender: DeclarationSender, seats: NightSeats | None = None) -> EntryReport:
     """Lines as text or, so that a line that is not UTF-8 is refused alone, as bytes."""
-    return send_records((line.rstrip(b"\n" if isinstance(line, bytes) else "\n") for line in lines),
-                        sender, seats)
+    return send_records((line.rstrip(b"\n" if isinstance(line, bytes) else "\n") for line in lines), sender, seats)

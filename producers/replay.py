@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from producers.kafka import DeclarationSender
 from tallyroom.nights import Night
+from tallyroom.producers.kafka import DeclarationSender
 
 
 @dataclass

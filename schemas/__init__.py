@@ -4,8 +4,8 @@ Pure pydantic v2 models, no I/O. Other languages validate against the JSON
 Schema exported by ``tallyroom schemas export`` (committed under ``schemas/json``).
 """
 
-from schemas.alerts import Alert, AlertKind, DeclarationRef
-from schemas.events import (
+from tallyroom.schemas.alerts import Alert, AlertKind, DeclarationRef
+from tallyroom.schemas.events import (
     Candidate,
     Declaration,
     ElectionEvent,
@@ -14,7 +14,7 @@ from schemas.events import (
     SeatBaseline,
     parse_event,
 )
-from schemas.results import DeadLetter, PartyTally, ResultUpdate, SeatResult, TallySnapshot
+from tallyroom.schemas.results import DeadLetter, PartyTally, ResultUpdate, SeatResult, TallySnapshot
 
 __all__ = [
     "Alert",

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from schemas.common import SCHEMA_VERSION, STRICT, ElectionId, OnsId, Timestamp
+from tallyroom.schemas.common import SCHEMA_VERSION, STRICT, ElectionId, OnsId, Timestamp
 
 
 class AlertKind(StrEnum):

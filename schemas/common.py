@@ -11,9 +11,7 @@ from pydantic import AfterValidator, AwareDatetime, BeforeValidator, ConfigDict,
 SCHEMA_VERSION = 1
 
 # Election ids become Redis key segments and Kafka keys: keep them plain.
-ElectionId = Annotated[
-    str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-]
+ElectionId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
 # ONS/GSS code: nation letter, two-digit entity type, six digits (E14001063).
 OnsId = Annotated[str, StringConstraints(pattern=r"^[EWSNL]\d{8}$")]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -25,8 +23,14 @@ Count = Annotated[int, Field(strict=True, ge=0, le=1_000_000_000)]
 # clocks on an election night, never a real declaration time.
 _ISO_DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
 EARLIEST_YEAR, LATEST_YEAR = 1800, 2199
-_JSON_TYPES = {type(None): "null", bool: "a boolean", int: "a number", float: "a number",
-               list: "an array", dict: "an object"}
+_JSON_TYPES = {
+    type(None): "null",
+    bool: "a boolean",
+    int: "a number",
+    float: "a number",
+    list: "an array",
+    dict: "an object",
+}
 
 
 def _iso_date_time(value: object) -> object:

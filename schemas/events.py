@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, StrictBool, TypeAdapter, field_validator, model_validator
 
-from schemas.common import (
+from tallyroom.schemas.common import (
     SCHEMA_VERSION,
     STRICT,
     Count,
@@ -118,11 +118,9 @@ class Declaration(BaseModel):
         return candidates
 
     @model_validator(mode="after")
-    def _valid_votes_match(self) -> "Declaration":
+    def _valid_votes_match(self) -> Declaration:
         if self.valid_votes is not None and self.valid_votes != self.candidate_votes:
-            raise ValueError(
-                f"valid_votes {self.valid_votes} differs from the candidates' sum {self.candidate_votes}"
-            )
+            raise ValueError(f"valid_votes {self.valid_votes} differs from the candidates' sum {self.candidate_votes}")
         return self
 
     @property
@@ -144,9 +142,7 @@ class RecountNotice(BaseModel):
     reason: Annotated[str, Field(max_length=500)] | None = None
 
 
-ElectionEvent = Annotated[
-    Union[NightOpened, Declaration, RecountNotice], Field(discriminator="kind")
-]
+ElectionEvent = Annotated[NightOpened | Declaration | RecountNotice, Field(discriminator="kind")]
 _event_adapter: TypeAdapter[ElectionEvent] = TypeAdapter(ElectionEvent)
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from schemas.alerts import Alert
-from schemas.events import Declaration, NightOpened, RecountNotice
-from schemas.results import DeadLetter, ResultUpdate, SeatResult, TallySnapshot
+from tallyroom.schemas.alerts import Alert
+from tallyroom.schemas.events import Declaration, NightOpened, RecountNotice
+from tallyroom.schemas.results import DeadLetter, ResultUpdate, SeatResult, TallySnapshot
 
 EXPORTED: dict[str, type[BaseModel]] = {
     "declaration": Declaration,

@@ -1,14 +1,14 @@
 """Limits a deployment puts on events, beyond what the schema itself refuses.
 
-Pure, so that live entry (``producers.live``) refuses before sending exactly
-what the worker (``streams.app``) would dead-letter after receiving.
+Pure, so that live entry (``tallyroom.producers.live``) refuses before sending exactly
+what the worker (``tallyroom.streams.app``) would dead-letter after receiving.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from schemas.events import MAX_CANDIDATES, Declaration, NightOpened, RecountNotice
+from tallyroom.schemas.events import MAX_CANDIDATES, Declaration, NightOpened, RecountNotice
 
 
 @dataclass(frozen=True)
@@ -17,7 +17,7 @@ class Limits:
     max_candidates: int = MAX_CANDIDATES
 
     @classmethod
-    def from_settings(cls, settings: object) -> "Limits":
+    def from_settings(cls, settings: object) -> Limits:
         """From anything with ``max_payload_bytes`` and ``max_candidates`` (``tallyroom.settings.Settings``)."""
         return cls(settings.max_payload_bytes, settings.max_candidates)
 
@@ -52,6 +52,10 @@ def payload_breach(raw: bytes | str | None, limits: Limits) -> Breach | None:
 def event_breaches(event: NightOpened | Declaration | RecountNotice, limits: Limits) -> list[Breach]:
     """What a parsed, schema-valid event breaks of the deployment's limits."""
     if isinstance(event, Declaration) and len(event.candidates) > limits.max_candidates:
-        return [Breach(f"{event.kind}.candidates",
-                       f"{len(event.candidates)} candidates is over the limit of {limits.max_candidates}")]
+        return [
+            Breach(
+                f"{event.kind}.candidates",
+                f"{len(event.candidates)} candidates is over the limit of {limits.max_candidates}",
+            )
+        ]
     return []

@@ -6,9 +6,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from schemas.alerts import Alert
-from schemas.common import SCHEMA_VERSION, STRICT, ElectionId, OnsId, Timestamp
-from schemas.events import Candidate
+from tallyroom.schemas.alerts import Alert
+from tallyroom.schemas.common import SCHEMA_VERSION, STRICT, ElectionId, OnsId, Timestamp
+from tallyroom.schemas.events import Candidate
 
 
 class SeatResult(BaseModel):

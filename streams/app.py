@@ -1,6 +1,6 @@
 """The Faust application: one app object, its topics and tables, and the count agent.
 
-The agent only wires the pure ``streams.count.Count`` to Kafka. Delivery is
+The agent only wires the pure ``tallyroom.streams.count.Count`` to Kafka. Delivery is
 at-least-once with idempotent effects:
 
 1. each event's alerts and result update are sent and *acknowledged by the
@@ -22,21 +22,22 @@ import asyncio
 import logging
 import ssl
 import weakref
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
-from typing import Any, Iterator
+from datetime import UTC, datetime
+from typing import Any
 
 import faust
 import faust.streams as faust_streams
 from faust.serializers import codecs as faust_codecs
 from pydantic import ValidationError
 
-from schemas import DeadLetter, NightOpened, RecountNotice, ResultUpdate, parse_event
-from schemas.limits import Breach, Limits, event_breaches, payload_breach
-from streams.count import Count, Outcome
-from streams.partitioning import election_partition
-from streams.rules import RuleConfig
+from tallyroom.schemas import DeadLetter, NightOpened, RecountNotice, ResultUpdate, parse_event
+from tallyroom.schemas.limits import Breach, Limits, event_breaches, payload_breach
 from tallyroom.settings import Settings, get_settings
+from tallyroom.streams.count import Count, Outcome
+from tallyroom.streams.partitioning import election_partition
+from tallyroom.streams.rules import RuleConfig
 
 log = logging.getLogger("tallyroom.worker")
 RAW_LIMIT = 2000
@@ -153,16 +154,20 @@ def rebuild_books() -> None:
 def dead_letter(event: faust.EventT, reason: str, errors: list[dict] | None = None) -> bytes:
     payload = event.value if isinstance(event.value, bytes) else str(event.value).encode()
     key = event.key.decode("utf-8", "backslashreplace") if isinstance(event.key, bytes) else event.key
-    return DeadLetter(
-        topic=event.message.topic,
-        partition=event.message.partition,
-        offset=event.message.offset,
-        key=key,
-        raw=payload[:RAW_LIMIT].decode("utf-8", "backslashreplace"),
-        reason=reason,
-        errors=errors or [],
-        received_at=datetime.now(timezone.utc),
-    ).model_dump_json().encode()
+    return (
+        DeadLetter(
+            topic=event.message.topic,
+            partition=event.message.partition,
+            offset=event.message.offset,
+            key=key,
+            raw=payload[:RAW_LIMIT].decode("utf-8", "backslashreplace"),
+            reason=reason,
+            errors=errors or [],
+            received_at=datetime.now(UTC),
+        )
+        .model_dump_json()
+        .encode()
+    )
 
 
 def _validation_errors(exc: ValidationError) -> tuple[str, list[dict]]:
@@ -229,8 +234,10 @@ class Batch:
             return
         producer = app.producer
         changelog = seats_table.changelog_topic.get_topic_name()
-        futures = [await producer.send(changelog, faust_codecs.dumps("json", key), value, partition, None, None)
-                   for partition, key, value in self.seats]
+        futures = [
+            await producer.send(changelog, faust_codecs.dumps("json", key), value, partition, None, None)
+            for partition, key, value in self.seats
+        ]
         await asyncio.gather(*futures)
         for _, key, value in self.seats:
             seats_table.data[key] = value
@@ -259,8 +266,10 @@ def handle(batch: Batch, event: faust.EventT) -> None:
     if breaches := event_breaches(parsed, limits):
         return _over_limit(batch, event, parsed.election, breaches[0])
     if (home := home_partition(event, parsed.election)) != event.message.partition:
-        reason = (f"{parsed.kind} for {parsed.election} arrived on partition {event.message.partition}, but the "
-                  f"election lives on partition {home}: key events by election (the producers do)")
+        reason = (
+            f"{parsed.kind} for {parsed.election} arrived on partition {event.message.partition}, but the "
+            f"election lives on partition {home}: key events by election (the producers do)"
+        )
         batch.send(dead_letters_topic, parsed.election, dead_letter(event, reason))
         return
     if isinstance(parsed, NightOpened):
@@ -268,8 +277,11 @@ def handle(batch: Batch, event: faust.EventT) -> None:
         if held is None or NightOpened.model_validate(held) != parsed:
             # The count's own results include this batch's, not yet in the table.
             book = count.books.get(parsed.election)
-            stored = list(book.results.values()) if book else [
-                v for k, v in seats_table.items() if k.startswith(parsed.election + "/")]
+            stored = (
+                list(book.results.values())
+                if book
+                else [v for k, v in seats_table.items() if k.startswith(parsed.election + "/")]
+            )
             count.open_night(parsed, stored=stored)
             batch.writes.append((event, nights_table, parsed.election, parsed.model_dump(mode="json")))
         return

@@ -8,12 +8,12 @@ so that a declaration never waits for a table read or a re-validation.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
-from schemas import Alert, Declaration, NightOpened, RecountNotice, ResultUpdate, SeatResult
-from streams.rules import RuleConfig, evaluate, recount, seat_change
-from streams.tally import Tally, seat_result
+from tallyroom.schemas import Alert, Declaration, NightOpened, RecountNotice, ResultUpdate, SeatResult
+from tallyroom.streams.rules import RuleConfig, evaluate, recount, seat_change
+from tallyroom.streams.tally import Tally, seat_result
 
 
 @dataclass
@@ -51,7 +51,7 @@ class Book:
         return raw
 
     @classmethod
-    def open(cls, night: NightOpened) -> "Book":
+    def open(cls, night: NightOpened) -> Book:
         baseline = {s.ons_id: s.held_by for s in night.seats}
         return cls(
             night=night,
@@ -67,8 +67,7 @@ class Count:
         self.config = config or RuleConfig()
         self.books: dict[str, Book] = {}
 
-    def open_night(self, night: NightOpened, seats: Iterable[SeatResult] = (), *,
-                   stored: Iterable[bytes] = ()) -> None:
+    def open_night(self, night: NightOpened, seats: Iterable[SeatResult] = (), *, stored: Iterable[bytes] = ()) -> None:
         """Open (or re-open) an election and replay the seat results already held:
         as models, or ``stored`` as the JSON a seat table holds (kept as they are)."""
         book = Book.open(night)
@@ -89,12 +88,16 @@ class Count:
 
     def declare(self, declaration: Declaration, snapshot: bool = True) -> Outcome:
         """Count one declaration. ``snapshot=False`` leaves the tally off the update,
-        for a caller that attaches one snapshot per batch (see ``streams.app``)."""
+        for a caller that attaches one snapshot per batch (see ``tallyroom.streams.app``)."""
         book = self.books.get(declaration.election)
         if book is None:
             return Outcome(rejected=f"election {declaration.election!r} has not been opened: send its night first")
         if declaration.ons_id not in book.baseline:
-            return Outcome(rejected=f"seat {declaration.ons_id} is not one of the {book.tally.total} seats of {declaration.election}")
+            return Outcome(
+                rejected=(
+                    f"seat {declaration.ons_id} is not one of the {book.tally.total} seats of {declaration.election}"
+                )
+            )
         held_revision = book.revisions.get(declaration.ons_id, 0)
         if declaration.revision <= held_revision:
             # Re-delivery or an out-of-date revision: the seat already holds this or newer.

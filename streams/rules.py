@@ -7,13 +7,13 @@ night), and test it in ``tests/unit/test_rules.py`` with hand-made declarations.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
-from schemas import Alert, AlertKind, Candidate, DeclarationRef, RecountNotice, SeatResult
-from schemas.alerts import alert_id
-from streams.parties import INDEPENDENT
-from streams.tally import Tally
+from tallyroom.schemas import Alert, AlertKind, Candidate, DeclarationRef, RecountNotice, SeatResult
+from tallyroom.schemas.alerts import alert_id
+from tallyroom.streams.parties import INDEPENDENT
+from tallyroom.streams.tally import Tally
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,10 @@ def gain(change: SeatChange, config: RuleConfig) -> list[Alert]:
     seat = change.seat
     if not change.is_gain:
         return []
-    headline = f"{seat.winning_party} GAIN {seat.constituency} from {seat.held_by}: {seat.winner.name}, majority {seat.majority:,}"
+    headline = (
+        f"{seat.winning_party} GAIN {seat.constituency} from {seat.held_by}: "
+        f"{seat.winner.name}, majority {seat.majority:,}"
+    )
     return [_alert(change, AlertKind.GAIN, headline, _base_facts(seat))]
 
 
@@ -85,7 +88,9 @@ def independent_gain(change: SeatChange, config: RuleConfig) -> list[Alert]:
     seat = change.seat
     if not (change.is_gain and seat.winner.party == INDEPENDENT):
         return []
-    headline = f"Independent {seat.winner.name} takes {seat.constituency} from {seat.held_by}, majority {seat.majority:,}"
+    headline = (
+        f"Independent {seat.winner.name} takes {seat.constituency} from {seat.held_by}, majority {seat.majority:,}"
+    )
     return [_alert(change, AlertKind.INDEPENDENT_GAIN, headline, _base_facts(seat))]
 
 
@@ -94,8 +99,11 @@ def incumbent_defeated(change: SeatChange, config: RuleConfig) -> list[Alert]:
     alerts = []
     for candidate in seat.candidates:
         if candidate.sitting_mp and candidate.identity != seat.winner.identity:
-            facts = _base_facts(seat) | {"defeated": candidate.name, "defeated_party": candidate.party,
-                                         "defeated_votes": candidate.votes}
+            facts = _base_facts(seat) | {
+                "defeated": candidate.name,
+                "defeated_party": candidate.party,
+                "defeated_votes": candidate.votes,
+            }
             headline = f"Sitting MP {_who(candidate)} defeated in {seat.constituency} by {_who(seat.winner)}"
             subject = f"{seat.ons_id}/{candidate.name.casefold()}"
             alerts.append(_alert(change, AlertKind.INCUMBENT_DEFEATED, headline, facts, subject))
@@ -106,7 +114,9 @@ def marginal(change: SeatChange, config: RuleConfig) -> list[Alert]:
     seat = change.seat
     if seat.runner_up is None or seat.majority >= config.marginal_threshold(seat.valid_votes):
         return []
-    headline = f"Marginal: {_who(seat.winner)} wins {seat.constituency} by {seat.majority:,} over {_who(seat.runner_up)}"
+    headline = (
+        f"Marginal: {_who(seat.winner)} wins {seat.constituency} by {seat.majority:,} over {_who(seat.runner_up)}"
+    )
     return [_alert(change, AlertKind.MARGINAL, headline, _base_facts(seat))]
 
 
@@ -122,8 +132,11 @@ def near_upset(change: SeatChange, config: RuleConfig) -> list[Alert]:
             break
         outsider = challenger.party == INDEPENDENT or challenger.party not in change.parties_holding_seats
         if outsider:
-            facts = _base_facts(seat) | {"challenger": challenger.name, "challenger_party": challenger.party,
-                                         "gap": gap}
+            facts = _base_facts(seat) | {
+                "challenger": challenger.name,
+                "challenger_party": challenger.party,
+                "gap": gap,
+            }
             headline = f"Near upset: {_who(seat.winner)} holds {seat.constituency} by {gap:,} over {_who(challenger)}"
             return [_alert(change, AlertKind.NEAR_UPSET, headline, facts)]
     return []
@@ -141,8 +154,10 @@ def correction(change: SeatChange, config: RuleConfig) -> list[Alert]:
     seat, before = change.seat, change.previous
     if before is None:
         return []
-    changed = {c.name: c.votes - next((p.votes for p in before.candidates if p.identity == c.identity), 0)
-               for c in seat.candidates}
+    changed = {
+        c.name: c.votes - next((p.votes for p in before.candidates if p.identity == c.identity), 0)
+        for c in seat.candidates
+    }
     facts = _base_facts(seat) | {
         "previous_revision": before.revision,
         "revision": seat.revision,
@@ -154,7 +169,10 @@ def correction(change: SeatChange, config: RuleConfig) -> list[Alert]:
     if before.winner.identity != seat.winner.identity:
         headline = f"CORRECTION {seat.constituency}: winner now {_who(seat.winner)}, was {_who(before.winner)}"
     else:
-        headline = f"Correction {seat.constituency} (revision {seat.revision}): {_who(seat.winner)}, majority {seat.majority:,} (was {before.majority:,})"
+        headline = (
+            f"Correction {seat.constituency} (revision {seat.revision}): {_who(seat.winner)}, "
+            f"majority {seat.majority:,} (was {before.majority:,})"
+        )
     return [_alert(change, AlertKind.CORRECTION, headline, facts)]
 
 
@@ -184,8 +202,11 @@ def evaluate(change: SeatChange, config: RuleConfig) -> list[Alert]:
     alerts = [alert for rule in SEAT_RULES for alert in rule(change, config)]
     if change.previous is not None:
         earlier = SeatChange(change.previous, None, change.parties_holding_seats, {}, {}, change.majority_line)
-        raised = {(a.kind, a.facts.get("defeated"), a.facts.get("challenger"))
-                  for rule in SEAT_RULES for a in rule(earlier, config)}
+        raised = {
+            (a.kind, a.facts.get("defeated"), a.facts.get("challenger"))
+            for rule in SEAT_RULES
+            for a in rule(earlier, config)
+        }
         alerts = [a for a in alerts if (a.kind, a.facts.get("defeated"), a.facts.get("challenger")) not in raised]
     return alerts + [alert for rule in CHANGE_RULES for alert in rule(change, config)]
 
@@ -205,8 +226,9 @@ def recount(notice: RecountNotice, constituency: str | None) -> Alert:
     )
 
 
-def seat_change(tally: Tally, previous: SeatResult | None, seat: SeatResult,
-                parties_holding_seats: frozenset[str]) -> SeatChange:
+def seat_change(
+    tally: Tally, previous: SeatResult | None, seat: SeatResult, parties_holding_seats: frozenset[str]
+) -> SeatChange:
     """Apply a seat's result to the tally and describe the change for the rules."""
     before = dict(tally.seats)
     tally.apply(previous, seat)

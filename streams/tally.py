@@ -10,8 +10,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from schemas import Declaration, PartyTally, SeatResult, TallySnapshot
-from schemas.common import SCHEMA_VERSION
+from tallyroom.schemas import Declaration, PartyTally, SeatResult, TallySnapshot
+from tallyroom.schemas.common import SCHEMA_VERSION
 
 
 def majority_line(total_seats: int) -> int:
@@ -68,7 +68,7 @@ class Tally:
     as_of: datetime | None = None
 
     @classmethod
-    def open(cls, election: str, baseline: dict[str, str | None]) -> "Tally":
+    def open(cls, election: str, baseline: dict[str, str | None]) -> Tally:
         held = Counter(party for party in baseline.values() if party)
         return cls(election=election, total=len(baseline), held_before=held)
 

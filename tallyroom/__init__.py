@@ -1,3 +1,18 @@
-"""Tallyroom: live election results over Kafka, Faust and Redis."""
+"""Tallyroom: live election results over Kafka, Faust and Redis.
+
+The distribution installs this one top-level package. The project's top-level
+folders are its subpackages: ``schemas/`` is ``tallyroom.schemas``, and so are
+``streams/``, ``producers/``, ``consumers/`` and ``bench/``. In a wheel,
+pyproject's ``package-dir`` puts them inside ``tallyroom/``; in a source checkout
+they sit beside this folder, so the package's search path includes the checkout's
+root (only when that root is really this project's checkout: it holds
+``pyproject.toml`` and ``streams/``).
+"""
+
+from pathlib import Path as _Path
 
 __version__ = "0.1.0"
+
+_checkout = _Path(__file__).resolve().parent.parent
+if (_checkout / "pyproject.toml").is_file() and (_checkout / "streams" / "__init__.py").is_file():
+    __path__.append(str(_checkout))  # noqa: F821  (a package's own __path__)

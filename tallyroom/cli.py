@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
-from collections import Counter
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -15,8 +13,11 @@ from rich.table import Table
 
 from tallyroom.settings import Settings, get_settings
 
-app = typer.Typer(help="Tallyroom: live election results, upsets flagged, alerts pushed to subscribers.",
-                  no_args_is_help=True, pretty_exceptions_show_locals=False)
+app = typer.Typer(
+    help="Tallyroom: live election results, upsets flagged, alerts pushed to subscribers.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
 stack_app = typer.Typer(help="The local Kafka broker and Redis server.", no_args_is_help=True)
 schemas_app = typer.Typer(help="The wire contract as JSON Schema.", no_args_is_help=True)
 app.add_typer(stack_app, name="stack")
@@ -35,10 +36,12 @@ def _settings(election: str | None = None) -> Settings:
 
 # --- stack ---------------------------------------------------------------------------------
 
+
 @stack_app.command("up")
 def stack_up() -> None:
     """Fetch (once) and start Kafka and Redis; a no-op for what already runs."""
     from tallyroom import stack
+
     stack.up(get_settings(), console)
 
 
@@ -46,6 +49,7 @@ def stack_up() -> None:
 def stack_down() -> None:
     """Stop Kafka and Redis."""
     from tallyroom import stack
+
     stack.down(get_settings())
 
 
@@ -53,6 +57,7 @@ def stack_down() -> None:
 def stack_status() -> None:
     """Say what runs where."""
     from tallyroom import stack
+
     table = Table("service", "running", "pid", "address", "detail")
     for s in stack.status(get_settings()):
         table.add_row(s.name, "[green]up[/]" if s.running else "[red]down[/]", str(s.pid or "-"), s.address, s.detail)
@@ -61,10 +66,12 @@ def stack_status() -> None:
 
 # --- schemas and nights ----------------------------------------------------------------------
 
+
 @schemas_app.command("export")
 def schemas_export(directory: Path = typer.Argument(Path("schemas/json"))) -> None:
     """Write one JSON Schema file per event and alert."""
-    from schemas.export import json_schemas
+    from tallyroom.schemas.export import json_schemas
+
     directory.mkdir(parents=True, exist_ok=True)
     for name, schema in json_schemas().items():
         (directory / f"{name}.schema.json").write_text(json.dumps(schema, indent=2, sort_keys=True) + "\n")
@@ -75,6 +82,7 @@ def schemas_export(directory: Path = typer.Argument(Path("schemas/json"))) -> No
 def baseline(night: Path = NIGHT) -> None:
     """Write NIGHT/baseline.csv: who held each seat before the night, from the Result column."""
     from tallyroom.nights import NightFormatError, write_baseline
+
     try:
         out = write_baseline(night)
     except (NightFormatError, FileNotFoundError) as exc:
@@ -84,17 +92,20 @@ def baseline(night: Path = NIGHT) -> None:
 
 
 @app.command()
-def night(night: Path = NIGHT, election: Optional[str] = ELECTION) -> None:
+def night(night: Path = NIGHT, election: str | None = ELECTION) -> None:
     """Check a night directory: seats, candidates, first and last declaration, data flaws."""
     loaded = _load(night, election)
     d = loaded.declarations
-    console.print(f"[bold]{loaded.election}[/]: {loaded.total_seats} seats, {sum(len(x.candidates) for x in d)} candidates, "
-                  f"declared {d[0].declared_at:%d %b %H:%M} to {d[-1].declared_at:%d %b %H:%M %Z}")
+    console.print(
+        f"[bold]{loaded.election}[/]: {loaded.total_seats} seats, {sum(len(x.candidates) for x in d)} candidates, "
+        f"declared {d[0].declared_at:%d %b %H:%M} to {d[-1].declared_at:%d %b %H:%M %Z}"
+    )
     _print_flaws(loaded.flaws)
 
 
 def _load(night_dir: Path, election: str | None):
     from tallyroom.nights import NightFormatError, load_night
+
     try:
         return load_night(night_dir, election or _settings().election)
     except (NightFormatError, FileNotFoundError) as exc:
@@ -109,20 +120,22 @@ def _print_flaws(flaws: list[str]) -> None:
 
 # --- the pipeline ------------------------------------------------------------------------------
 
+
 @app.command()
 def replay(
     night: Path = NIGHT,
-    election: Optional[str] = ELECTION,
-    speed: Optional[float] = typer.Option(None, "--speed", help="divide the real gaps between declarations by N"),
+    election: str | None = ELECTION,
+    speed: float | None = typer.Option(None, "--speed", help="divide the real gaps between declarations by N"),
     realtime: bool = typer.Option(False, "--realtime", help="the night's real pace"),
     fastest: bool = typer.Option(False, "--max", help="as fast as the broker takes them"),
-    duration: Optional[float] = typer.Option(None, "--duration", help="fit the night into about S seconds"),
+    duration: float | None = typer.Option(None, "--duration", help="fit the night into about S seconds"),
     wait: bool = typer.Option(False, "--wait", help="return when every seat has landed in Redis"),
     timeout: float = typer.Option(300, "--timeout", help="seconds --wait waits"),
 ) -> None:
     """Replay a past night into Kafka with its real declaration times."""
-    from producers.kafka import DeclarationSender, ensure_topics
-    from producers.replay import replay_night
+    from tallyroom.producers.kafka import DeclarationSender, ensure_topics
+    from tallyroom.producers.replay import replay_night
+
     settings = _settings()
     loaded = _load(night, election)
     _print_flaws(loaded.flaws)
@@ -134,8 +147,10 @@ def replay(
     finally:
         sender.close()
     colour = "green" if not report.failures else "red"
-    console.print(f"[{colour}]{report.acknowledged} of {report.sent} events acknowledged by the broker "
-                  f"in {report.seconds:.1f}s[/]")
+    console.print(
+        f"[{colour}]{report.acknowledged} of {report.sent} events acknowledged by the broker "
+        f"in {report.seconds:.1f}s[/]"
+    )
     if report.failures:
         err.print(f"[red]{len(report.failures)} not delivered; first: {report.failures[0]!r}")
         raise typer.Exit(1)
@@ -157,8 +172,9 @@ def _pace(loaded, speed, realtime, fastest, duration) -> float | None:
 
 
 def _wait(settings: Settings, election: str, expected: int, timeout: float):
-    from consumers.reader import wait_for_declared
-    from consumers.redis_sink import redis_client
+    from tallyroom.consumers.reader import wait_for_declared
+    from tallyroom.consumers.redis_sink import redis_client
+
     try:
         state = wait_for_declared(redis_client(settings), election, expected, timeout)
     except TimeoutError as exc:
@@ -171,11 +187,12 @@ def _wait(settings: Settings, election: str, expected: int, timeout: float):
 @app.command()
 def declare(
     source: Path = typer.Argument(Path("-"), help="file of JSON declarations, one per line; - for stdin"),
-    night: Optional[Path] = typer.Option(None, "--night", help="refuse seats (and elections) not in this night"),
+    night: Path | None = typer.Option(None, "--night", help="refuse seats (and elections) not in this night"),
 ) -> None:
     """Live entry: send declarations (or recount notices) typed in during a count."""
-    from producers.kafka import DeclarationSender, ensure_topics
-    from producers.live import NightSeats, send_lines
+    from tallyroom.producers.kafka import DeclarationSender, ensure_topics
+    from tallyroom.producers.live import NightSeats, send_lines
+
     settings = _settings()
     seats = NightSeats.of(_load(night, None).opened) if night else None
     # Bytes, so that a line that is not UTF-8 is refused by number instead of ending the run.
@@ -188,8 +205,13 @@ def declare(
         sender.close()
     for problem in report.errors:
         # Messages quote the input: "[/x]" or ":smile:" in a name is text, and one record is one line.
-        err.print(f"record {problem.record}: {problem.field}: {problem.message}", style="red",
-                  markup=False, emoji=False, soft_wrap=True)
+        err.print(
+            f"record {problem.record}: {problem.field}: {problem.message}",
+            style="red",
+            markup=False,
+            emoji=False,
+            soft_wrap=True,
+        )
     refused = len({problem.record for problem in report.errors})  # records, not their errors
     console.print(f"{report.acknowledged} sent and acknowledged, {refused} refused")
     if report.errors or report.failures:
@@ -200,13 +222,15 @@ def declare(
 def entry(
     host: str = typer.Option("127.0.0.1", "--host", help="address to listen on"),
     port: int = typer.Option(8081, "--port", help="port to listen on"),
-    night: Optional[Path] = typer.Option(None, "--night", help="refuse seats (and elections) not in this night"),
+    night: Path | None = typer.Option(None, "--night", help="refuse seats (and elections) not in this night"),
 ) -> None:
     """Live entry over HTTP: POST the same JSON as `declare` to /declarations."""
     import uvicorn
-    from producers.http import create_entry_app
-    from producers.kafka import ensure_topics
-    from producers.live import NightSeats
+
+    from tallyroom.producers.http import create_entry_app
+    from tallyroom.producers.kafka import ensure_topics
+    from tallyroom.producers.live import NightSeats
+
     settings = _settings()
     seats = NightSeats.of(_load(night, None).opened) if night else None
     ensure_topics(settings)
@@ -220,7 +244,9 @@ def web(
 ) -> None:
     """The read-only web page: seat bars, alert feed, live over Server-Sent Events."""
     import uvicorn
-    from consumers.web import create_web_app
+
+    from tallyroom.consumers.web import create_web_app
+
     # Open SSE streams would otherwise hold a SIGTERM'd server up indefinitely.
     uvicorn.run(create_web_app(get_settings()), host=host, port=port, timeout_graceful_shutdown=5)
 
@@ -229,8 +255,10 @@ def web(
 def worker() -> None:
     """Run the Faust worker: tallies and upset rules (stops cleanly on SIGTERM)."""
     from faust import Worker
-    from producers.kafka import ensure_topics
-    from streams.app import app as faust_app
+
+    from tallyroom.producers.kafka import ensure_topics
+    from tallyroom.streams.app import app as faust_app
+
     # Faust subscribes only to topics that exist when it starts.
     ensure_topics(get_settings())
     Worker(faust_app, loglevel="info").execute_from_commandline()
@@ -240,8 +268,10 @@ def worker() -> None:
 def sink() -> None:
     """Run the Redis sink: alerts, tallies and seat results into Redis (stops on SIGTERM)."""
     import logging
-    from consumers.redis_sink import run_sink
-    from producers.kafka import ensure_topics
+
+    from tallyroom.consumers.redis_sink import run_sink
+    from tallyroom.producers.kafka import ensure_topics
+
     ensure_topics(get_settings())
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     counts = run_sink(get_settings())
@@ -255,6 +285,7 @@ def serve(
 ) -> None:
     """Run the worker and the sink (and the web page, webhooks) together, restarting any that dies."""
     from tallyroom import processes
+
     names = ["worker", "sink"] + (["web"] if web else []) + (["webhooks"] if webhooks else [])
     console.print(f"supervising {', '.join(names)}; logs in {get_settings().stack_dir / 'logs'}")
     processes.supervise(names, get_settings(), console)
@@ -263,21 +294,24 @@ def serve(
 @app.command()
 def seats(election: str = typer.Option("ge2024", "--election")) -> None:
     """Print the tally held in Redis: seats, votes, share, gains and losses."""
-    from consumers.reader import read_state
-    from consumers.redis_sink import redis_client
+    from tallyroom.consumers.reader import read_state
+    from tallyroom.consumers.redis_sink import redis_client
+
     state = read_state(redis_client(get_settings()), election)
     _print_tally(state)
 
 
 @app.command()
 def watch(
-    election: Optional[str] = typer.Option(None, "--election", help="election id (default: TALLYROOM_ELECTION or ge2024)"),
+    election: str | None = typer.Option(None, "--election", help="election id (default: TALLYROOM_ELECTION or ge2024)"),
     once: bool = typer.Option(False, "--once", help="print one frame and exit (for scripts)"),
 ) -> None:
     """The night live in the terminal: seat bars against the majority line, declared n of N, latest alerts."""
     import redis as redis_lib
-    from consumers import watch as watch_view
-    from consumers.redis_sink import redis_client
+
+    from tallyroom.consumers import watch as watch_view
+    from tallyroom.consumers.redis_sink import redis_client
+
     settings = get_settings()
     client = redis_client(settings)
     try:
@@ -300,18 +334,22 @@ def _print_tally(state) -> None:
     parties = state.tally.parties.values() if state.tally else []
     for p in sorted(parties, key=lambda t: (-t.seats, -t.votes)):
         if p.seats or p.votes:
-            table.add_row(p.party, str(p.seats), f"{p.votes:,}", f"{p.share:.1%}", str(p.gains), str(p.losses), f"{p.net:+d}")
+            table.add_row(
+                p.party, str(p.seats), f"{p.votes:,}", f"{p.share:.1%}", str(p.gains), str(p.losses), f"{p.net:+d}"
+            )
     console.print(table)
 
 
 # --- subscribers: history, subscribe, webhooks ------------------------------------------------------
+
 
 def _election_or_default(election: str | None) -> str:
     return election or get_settings().election or "ge2024"
 
 
 def _kinds_option(text: str | None, option: str):
-    from consumers.subscribe import parse_kinds
+    from tallyroom.consumers.subscribe import parse_kinds
+
     try:
         return parse_kinds(text, option)
     except ValueError as exc:
@@ -320,14 +358,16 @@ def _kinds_option(text: str | None, option: str):
 
 @app.command()
 def history(
-    election: Optional[str] = typer.Option(None, "--election", help="election id (default: TALLYROOM_ELECTION or ge2024)"),
-    kind: Optional[str] = typer.Option(None, "--kind", help="only this kind (or several, comma-separated)"),
+    election: str | None = typer.Option(None, "--election", help="election id (default: TALLYROOM_ELECTION or ge2024)"),
+    kind: str | None = typer.Option(None, "--kind", help="only this kind (or several, comma-separated)"),
     as_json: bool = typer.Option(False, "--json", help="one alert JSON per line instead of a table"),
 ) -> None:
     """The night's alerts in the order they landed."""
     from zoneinfo import ZoneInfo
-    from consumers.reader import read_alerts
-    from consumers.redis_sink import redis_client
+
+    from tallyroom.consumers.reader import read_alerts
+    from tallyroom.consumers.redis_sink import redis_client
+
     election = _election_or_default(election)
     alerts = read_alerts(redis_client(get_settings()), election, _kinds_option(kind, "--kind"))
     if as_json:
@@ -337,31 +377,49 @@ def history(
     uk = ZoneInfo("Europe/London")
     table = Table("time", "kind", "constituency", "headline", title=f"{election}: {len(alerts)} alerts")
     for alert in alerts:
-        table.add_row(f"{alert.occurred_at.astimezone(uk):%d %b %H:%M}", alert.kind.value,
-                      alert.constituency or "", alert.headline)
+        table.add_row(
+            f"{alert.occurred_at.astimezone(uk):%d %b %H:%M}",
+            alert.kind.value,
+            alert.constituency or "",
+            alert.headline,
+        )
     console.print(table)
 
 
 @app.command()
 def subscribe(
     group: str = typer.Option(..., "--group", help="consumer group; a new one starts at the night's first alert"),
-    election: Optional[str] = typer.Option(None, "--election", help="election id (default: TALLYROOM_ELECTION or ge2024)"),
-    kinds: Optional[str] = typer.Option(None, "--kinds", help="comma-separated alert kinds to print (default: all)"),
-    consumer: Optional[str] = typer.Option(None, "--consumer", help="this subscriber's name in the group (default: host name)"),
-    count: Optional[int] = typer.Option(None, "--count", min=1, help="exit after printing N alerts"),
-    claim_idle: float = typer.Option(60, "--claim-idle", min=0,
-                                     help="take over alerts another consumer has left unacknowledged this many seconds"),
-    crash_after: Optional[int] = typer.Option(None, "--crash-after", min=1, hidden=True,
-                                              help="debug: die after writing the Nth line, before its XACK"),
+    election: str | None = typer.Option(None, "--election", help="election id (default: TALLYROOM_ELECTION or ge2024)"),
+    kinds: str | None = typer.Option(None, "--kinds", help="comma-separated alert kinds to print (default: all)"),
+    consumer: str | None = typer.Option(
+        None, "--consumer", help="this subscriber's name in the group (default: host name)"
+    ),
+    count: int | None = typer.Option(None, "--count", min=1, help="exit after printing N alerts"),
+    claim_idle: float = typer.Option(
+        60, "--claim-idle", min=0, help="take over alerts another consumer has left unacknowledged this many seconds"
+    ),
+    crash_after: int | None = typer.Option(
+        None, "--crash-after", min=1, hidden=True, help="debug: die after writing the Nth line, before its XACK"
+    ),
 ) -> None:
     """Print each alert as one JSON line, acknowledging it in the group only once written."""
     import os
-    from consumers.redis_sink import redis_client
-    from consumers.subscribe import default_consumer_name, subscribe as run_subscriber
+
+    from tallyroom.consumers.redis_sink import redis_client
+    from tallyroom.consumers.subscribe import default_consumer_name
+    from tallyroom.consumers.subscribe import subscribe as run_subscriber
+
     try:
-        run_subscriber(redis_client(get_settings()), _election_or_default(election), group,
-                       consumer or default_consumer_name(), _kinds_option(kinds, "--kinds"), limit=count,
-                       claim_idle_ms=int(claim_idle * 1000), crash_after=crash_after)
+        run_subscriber(
+            redis_client(get_settings()),
+            _election_or_default(election),
+            group,
+            consumer or default_consumer_name(),
+            _kinds_option(kinds, "--kinds"),
+            limit=count,
+            claim_idle_ms=int(claim_idle * 1000),
+            crash_after=crash_after,
+        )
     except BrokenPipeError:
         # The reader went away (`| head`): the unwritten alert stays unacknowledged, for next time.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -369,7 +427,7 @@ def subscribe(
 
 @app.command()
 def webhooks(
-    election: Optional[str] = typer.Option(None, "--election", help="election id (default: TALLYROOM_ELECTION or ge2024)"),
+    election: str | None = typer.Option(None, "--election", help="election id (default: TALLYROOM_ELECTION or ge2024)"),
     failures: bool = typer.Option(False, "--failures", help="list the alerts that exhausted their attempts"),
     as_json: bool = typer.Option(False, "--json", help="with --failures: one JSON object per line"),
     drain: bool = typer.Option(False, "--drain", help="deliver what is in the stream, then exit"),
@@ -381,7 +439,9 @@ def webhooks(
         return
     import asyncio
     import logging
-    from consumers.webhooks import deliver_webhooks
+
+    from tallyroom.consumers.webhooks import deliver_webhooks
+
     settings = get_settings()
     if not settings.webhook_urls:
         err.print("[red]webhook_urls: none configured; set TALLYROOM_WEBHOOK_URLS (comma-separated or a JSON list)")
@@ -401,34 +461,43 @@ def webhooks(
 
 
 def _print_webhook_failures(election: str, as_json: bool) -> None:
-    from consumers.redis_sink import redis_client
-    from consumers.webhooks import failures_key, read_failures
+    from tallyroom.consumers.redis_sink import redis_client
+    from tallyroom.consumers.webhooks import failures_key, read_failures
+
     entries = read_failures(redis_client(get_settings()), election)
     if as_json:
         for entry in entries:
             sys.stdout.write(json.dumps(entry) + "\n")
         return
-    table = Table("entry", "url", "alert id", "attempts", "last error", title=f"{failures_key(election)}: {len(entries)}")
+    table = Table(
+        "entry", "url", "alert id", "attempts", "last error", title=f"{failures_key(election)}: {len(entries)}"
+    )
     for entry in entries:
-        table.add_row(entry["entry_id"], entry.get("url", ""), entry.get("alert_id", ""), entry.get("attempts", ""),
-                      entry.get("last_error", ""))
+        table.add_row(
+            entry["entry_id"],
+            entry.get("url", ""),
+            entry.get("alert_id", ""),
+            entry.get("attempts", ""),
+            entry.get("last_error", ""),
+        )
     console.print(table)
 
 
 @app.command()
 def run(
     night: Path = NIGHT,
-    election: Optional[str] = ELECTION,
+    election: str | None = ELECTION,
     duration: float = typer.Option(60, "--duration", help="seconds the replay should take"),
     timeout: float = typer.Option(300, "--timeout"),
     keep_running: bool = typer.Option(False, "--keep-running", help="leave worker and sink running"),
 ) -> None:
     """The main job: stack up, worker and sink started, the night replayed, a summary printed."""
-    from consumers.reader import alert_counts
-    from consumers.redis_sink import redis_client
-    from producers.kafka import DeclarationSender, ensure_topics
-    from producers.replay import replay_night
     from tallyroom import processes, stack
+    from tallyroom.consumers.reader import alert_counts
+    from tallyroom.consumers.redis_sink import redis_client
+    from tallyroom.producers.kafka import DeclarationSender, ensure_topics
+    from tallyroom.producers.replay import replay_night
+
     settings = _settings()
     # SIGTERM must unwind through `finally` so the worker and sink are stopped too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -463,27 +532,41 @@ def run(
 
 # --- the benchmark -------------------------------------------------------------------------------
 
+
 @app.command()
 def bench(
     seats: int = typer.Option(10_000, "--seats", help="seats in the synthetic night"),
     declarations: int = typer.Option(100_000, "--declarations", help="declarations, corrections included"),
-    rates: str = typer.Option("500,2000,max", "--rates", help="declarations per second, comma-separated; max = unpaced"),
+    rates: str = typer.Option(
+        "500,2000,max", "--rates", help="declarations per second, comma-separated; max = unpaced"
+    ),
     out: Path = typer.Option(Path("bench-results"), "--out", help="folder for the JSON and the PNG"),
     rate_seconds: float = typer.Option(60, "--rate-seconds", help="a fixed-rate load offers at most RATE x this"),
     night_dir: str = typer.Option("data/ge2024", "--night", help="a past night run at max; '' for none"),
     soak_events: int = typer.Option(0, "--events", help="then keep the worker counting up to N more (memory soak)"),
     soak_seconds: float = typer.Option(300, "--soak-seconds", help="time limit of the soak"),
-    kafka_records: Optional[int] = typer.Option(None, "--kafka-records", help="records for Kafka's perf tools"),
+    kafka_records: int | None = typer.Option(None, "--kafka-records", help="records for Kafka's perf tools"),
     e2e_messages: int = typer.Option(2000, "--e2e-messages", help="round trips for Kafka's EndToEndLatency"),
     redis_db: int = typer.Option(13, "--redis-db", help="Redis database the bench writes to"),
 ) -> None:
     """Load benchmark on the real stack: throughput, latency, worker memory, against Kafka's own tools."""
-    from bench import BenchOptions, parse_rates, run as run_bench
+    from tallyroom.bench import BenchOptions, parse_rates
+    from tallyroom.bench import run as run_bench
+
     try:
-        options = BenchOptions(seats=seats, declarations=declarations, rates=parse_rates(rates), out=out,
-                               rate_seconds=rate_seconds, night=Path(night_dir) if night_dir else None,
-                               soak_events=soak_events, soak_seconds=soak_seconds, kafka_records=kafka_records,
-                               e2e_messages=e2e_messages, redis_db=redis_db)
+        options = BenchOptions(
+            seats=seats,
+            declarations=declarations,
+            rates=parse_rates(rates),
+            out=out,
+            rate_seconds=rate_seconds,
+            night=Path(night_dir) if night_dir else None,
+            soak_events=soak_events,
+            soak_seconds=soak_seconds,
+            kafka_records=kafka_records,
+            e2e_messages=e2e_messages,
+            redis_db=redis_db,
+        )
         run_bench(get_settings(), options, console)
     except ValueError as exc:
         err.print(f"[red]{exc}")

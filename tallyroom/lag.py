@@ -18,8 +18,9 @@ def group_lag(settings: Settings, group: str, topic: str) -> int:
         tps = [TopicPartition(topic, p) for p in partitions]
         ends = consumer.end_offsets(tps)
         committed = admin.list_group_offsets({group: tps}).get(group, {})
-        return sum(ends[tp] - (committed[tp].offset if tp in committed and committed[tp].offset >= 0 else 0)
-                   for tp in tps)
+        return sum(
+            ends[tp] - (committed[tp].offset if tp in committed and committed[tp].offset >= 0 else 0) for tp in tps
+        )
     finally:
         consumer.close()
         admin.close()

@@ -19,8 +19,8 @@ from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
-from schemas import Candidate, Declaration, NightOpened, SeatBaseline
-from streams.parties import canonical_party
+from tallyroom.schemas import Candidate, Declaration, NightOpened, SeatBaseline
+from tallyroom.streams.parties import canonical_party
 
 UK = ZoneInfo("Europe/London")
 BASELINE_FILE = "baseline.csv"

@@ -43,8 +43,9 @@ class Background:
             return ""
 
 
-def start(name: str, settings: Settings, *args: str, env: dict[str, str] | None = None,
-          log_name: str | None = None) -> Background:
+def start(
+    name: str, settings: Settings, *args: str, env: dict[str, str] | None = None, log_name: str | None = None
+) -> Background:
     """Run ``python -m tallyroom <name> args`` with its output in the stack's log folder."""
     logs = settings.stack_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -67,7 +68,9 @@ def wait_for_log(background: Background, text: str, seconds: float) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if background.process.poll() is not None:
-            raise RuntimeError(f"{background.name} exited with {background.process.returncode}:\n{background.log_tail()}")
+            raise RuntimeError(
+                f"{background.name} exited with {background.process.returncode}:\n{background.log_tail()}"
+            )
         with background.log_path.open("rb") as handle:
             handle.seek(background.log_start)
             if text.encode() in handle.read():
@@ -81,7 +84,9 @@ def wait_alive(background: Background, seconds: float) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if background.process.poll() is not None:
-            raise RuntimeError(f"{background.name} exited with {background.process.returncode}:\n{background.log_tail()}")
+            raise RuntimeError(
+                f"{background.name} exited with {background.process.returncode}:\n{background.log_tail()}"
+            )
         time.sleep(0.2)
 
 

@@ -6,10 +6,9 @@ are the local stack that ``tallyroom stack up`` starts.
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from pathlib import Path
-
-import json
 from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator
@@ -23,9 +22,7 @@ class Settings(BaseSettings):
 
     # Kafka
     kafka_bootstrap: str = "127.0.0.1:9092"
-    kafka_security_protocol: str = Field(
-        "PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"
-    )
+    kafka_security_protocol: str = Field("PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL")
     kafka_sasl_mechanism: str | None = Field(None, description="PLAIN, SCRAM-SHA-256, SCRAM-SHA-512")
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
@@ -73,7 +70,9 @@ class Settings(BaseSettings):
     fetch_max_wait_ms: int = Field(20, ge=1, le=1500)
 
     # Bad input (schemas/limits.py): live entry refuses, the worker dead-letters, an event over these
-    max_payload_bytes: int = Field(1_000_000, ge=1, description="largest event, in bytes (a night of 650 seats opens with 48 kB)")
+    max_payload_bytes: int = Field(
+        1_000_000, ge=1, description="largest event, in bytes (a night of 650 seats opens with 48 kB)"
+    )
     max_candidates: int = Field(100, ge=1, le=100, description="candidates per seat; the schema's own cap is 100")
 
     # Webhooks (tallyroom webhooks): each URL gets each alert as a signed POST

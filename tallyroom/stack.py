@@ -169,13 +169,16 @@ def _wait_until_ready(
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not _started_process_alive(pid, marker):
-            raise StackError(f"{name} (pid {pid}) exited during start-up. Last log lines "
-                             f"from {log_file}:\n{_tail(log_file)}")
+            raise StackError(
+                f"{name} (pid {pid}) exited during start-up. Last log lines from {log_file}:\n{_tail(log_file)}"
+            )
         if ready():
             return
         time.sleep(0.5)
-    raise StackError(f"{name} (pid {pid}) did not answer within {timeout:.0f}s; it is left "
-                     f"running for inspection. Last log lines from {log_file}:\n{_tail(log_file)}")
+    raise StackError(
+        f"{name} (pid {pid}) did not answer within {timeout:.0f}s; it is left "
+        f"running for inspection. Last log lines from {log_file}:\n{_tail(log_file)}"
+    )
 
 
 def _stop(name: str, pid_file: Path, marker: str, console: Console) -> None:
@@ -202,14 +205,17 @@ def _refuse_foreign_port(name: str, host: str, port: int, setting: str) -> None:
     # Without this check a second server would die on "address in use" and the
     # readiness probe could be answered by whatever already holds the port.
     if _port_open(host, port):
-        raise StackError(f"{name}: {host}:{port} is already in use by a process this stack did "
-                         f"not start. Stop it or point {setting} at a free port.")
+        raise StackError(
+            f"{name}: {host}:{port} is already in use by a process this stack did "
+            f"not start. Stop it or point {setting} at a free port."
+        )
 
 
 def _require_local(name: str, host: str, setting: str) -> None:
     if host not in _LOCAL_HOSTS:
-        raise StackError(f"{name}: {setting} points at {host}, not this machine; "
-                         "the local stack only runs services on 127.0.0.1.")
+        raise StackError(
+            f"{name}: {setting} points at {host}, not this machine; the local stack only runs services on 127.0.0.1."
+        )
 
 
 # --------------------------------------------------------------------------- kafka
@@ -237,8 +243,16 @@ def ensure_kafka_jars(settings: Settings, console: Console | None = None) -> Pat
     staging = Path(settings.stack_dir) / "kafka-jars.partial"
     shutil.rmtree(staging, ignore_errors=True)
     staging.parent.mkdir(parents=True, exist_ok=True)
-    cmd = ["mvn", "-q", "-B", "-f", str(POM), "dependency:copy-dependencies",
-           "-DincludeScope=runtime", f"-DoutputDirectory={staging}"]
+    cmd = [
+        "mvn",
+        "-q",
+        "-B",
+        "-f",
+        str(POM),
+        "dependency:copy-dependencies",
+        "-DincludeScope=runtime",
+        f"-DoutputDirectory={staging}",
+    ]
     (console or Console()).print(f"kafka: fetching jars with maven into {jars} (once, ~30s)")
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0 or not any(staging.glob("kafka_*.jar")):
@@ -293,8 +307,10 @@ def _java(settings: Settings, main: str, *args: str, heap: str | None = None) ->
     return cmd + [
         "-Djava.awt.headless=true",
         f"-Dlog4j2.configurationFile={LOG4J2_CONFIG}",
-        "-cp", kafka_classpath(settings),
-        main, *args,
+        "-cp",
+        kafka_classpath(settings),
+        main,
+        *args,
     ]
 
 
@@ -304,8 +320,7 @@ def _format_kafka_storage(settings: Settings, props: Path, console: Console) -> 
     if (_kafka_data_dir(settings) / "meta.properties").exists():
         return
     tool = "kafka.tools.StorageTool"
-    uuid = subprocess.run(_java(settings, tool, "random-uuid"),
-                          capture_output=True, text=True, check=False)
+    uuid = subprocess.run(_java(settings, tool, "random-uuid"), capture_output=True, text=True, check=False)
     # Log lines share stdout with the id, so pick the line shaped like one.
     ids = [line for line in uuid.stdout.split() if _CLUSTER_ID.fullmatch(line)]
     cluster_id = ids[-1] if ids else ""
@@ -314,7 +329,9 @@ def _format_kafka_storage(settings: Settings, props: Path, console: Console) -> 
     console.print(f"kafka: formatting KRaft storage (cluster id {cluster_id})")
     fmt = subprocess.run(
         _java(settings, tool, "format", "-t", cluster_id, "-c", str(props), "--standalone"),
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if fmt.returncode != 0:
         raise StackError(f"kafka: StorageTool format failed:\n{fmt.stdout}\n{fmt.stderr}")
@@ -329,9 +346,12 @@ def _kafka_answers(settings: Settings) -> bool:
     from kafka.admin import KafkaAdminClient  # deferred: pulls in the whole client
 
     try:
-        admin = KafkaAdminClient(**settings.kafka_python_config(),
-                                 client_id="tallyroom-stack",
-                                 bootstrap_timeout_ms=3000, request_timeout_ms=5000)
+        admin = KafkaAdminClient(
+            **settings.kafka_python_config(),
+            client_id="tallyroom-stack",
+            bootstrap_timeout_ms=3000,
+            request_timeout_ms=5000,
+        )
     except Exception:
         return False
     try:
@@ -360,23 +380,26 @@ def kafka_up(settings: Settings | None = None, console: Console | None = None) -
     if pid is not None:
         # Running but not answering: probably still starting from an earlier `up`.
         console.print(f"kafka: pid {pid} is running but not answering yet; waiting")
-        _wait_until_ready(KAFKA, pid, _KAFKA_MARKER, lambda: _kafka_answers(settings),
-                          KAFKA_START_TIMEOUT, _log_file(settings, KAFKA))
+        _wait_until_ready(
+            KAFKA, pid, _KAFKA_MARKER, lambda: _kafka_answers(settings), KAFKA_START_TIMEOUT, _log_file(settings, KAFKA)
+        )
         return
     _clear_stale_pid(KAFKA, pid_file, console)
     _refuse_foreign_port(KAFKA, host, port, "TALLYROOM_KAFKA_BOOTSTRAP")
-    _refuse_foreign_port(KAFKA, host, settings.kafka_controller_port,
-                         "TALLYROOM_KAFKA_CONTROLLER_PORT")
+    _refuse_foreign_port(KAFKA, host, settings.kafka_controller_port, "TALLYROOM_KAFKA_CONTROLLER_PORT")
 
     props = _server_properties(settings)
     _format_kafka_storage(settings, props, console)
     log_file = _log_file(settings, KAFKA)
     started = time.monotonic()
-    pid = _spawn(_java(settings, "kafka.Kafka", str(props), heap=settings.kafka_heap),
-                 log_file, pid_file, cwd=Path(settings.stack_dir))
+    pid = _spawn(
+        _java(settings, "kafka.Kafka", str(props), heap=settings.kafka_heap),
+        log_file,
+        pid_file,
+        cwd=Path(settings.stack_dir),
+    )
     console.print(f"kafka: started pid {pid}, waiting for {host}:{port} (log: {log_file})")
-    _wait_until_ready(KAFKA, pid, _KAFKA_MARKER, lambda: _kafka_answers(settings),
-                      KAFKA_START_TIMEOUT, log_file)
+    _wait_until_ready(KAFKA, pid, _KAFKA_MARKER, lambda: _kafka_answers(settings), KAFKA_START_TIMEOUT, log_file)
     console.print(f"[green]kafka: ready on {host}:{port} after {time.monotonic() - started:.1f}s[/]")
 
 
@@ -410,14 +433,12 @@ def _ensure_redis_server(console: Console) -> str:
     found = shutil.which("redis-server")
     if found:
         return found
-    console.print("redis: redis-server not found; running apt-get update && "
-                  "apt-get install -y redis-server")
+    console.print("redis: redis-server not found; running apt-get update && apt-get install -y redis-server")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     for cmd in (["apt-get", "update"], ["apt-get", "install", "-y", "redis-server"]):
         done = subprocess.run(cmd, env=env, capture_output=True, text=True)
         if done.returncode != 0:
-            raise StackError(f"redis: {' '.join(cmd)} failed:\n{done.stdout[-2000:]}\n"
-                             f"{done.stderr[-2000:]}")
+            raise StackError(f"redis: {' '.join(cmd)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
     found = shutil.which("redis-server")
     if not found:
         raise StackError("redis: apt-get install finished but redis-server is still not on PATH")
@@ -451,8 +472,9 @@ def _redis_conf(settings: Settings) -> Path:
 def _redis_answers(settings: Settings) -> bool:
     import redis  # deferred: only the stack commands need it here
 
-    client = redis.Redis.from_url(settings.redis_url, socket_timeout=2,
-                                  socket_connect_timeout=2, **settings.redis_kwargs())
+    client = redis.Redis.from_url(
+        settings.redis_url, socket_timeout=2, socket_connect_timeout=2, **settings.redis_kwargs()
+    )
     try:
         return bool(client.ping())
     except redis.RedisError:
@@ -478,8 +500,9 @@ def redis_up(settings: Settings | None = None, console: Console | None = None) -
         return
     if pid is not None:
         console.print(f"redis: pid {pid} is running but not answering yet; waiting")
-        _wait_until_ready(REDIS, pid, _REDIS_MARKER, lambda: _redis_answers(settings),
-                          REDIS_START_TIMEOUT, _log_file(settings, REDIS))
+        _wait_until_ready(
+            REDIS, pid, _REDIS_MARKER, lambda: _redis_answers(settings), REDIS_START_TIMEOUT, _log_file(settings, REDIS)
+        )
         return
     _clear_stale_pid(REDIS, pid_file, console)
     _refuse_foreign_port(REDIS, host, port, "TALLYROOM_REDIS_URL")
@@ -491,8 +514,7 @@ def redis_up(settings: Settings | None = None, console: Console | None = None) -
     # right immediately (redis rewrites the same pid into it once it boots).
     pid = _spawn([server, str(conf)], log_file, pid_file, cwd=Path(settings.stack_dir))
     console.print(f"redis: started pid {pid}, waiting for PING on {host}:{port}")
-    _wait_until_ready(REDIS, pid, _REDIS_MARKER, lambda: _redis_answers(settings),
-                      REDIS_START_TIMEOUT, log_file)
+    _wait_until_ready(REDIS, pid, _REDIS_MARKER, lambda: _redis_answers(settings), REDIS_START_TIMEOUT, log_file)
     console.print(f"[green]redis: ready on {host}:{port}[/]")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from schemas import Candidate, Declaration, NightOpened, SeatBaseline
+from tallyroom.schemas import Candidate, Declaration, NightOpened, SeatBaseline
 
 T0 = datetime(2024, 7, 4, 23, 30, tzinfo=timezone(timedelta(hours=1)))
 
@@ -13,8 +13,14 @@ def cand(name: str, party: str, votes: int, sitting: bool = False) -> Candidate:
     return Candidate(name=name, party=party, votes=votes, sitting_mp=sitting)
 
 
-def decl(ons_id: str, *candidates: Candidate, revision: int = 1, election: str = "test",
-         minutes: int = 0, name: str | None = None) -> Declaration:
+def decl(
+    ons_id: str,
+    *candidates: Candidate,
+    revision: int = 1,
+    election: str = "test",
+    minutes: int = 0,
+    name: str | None = None,
+) -> Declaration:
     return Declaration(
         election=election,
         ons_id=ons_id,

@@ -24,15 +24,15 @@ from redis.asyncio import Redis
 from sse_starlette import EventSourceResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from consumers.web import store, view
-from consumers.web.events import FROM_START, FeedTiming, live_events, resume_point
+from tallyroom.consumers.web import store, view
+from tallyroom.consumers.web.events import FROM_START, FeedTiming, live_events, resume_point
 from tallyroom.settings import Settings
 
 HERE = FilePath(__file__).resolve().parent
 ELECTION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"  # as schemas.common.ElectionId
-ONS_PATTERN = r"^[EWSNL]\d{8}$"                          # as schemas.common.OnsId
+ONS_PATTERN = r"^[EWSNL]\d{8}$"  # as schemas.common.OnsId
 STREAM_ID_PATTERN = view.STREAM_ID.pattern
-FEED_ON_PAGE = 1000   # alerts rendered into the first page; a whole night is about 600
+FEED_ON_PAGE = 1000  # alerts rendered into the first page; a whole night is about 600
 API_PAGE_MAX = 1000
 
 ElectionParam = Path(pattern=ELECTION_PATTERN, description="election id, e.g. ge2024")
@@ -49,8 +49,9 @@ def create_web_app(settings: Settings, timing: FeedTiming = FeedTiming()) -> Fas
         finally:
             await app.state.redis.aclose()
 
-    app = FastAPI(title="Tallyroom", lifespan=lifespan, docs_url="/api/docs", redoc_url=None,
-                  openapi_url="/api/openapi.json")
+    app = FastAPI(
+        title="Tallyroom", lifespan=lifespan, docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json"
+    )
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     templates = Jinja2Templates(directory=HERE / "templates")
 
@@ -58,8 +59,9 @@ def create_web_app(settings: Settings, timing: FeedTiming = FeedTiming()) -> Fas
         return request.app.state.redis
 
     def not_found(request: Request, message: str, election: str = default_election) -> HTMLResponse:
-        return templates.TemplateResponse(request, "not_found.html", {"election": election, "message": message},
-                                          status_code=404)
+        return templates.TemplateResponse(
+            request, "not_found.html", {"election": election, "message": message}, status_code=404
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
@@ -87,11 +89,18 @@ def create_web_app(settings: Settings, timing: FeedTiming = FeedTiming()) -> Fas
         seat = await store.read_seat(redis_of(request), election, ons_id) if re.match(ONS_PATTERN, ons_id) else None
         if seat is None:
             return not_found(request, f"No result for seat {ons_id} in {election} (yet).", election)
-        return templates.TemplateResponse(request, "seat.html", {
-            "election": election, "seat": seat, "candidates": view.candidate_rows(seat),
-            "verdict": view.seat_verdict(seat), "winner_colour": view.colour(seat.winning_party),
-            "declared": view.night_clock(seat.declared_at),
-        })
+        return templates.TemplateResponse(
+            request,
+            "seat.html",
+            {
+                "election": election,
+                "seat": seat,
+                "candidates": view.candidate_rows(seat),
+                "verdict": view.seat_verdict(seat),
+                "winner_colour": view.colour(seat.winning_party),
+                "declared": view.night_clock(seat.declared_at),
+            },
+        )
 
     @app.get("/e/{election}/events", include_in_schema=False)
     async def events(
@@ -103,8 +112,11 @@ def create_web_app(settings: Settings, timing: FeedTiming = FeedTiming()) -> Fas
         if last_event_id is not None and not view.valid_stream_id(last_event_id):
             raise HTTPException(422, f"header Last-Event-ID: {last_event_id!r} is not a Redis stream id")
         start = resume_point(last_event_id, after)
-        return EventSourceResponse(live_events(redis_of(request), election, start, timing), ping=15,
-                                   headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+        return EventSourceResponse(
+            live_events(redis_of(request), election, start, timing),
+            ping=15,
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
 
     @app.get("/api/e/{election}/state")
     async def state_api(request: Request, election: str = ElectionParam) -> dict:
@@ -115,14 +127,17 @@ def create_web_app(settings: Settings, timing: FeedTiming = FeedTiming()) -> Fas
     async def alerts_api(
         request: Request,
         election: str = ElectionParam,
-        after: str = Query(FROM_START, pattern=STREAM_ID_PATTERN,
-                           description="stream id: only alerts strictly after it"),
+        after: str = Query(
+            FROM_START, pattern=STREAM_ID_PATTERN, description="stream id: only alerts strictly after it"
+        ),
         limit: int = Query(500, ge=1, le=API_PAGE_MAX),
     ) -> list[dict]:
         """Alerts after ``after``, oldest first; each is the Alert JSON plus its ``stream_id``."""
         entries = await store.alerts_after(redis_of(request), election, after, limit)
-        return [{"stream_id": sid, **store.feed_item((sid, fields)).alert.model_dump(mode="json")}
-                for sid, fields in entries]
+        return [
+            {"stream_id": sid, **store.feed_item((sid, fields)).alert.model_dump(mode="json")}
+            for sid, fields in entries
+        ]
 
     @app.get("/healthz", include_in_schema=False)
     async def health(request: Request) -> dict:

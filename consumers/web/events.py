@@ -16,18 +16,18 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 from sse_starlette import ServerSentEvent
 
-from consumers.keys import ElectionKeys
-from consumers.web.store import read_state, tally_version
+from tallyroom.consumers.keys import ElectionKeys
+from tallyroom.consumers.web.store import read_state, tally_version
 
 FROM_START = "0-0"
 
 
 @dataclass(frozen=True)
 class FeedTiming:
-    block_ms: int = 500         # longest XREAD BLOCK; also how late a tally event can be
+    block_ms: int = 500  # longest XREAD BLOCK; also how late a tally event can be
     tally_interval: float = 0.5  # at most one tally event this often (a --max replay changes it 650 times)
-    batch: int = 200             # alerts read per XREAD
-    retry_ms: int = 2000         # the browser's reconnect delay
+    batch: int = 200  # alerts read per XREAD
+    retry_ms: int = 2000  # the browser's reconnect delay
 
 
 def resume_point(last_event_id: str | None, after: str | None) -> str:
@@ -35,8 +35,9 @@ def resume_point(last_event_id: str | None, after: str | None) -> str:
     return last_event_id or after or FROM_START
 
 
-async def live_events(client: Redis, election: str, after: str,
-                      timing: FeedTiming = FeedTiming()) -> AsyncIterator[ServerSentEvent]:
+async def live_events(
+    client: Redis, election: str, after: str, timing: FeedTiming = FeedTiming()
+) -> AsyncIterator[ServerSentEvent]:
     """Alerts after ``after``, then whatever lands, until the client goes away (the task is cancelled).
 
     Alerts are plain ``message`` events; the tally is a ``tally`` event, sent

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 
-from consumers.keys import ElectionKeys
-from consumers.web.view import FeedItem, state_json
-from schemas import Alert, SeatResult, TallySnapshot
+from tallyroom.consumers.keys import ElectionKeys
+from tallyroom.consumers.web.view import FeedItem, state_json
+from tallyroom.schemas import Alert, SeatResult, TallySnapshot
 
 StreamEntry = tuple[str, dict[str, str]]
 

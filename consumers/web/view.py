@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from schemas import Alert, SeatResult, TallySnapshot
+from tallyroom.schemas import Alert, SeatResult, TallySnapshot
 
 DEFAULT_ELECTION = "ge2024"
 UNKNOWN_COLOUR = "#9a9a9a"
@@ -58,8 +58,9 @@ def valid_stream_id(value: str) -> bool:
     return bool(STREAM_ID.match(value))
 
 
-def state_json(election: str, declared: int, total: int, seats: dict[str, int], votes: dict[str, int],
-               tally: TallySnapshot | None) -> dict:
+def state_json(
+    election: str, declared: int, total: int, seats: dict[str, int], votes: dict[str, int], tally: TallySnapshot | None
+) -> dict:
     """The body of ``/api/e/E/state`` and of each SSE ``tally`` event."""
     return {
         "election": election,
@@ -97,11 +98,18 @@ def party_rows(state: dict) -> list[Bar]:
         seats = state.get("seats", {}).get(party, detail.get("seats", 0))
         if not (seats or detail.get("gains") or detail.get("losses")):
             continue
-        rows.append(Bar(
-            party=party, seats=seats, votes=state.get("votes", {}).get(party, 0),
-            share=detail.get("share", 0.0), gains=detail.get("gains", 0), losses=detail.get("losses", 0),
-            colour=colour(party), width=round(100 * seats / total, 3) if total else 0.0,
-        ))
+        rows.append(
+            Bar(
+                party=party,
+                seats=seats,
+                votes=state.get("votes", {}).get(party, 0),
+                share=detail.get("share", 0.0),
+                gains=detail.get("gains", 0),
+                losses=detail.get("losses", 0),
+                colour=colour(party),
+                width=round(100 * seats / total, 3) if total else 0.0,
+            )
+        )
     return sorted(rows, key=lambda b: (-b.seats, -b.votes, b.party))
 
 
@@ -145,7 +153,7 @@ class FeedItem:
 
     @property
     def clock(self) -> str:
-        """"Fri 04:12": a night runs past midnight, and its last seats can come a day later."""
+        """ "Fri 04:12": a night runs past midnight, and its last seats can come a day later."""
         return f"{self.alert.occurred_at:%a %H:%M}"
 
     @property
@@ -170,15 +178,21 @@ class CandidateRow:
 def candidate_rows(seat: SeatResult) -> list[CandidateRow]:
     ranked = sorted(seat.candidates, key=lambda c: (-c.votes, c.name))
     return [
-        CandidateRow(name=c.name, party=c.party, votes=c.votes,
-                     share=c.votes / seat.valid_votes if seat.valid_votes else 0.0,
-                     colour=colour(c.party), winner=i == 0, sitting_mp=c.sitting_mp)
+        CandidateRow(
+            name=c.name,
+            party=c.party,
+            votes=c.votes,
+            share=c.votes / seat.valid_votes if seat.valid_votes else 0.0,
+            colour=colour(c.party),
+            winner=i == 0,
+            sitting_mp=c.sitting_mp,
+        )
         for i, c in enumerate(ranked)
     ]
 
 
 def seat_verdict(seat: SeatResult) -> str:
-    """"Lab gain from Con", "Con hold", or just the winner's party when nobody held it before."""
+    """ "Lab gain from Con", "Con hold", or just the winner's party when nobody held it before."""
     party = seat.winning_party
     if seat.held_by is None:
         return f"{party} win"

@@ -20,9 +20,9 @@ from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.support.ui import WebDriverWait
 
-from consumers.keys import ElectionKeys
-from consumers.reader import read_state
-from consumers.web.view import night_clock
+from tallyroom.consumers.keys import ElectionKeys
+from tallyroom.consumers.reader import read_state
+from tallyroom.consumers.web.view import night_clock
 from tallyroom.lag import wait_until_caught_up
 from tests.integration.conftest import cli_env
 from tests.integration.test_web import WebServer
@@ -35,8 +35,14 @@ ARTIFACTS = REPO / "test-artifacts"
 ELECTION = "ge2024-browser"
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
-INDEPENDENT_GAINS = ["Birmingham Perry Barr", "Blackburn", "Dewsbury and Batley", "Islington North",
-                     "Leicester South", "North Down"]
+INDEPENDENT_GAINS = [
+    "Birmingham Perry Barr",
+    "Blackburn",
+    "Dewsbury and Batley",
+    "Islington North",
+    "Leicester South",
+    "North Down",
+]
 PHONE = {"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True}
 
 
@@ -48,9 +54,19 @@ def browser():
     profile = tempfile.mkdtemp(prefix="tallyroom-chromium-")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", "--window-size=1280,1500", f"--user-data-dir={profile}"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--window-size=1280,1500",
+        f"--user-data-dir={profile}",
+    ):
         options.add_argument(flag)
     driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
     try:
@@ -85,9 +101,11 @@ def wait_for(driver, condition, timeout: float, what: str):
 
 
 def night_complete(page: dict) -> bool:
-    return (page["declared"] == page["total"] == 650
-            and {p: page["seats"].get(p) for p in ("Lab", "Con", "LD")} == {"Lab": 411, "Con": 121, "LD": 72}
-            and all(any(name in headline for headline in page["independentGains"]) for name in INDEPENDENT_GAINS))
+    return (
+        page["declared"] == page["total"] == 650
+        and {p: page["seats"].get(p) for p in ("Lab", "Con", "LD")} == {"Lab": 411, "Con": 121, "LD": 72}
+        and all(any(name in headline for headline in page["independentGains"]) for name in INDEPENDENT_GAINS)
+    )
 
 
 def test_dashboard_follows_the_night_live(pipeline, browser):
@@ -99,9 +117,25 @@ def test_dashboard_follows_the_night_live(pipeline, browser):
         assert dom_summary(browser)["declared"] == 0 and not dom_summary(browser)["streamIds"]
 
         done = subprocess.run(
-            [sys.executable, "-m", "tallyroom", "replay", "--night", str(NIGHT), "--election", ELECTION,
-             "--max", "--wait", "--timeout", "240"],
-            capture_output=True, text=True, env=cli_env(pipeline.env), timeout=300)
+            [
+                sys.executable,
+                "-m",
+                "tallyroom",
+                "replay",
+                "--night",
+                str(NIGHT),
+                "--election",
+                ELECTION,
+                "--max",
+                "--wait",
+                "--timeout",
+                "240",
+            ],
+            capture_output=True,
+            text=True,
+            env=cli_env(pipeline.env),
+            timeout=300,
+        )
         assert done.returncode == 0, done.stdout + done.stderr
         wait_until_caught_up(pipeline.settings)
         wait_for(browser, night_complete, 60, "the final tally and the six independent gains")

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from consumers.keys import DEAD_LETTERS, ElectionKeys
-from consumers.reader import read_alerts, read_state, wait_for_declared
-from producers.kafka import DeclarationSender
+from tallyroom.consumers.keys import DEAD_LETTERS, ElectionKeys
+from tallyroom.consumers.reader import read_alerts, read_state, wait_for_declared
 from tallyroom.lag import wait_until_caught_up
 from tallyroom.nights import load_night
+from tallyroom.producers.kafka import DeclarationSender
 from tests.integration.conftest import cli_env
 
 pytestmark = pytest.mark.e2e
@@ -26,13 +26,20 @@ NIGHT = Path(__file__).resolve().parents[2] / "data" / "ge2024"
 
 
 def tallyroom(pipeline, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tallyroom", *args], input=stdin, text=True,
-                           capture_output=True, env=cli_env(pipeline.env), timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "tallyroom", *args],
+        input=stdin,
+        text=True,
+        capture_output=True,
+        env=cli_env(pipeline.env),
+        timeout=300,
+    )
 
 
 def replay(pipeline, election: str) -> None:
-    done = tallyroom(pipeline, "replay", "--night", str(NIGHT), "--election", election, "--max", "--wait",
-                     "--timeout", "240")
+    done = tallyroom(
+        pipeline, "replay", "--night", str(NIGHT), "--election", election, "--max", "--wait", "--timeout", "240"
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "651 of 651 events acknowledged" in done.stdout
     wait_until_caught_up(pipeline.settings)
@@ -60,8 +67,23 @@ def night_2024(pipeline):
 def test_tallies_are_exact(night_2024):
     state = read_state(night_2024.redis, "ge2024")
     assert state.declared == state.total == 650
-    assert state.seats == {"Lab": 411, "Con": 121, "LD": 72, "SNP": 9, "SF": 7, "Ind": 6, "RUK": 5, "DUP": 5,
-                           "Green": 4, "PC": 4, "SDLP": 2, "APNI": 1, "TUV": 1, "UUP": 1, "Spk": 1}
+    assert state.seats == {
+        "Lab": 411,
+        "Con": 121,
+        "LD": 72,
+        "SNP": 9,
+        "SF": 7,
+        "Ind": 6,
+        "RUK": 5,
+        "DUP": 5,
+        "Green": 4,
+        "PC": 4,
+        "SDLP": 2,
+        "APNI": 1,
+        "TUV": 1,
+        "UUP": 1,
+        "Spk": 1,
+    }
     assert state.seats == dict(Counter(row["First party"] for row in constituency_rows()))
     assert state.votes == dict(candidate_votes_by_party())
     assert state.tally.majority_line == 326
@@ -77,8 +99,13 @@ def test_gain_alert_for_exactly_the_seats_the_result_calls_gains(night_2024):
 def test_independent_gains(night_2024):
     alerts = read_alerts(night_2024.redis, "ge2024", {"independent_gain"})
     assert sorted(a.constituency for a in alerts) == [
-        "Birmingham Perry Barr", "Blackburn", "Dewsbury and Batley", "Islington North", "Leicester South",
-        "North Down"]
+        "Birmingham Perry Barr",
+        "Blackburn",
+        "Dewsbury and Batley",
+        "Islington North",
+        "Leicester South",
+        "North Down",
+    ]
 
 
 def test_majority_reached_once_for_labour(night_2024):
@@ -126,8 +153,9 @@ def test_correction_replaces_the_seat_and_raises_one_alert(pipeline):
     night = load_night(NIGHT, election)
     original = next(d for d in night.declarations if d.constituency == "Ilford North")
     # The independent overtakes Labour on a corrected count.
-    candidates = [c.model_copy(update={"votes": c.votes + 1000}) if c.name == "Leanne Mohamad" else c
-                  for c in original.candidates]
+    candidates = [
+        c.model_copy(update={"votes": c.votes + 1000}) if c.name == "Leanne Mohamad" else c for c in original.candidates
+    ]
     corrected = original.model_copy(update={"revision": 2, "candidates": candidates, "valid_votes": None})
     before = read_state(pipeline.redis, election)
     line = corrected.model_dump_json()
@@ -156,14 +184,28 @@ def test_correction_replaces_the_seat_and_raises_one_alert(pipeline):
 
 def test_bad_events_go_to_the_dead_letter_stream_and_the_worker_keeps_going(night_2024):
     sender = DeclarationSender(night_2024.settings)
-    bad = [b"\xff\xfe not json", b'{"kind": "declaration", "election": "ge2024"}',
-           json.dumps({"kind": "recount", "election": "ge2024", "ons_id": "E99999999",
-                       "announced_at": "2024-07-05T04:00:00+01:00"}).encode()]
+    bad = [
+        b"\xff\xfe not json",
+        b'{"kind": "declaration", "election": "ge2024"}',
+        json.dumps(
+            {
+                "kind": "recount",
+                "election": "ge2024",
+                "ons_id": "E99999999",
+                "announced_at": "2024-07-05T04:00:00+01:00",
+            }
+        ).encode(),
+    ]
     for value in bad:
         sender.send_raw(b"bad", value)
     ons_id = next(r["ONS ID"] for r in constituency_rows() if r["Constituency name"] == "Leicester South")
-    recount = {"kind": "recount", "election": "ge2024", "ons_id": ons_id,
-               "announced_at": "2024-07-05T03:00:00+01:00", "reason": "test"}
+    recount = {
+        "kind": "recount",
+        "election": "ge2024",
+        "ons_id": ons_id,
+        "announced_at": "2024-07-05T03:00:00+01:00",
+        "reason": "test",
+    }
     sender.send_raw(ons_id.encode(), json.dumps(recount).encode())
     acked, failures = sender.flush()
     sender.close()
@@ -181,7 +223,7 @@ def test_worker_killed_mid_night_recovers_its_tables_and_stays_exact(pipeline):
     """SIGKILL after 300 declarations, restart, send the rest: tallies and alerts as if nothing happened."""
     from dataclasses import replace
 
-    from producers.replay import replay_night
+    from tallyroom.producers.replay import replay_night
 
     election = "ge2024-restart"
     night = load_night(NIGHT, election)

@@ -18,15 +18,15 @@ from pathlib import Path
 import pytest
 from kafka import KafkaAdminClient, KafkaProducer
 
-from consumers.keys import DEAD_LETTERS, ElectionKeys
-from consumers.reader import read_alerts, read_state, wait_for_declared
-from producers.kafka import DeclarationSender, ensure_topics
-from streams.count import Count
-from streams.partitioning import election_partition
-from streams.rules import RuleConfig
 from tallyroom import processes
+from tallyroom.consumers.keys import DEAD_LETTERS, ElectionKeys
+from tallyroom.consumers.reader import read_alerts, read_state, wait_for_declared
 from tallyroom.lag import wait_until_caught_up
 from tallyroom.nights import Night, load_night
+from tallyroom.producers.kafka import DeclarationSender, ensure_topics
+from tallyroom.streams.count import Count
+from tallyroom.streams.partitioning import election_partition
+from tallyroom.streams.rules import RuleConfig
 from tests.integration.conftest import cli_env, isolated_settings, running_pipeline
 
 pytestmark = pytest.mark.e2e
@@ -62,8 +62,9 @@ def wait_for_members(settings, members: int, timeout: float) -> None:
             if group["group_state"] == "Stable" and len(group["members"]) == members:
                 return
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{settings.worker_id}: {len(group['members'])} members "
-                                   f"({group['group_state']}), not {members}")
+                raise TimeoutError(
+                    f"{settings.worker_id}: {len(group['members'])} members ({group['group_state']}), not {members}"
+                )
             time.sleep(0.5)
     finally:
         admin.close()
@@ -93,9 +94,13 @@ def test_each_election_exact_with_two_workers_and_after_one_stops(two_workers):
     elections = one_election_per_partition()
     nights = {election: load_night(NIGHT, election) for election in elections}
     for election in elections:
-        done = subprocess.run([sys.executable, "-m", "tallyroom", "replay", "--night", str(NIGHT),
-                               "--election", election, "--max"],
-                              capture_output=True, text=True, env=cli_env(pipe.env), timeout=300)
+        done = subprocess.run(
+            [sys.executable, "-m", "tallyroom", "replay", "--night", str(NIGHT), "--election", election, "--max"],
+            capture_output=True,
+            text=True,
+            env=cli_env(pipe.env),
+            timeout=300,
+        )
         assert done.returncode == 0, done.stdout + done.stderr
     for election in elections:
         wait_for_declared(pipe.redis, election, 650, 240)
@@ -137,8 +142,12 @@ def test_an_event_on_another_partition_than_its_elections_is_dead_lettered(two_w
     night = load_night(NIGHT, election)
     producer = KafkaProducer(**pipe.settings.kafka_python_config())
     wrong = 1 - election_partition(election, PARTITIONS)
-    producer.send(pipe.settings.topic_declarations, key=b"by-seat", partition=wrong,
-                  value=night.declarations[1].model_copy(update={"revision": 9}).model_dump_json().encode())
+    producer.send(
+        pipe.settings.topic_declarations,
+        key=b"by-seat",
+        partition=wrong,
+        value=night.declarations[1].model_copy(update={"revision": 9}).model_dump_json().encode(),
+    )
     producer.flush()
     producer.close()
     wait_until_caught_up(pipe.settings)

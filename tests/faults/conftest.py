@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from consumers.redis_sink import redis_client
 from tallyroom import processes
 from tallyroom import stack as local_stack
+from tallyroom.consumers.redis_sink import redis_client
 from tallyroom.settings import Settings, get_settings
 from tests.integration.conftest import Pipeline, isolated_settings, start_worker
 
@@ -28,13 +28,15 @@ REDIS_URL = "redis://127.0.0.1:26379/0"  # a Redis server of our own: no other s
 
 def fault_stack_settings(shared: Settings) -> Settings:
     stack_dir = Path(shared.stack_dir) / "faults"
-    return shared.model_copy(update={
-        "stack_dir": stack_dir,
-        "kafka_bootstrap": KAFKA_BOOTSTRAP,
-        "kafka_controller_port": KAFKA_CONTROLLER_PORT,
-        "redis_url": REDIS_URL,
-        "worker_data_dir": stack_dir / "worker",
-    })
+    return shared.model_copy(
+        update={
+            "stack_dir": stack_dir,
+            "kafka_bootstrap": KAFKA_BOOTSTRAP,
+            "kafka_controller_port": KAFKA_CONTROLLER_PORT,
+            "redis_url": REDIS_URL,
+            "worker_data_dir": stack_dir / "worker",
+        }
+    )
 
 
 def stack_env(settings: Settings) -> dict[str, str]:

@@ -19,17 +19,17 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 from rich.console import Console
 
-from consumers.keys import ElectionKeys
-from consumers.reader import read_alerts, read_state, wait_for_declared
-from producers.kafka import DeclarationSender
-from producers.replay import ReplayReport, replay_night
-from schemas import Alert, Declaration
-from streams.count import Count
-from streams.rules import RuleConfig
 from tallyroom import stack as local_stack
+from tallyroom.consumers.keys import ElectionKeys
+from tallyroom.consumers.reader import read_alerts, read_state, wait_for_declared
 from tallyroom.lag import wait_until_caught_up
 from tallyroom.nights import Night, load_night
+from tallyroom.producers.kafka import DeclarationSender
+from tallyroom.producers.replay import ReplayReport, replay_night
+from tallyroom.schemas import Alert, Declaration
 from tallyroom.settings import Settings
+from tallyroom.streams.count import Count
+from tallyroom.streams.rules import RuleConfig
 from tests.e2e.test_night import NIGHT, candidate_votes_by_party, constituency_rows
 
 pytestmark = pytest.mark.faults
@@ -85,8 +85,10 @@ def recounted_seats(settings: Settings, election: str) -> int:
     """
     consumer = KafkaConsumer(enable_auto_commit=False, **settings.kafka_python_config())
     try:
-        partitions = [TopicPartition(settings.topic_results, p)
-                      for p in consumer.partitions_for_topic(settings.topic_results) or ()]
+        partitions = [
+            TopicPartition(settings.topic_results, p)
+            for p in consumer.partitions_for_topic(settings.topic_results) or ()
+        ]
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
         ends = consumer.end_offsets(partitions)
@@ -117,8 +119,7 @@ def send_all(sender: DeclarationSender, declarations: list[Declaration]) -> None
 class ReplayInBackground:
     """``replay_night`` in a thread, so that the test can break things while it sends."""
 
-    def __init__(self, night: Night, sender: DeclarationSender, speed: float | None,
-                 max_gap: float | None = None):
+    def __init__(self, night: Night, sender: DeclarationSender, speed: float | None, max_gap: float | None = None):
         self.report: ReplayReport | None = None
         self.error: BaseException | None = None
         # Sleeping at most max_gap per declaration squeezes the night's long tail
@@ -150,8 +151,7 @@ def paced(night: Night, seconds: float) -> float:
 
 def assert_running(*processes) -> None:
     for proc in processes:
-        assert proc.process.poll() is None, (
-            f"{proc.name} died (exit {proc.process.returncode}):\n{proc.log_tail(60)}")
+        assert proc.process.poll() is None, f"{proc.name} died (exit {proc.process.returncode}):\n{proc.log_tail(60)}"
 
 
 def this_run_log(proc) -> str:
@@ -172,7 +172,7 @@ def test_worker_sigkilled_at_five_points_still_counts_every_seat_and_alert_once(
     sent = 0
     for point in KILL_POINTS:
         # A few already-counted seats again, to a worker that has just been restarted.
-        send_all(sender, declarations[sent:point] + declarations[max(0, sent - 5):sent])
+        send_all(sender, declarations[sent:point] + declarations[max(0, sent - 5) : sent])
         wait_for_declared(pipe.redis, night.election, point, 240)
         pipe.worker.kill()
         pipe.restart_worker()
@@ -193,7 +193,7 @@ def test_worker_sigkilled_while_a_max_replay_streams_still_counts_every_seat_and
     size = -(-len(night.declarations) // STREAMING_KILLS)
     pauses = []
     for start in range(0, len(night.declarations), size):
-        part = replace(night, declarations=night.declarations[start:start + size])
+        part = replace(night, declarations=night.declarations[start : start + size])
         replay = ReplayInBackground(part, sender, None)
         pauses.append(rng.uniform(0.2, 1.5))
         time.sleep(pauses[-1])
@@ -204,8 +204,10 @@ def test_worker_sigkilled_while_a_max_replay_streams_still_counts_every_seat_and
     sender.close()
 
     assert_books_balance(pipe, night)
-    print(f"\nseed {seed}, kills {', '.join(f'{p:.2f}' for p in pauses)} s into each third: "
-          f"{recounted_seats(pipe.settings, night.election)} seat(s) re-counted")
+    print(
+        f"\nseed {seed}, kills {', '.join(f'{p:.2f}' for p in pauses)} s into each third: "
+        f"{recounted_seats(pipe.settings, night.election)} seat(s) re-counted"
+    )
 
 
 def test_sink_rides_out_a_30s_redis_outage_with_no_alert_lost_or_doubled(fault_pipeline, fault_stack):
@@ -228,8 +230,10 @@ def test_sink_rides_out_a_30s_redis_outage_with_no_alert_lost_or_doubled(fault_p
     assert_running(pipe.worker, pipe.sink)
     assert "Redis unavailable" in this_run_log(pipe.sink), "the sink never noticed the outage"
     assert_books_balance(pipe, night)
-    print(f"\nRedis down at 15 s with {declared_before} declared, back at {back_at:.0f} s; "
-          f"replay took {report.seconds:.0f} s; books balanced at {time.monotonic() - started:.0f} s")
+    print(
+        f"\nRedis down at 15 s with {declared_before} declared, back at {back_at:.0f} s; "
+        f"replay took {report.seconds:.0f} s; books balanced at {time.monotonic() - started:.0f} s"
+    )
 
 
 def test_broker_restart_mid_night_loses_nothing_and_doubles_nothing(fault_pipeline, fault_stack):
@@ -252,6 +256,8 @@ def test_broker_restart_mid_night_loses_nothing_and_doubles_nothing(fault_pipeli
 
     assert_running(pipe.worker, pipe.sink)
     assert_books_balance(pipe, night)
-    print(f"\nbroker stopped at {down_at:.0f} s with {declared_before} declared, answering again at "
-          f"{up_at:.0f} s; replay took {report.seconds:.0f} s; books balanced at "
-          f"{time.monotonic() - started:.0f} s; {recounted_seats(pipe.settings, night.election)} seat(s) re-counted")
+    print(
+        f"\nbroker stopped at {down_at:.0f} s with {declared_before} declared, answering again at "
+        f"{up_at:.0f} s; replay took {report.seconds:.0f} s; books balanced at "
+        f"{time.monotonic() - started:.0f} s; {recounted_seats(pipe.settings, night.election)} seat(s) re-counted"
+    )

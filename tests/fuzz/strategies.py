@@ -19,13 +19,13 @@ import json
 import random
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from functools import lru_cache
 
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from schemas.limits import Limits
+from tallyroom.schemas.limits import Limits
 
 VALID = "valid"
 _ISO = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
@@ -61,8 +61,31 @@ class Case:
 # Text that has broken line- or markup-based tools before: Rich markup and emoji codes,
 # Unicode line separators (str.splitlines splits on them), quotes, backslashes, NUL, and
 # letters whose case folding changes their length.
-TRICKY = ("[/x]", "[red]", ":smile:", "\u2028", "\u2029", "\x85", '"', "\\", "ß", "İ", "👍", "\u200b",
-          "\x00", "ﬃ", "Ω", "é", "e\u0301", "\ufeff", "'", "<script>", "${x}", "%s", "Robert'); DROP TABLE")
+TRICKY = (
+    "[/x]",
+    "[red]",
+    ":smile:",
+    "\u2028",
+    "\u2029",
+    "\x85",
+    '"',
+    "\\",
+    "ß",
+    "İ",
+    "👍",
+    "\u200b",
+    "\x00",
+    "ﬃ",
+    "Ω",
+    "é",
+    "e\u0301",
+    "\ufeff",
+    "'",
+    "<script>",
+    "${x}",
+    "%s",
+    "Robert'); DROP TABLE",
+)
 PARTIES = ("Lab", "Con", "LD", "RUK", "Green", "SNP", "PC", "DUP", "SF", "Ind", "Spk", "Alliance")
 PLANES = ((0x20, 0x7F), (0xA0, 0x250), (0x370, 0x530), (0x4E00, 0x9FFF), (0x1F300, 0x1FAFF), (0x20, 0x2FFFF))
 VOTE_EDGES = (0, 1, 999_999_999, 1_000_000_000)
@@ -116,15 +139,21 @@ def random_candidates(rnd: random.Random, count: int) -> list[dict]:
     return people
 
 
-ZONES = (timezone.utc, timezone(timedelta(hours=1)), timezone(timedelta(hours=-5)), timezone(timedelta(hours=5, minutes=30)))
-NIGHT_START = datetime(2024, 7, 4, 20, tzinfo=timezone.utc)
+ZONES = (
+    UTC,
+    timezone(timedelta(hours=1)),
+    timezone(timedelta(hours=-5)),
+    timezone(timedelta(hours=5, minutes=30)),
+)
+NIGHT_START = datetime(2024, 7, 4, 20, tzinfo=UTC)
 
 
 def random_time(rnd: random.Random) -> str:
     """The night's clock as clients write it: ISO 8601 with an offset or Z, T or a space."""
-    moment = (NIGHT_START + timedelta(seconds=rnd.randint(0, 18 * 3600), microseconds=rnd.randint(0, 999_999)))
+    moment = NIGHT_START + timedelta(seconds=rnd.randint(0, 18 * 3600), microseconds=rnd.randint(0, 999_999))
     text = moment.astimezone(rnd.choice(ZONES)).isoformat(
-        sep=rnd.choice("T "), timespec=rnd.choice(["minutes", "seconds", "microseconds"]))
+        sep=rnd.choice("T "), timespec=rnd.choice(["minutes", "seconds", "microseconds"])
+    )
     return text.replace("+00:00", "Z") if rnd.random() < 0.5 else text
 
 
@@ -132,13 +161,21 @@ def random_record(rnd: random.Random, night: Night, max_candidates: int = 12) ->
     """A valid declaration of one of the night's seats."""
     ons_id, constituency = rnd.choice(night.seats)
     candidates = random_candidates(rnd, rnd.randint(1, max_candidates))
-    record = {"kind": "declaration", "election": night.election, "ons_id": ons_id,
-              "constituency": constituency, "declared_at": random_time(rnd), "candidates": candidates}
+    record = {
+        "kind": "declaration",
+        "election": night.election,
+        "ons_id": ons_id,
+        "constituency": constituency,
+        "declared_at": random_time(rnd),
+        "candidates": candidates,
+    }
     optional = {
         "schema_version": lambda: 1,
         "revision": lambda: rnd.choice([1, 2, 1_000_000, rnd.randint(1, 1_000_000)]),
-        "nation": lambda: random_name(rnd), "region": lambda: random_name(rnd),
-        "electorate": lambda: random_votes(rnd), "invalid_votes": lambda: random_votes(rnd),
+        "nation": lambda: random_name(rnd),
+        "region": lambda: random_name(rnd),
+        "electorate": lambda: random_votes(rnd),
+        "invalid_votes": lambda: random_votes(rnd),
         "flaws": lambda: [random_name(rnd, 100) for _ in range(rnd.randint(0, 3))],
     }
     for key, make in optional.items():
@@ -184,15 +221,20 @@ def valid_cases(night: Night) -> st.SearchStrategy[Case]:
 
 # --- bad declarations: one thing wrong each ----------------------------------------------------
 
+
 def _base(draw, night: Night, max_candidates: int = 12) -> tuple[random.Random, dict]:
     rnd = draw(SEEDED)
     return rnd, random_record(rnd, night, max_candidates)
 
 
 # No line breaks of any kind: a bad case must stay one record in every channel.
-GARBAGE = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Zl", "Zp"),
-                                exclude_characters="\n\r\x0b\x0c\x1c\x1d\x1e\x85"),
-                  min_size=1, max_size=200).filter(lambda s: s.strip())
+GARBAGE = st.text(
+    st.characters(
+        codec="utf-8", exclude_categories=("Cs", "Zl", "Zp"), exclude_characters="\n\r\x0b\x0c\x1c\x1d\x1e\x85"
+    ),
+    min_size=1,
+    max_size=200,
+).filter(lambda s: s.strip())
 MALFORMATIONS = ("truncated", "trailing", "leading", "trailing_comma", "quotes", "garbage", "deep", "comment", "bom")
 TRAILING = ("x", "}", ",", "]", "{}", "null", '"', "1")
 LEADING = ("x", "{", "[", ",", ")]}'", '"')
@@ -225,8 +267,14 @@ def _malformed_json(draw, night: Night) -> Case:
     return Case(f"malformed_json/{how}", text.encode("utf-8"), "payload")
 
 
-NOT_OBJECT_VALUES = st.one_of(st.lists(st.integers(), max_size=3), st.text(max_size=20), st.integers(),
-                              st.floats(allow_nan=False), st.booleans(), st.none())
+NOT_OBJECT_VALUES = st.one_of(
+    st.lists(st.integers(), max_size=3),
+    st.text(max_size=20),
+    st.integers(),
+    st.floats(allow_nan=False),
+    st.booleans(),
+    st.none(),
+)
 
 
 @st.composite
@@ -234,6 +282,7 @@ def _not_objects(draw) -> Case:
     # A composite, not NOT_OBJECT_VALUES.map(...): st.one_of would flatten those six
     # branches into its own and draw "not an object" six times as often as the rest.
     return Case("not_an_object", json.dumps(draw(NOT_OBJECT_VALUES)).encode(), "payload")
+
 
 # Values of a JSON type the field does not take (None only where the field needs a value).
 _NUMBERS = st.one_of(st.integers(-10, 10**6), st.floats(allow_nan=False, allow_infinity=False))
@@ -250,11 +299,28 @@ WRONG_VALUES = {
     "list": st.one_of(_STRINGS, _NUMBERS, st.booleans(), _DICTS, st.none()),
     "version": st.one_of(st.just(1.0), st.just(True), st.just("1"), st.integers(2, 9), st.none()),
 }
-TOP_TYPES = {"election": "str", "ons_id": "str", "constituency": "str", "revision": "int",
-             "nation": "optstr", "region": "optstr", "electorate": "optint", "valid_votes": "optint",
-             "invalid_votes": "optint", "candidates": "list", "flaws": "list", "schema_version": "version"}
-CANDIDATE_TYPES = {"name": "str", "party": "str", "party_name": "optstr", "votes": "int",
-                   "sitting_mp": "bool", "former_mp": "bool"}
+TOP_TYPES = {
+    "election": "str",
+    "ons_id": "str",
+    "constituency": "str",
+    "revision": "int",
+    "nation": "optstr",
+    "region": "optstr",
+    "electorate": "optint",
+    "valid_votes": "optint",
+    "invalid_votes": "optint",
+    "candidates": "list",
+    "flaws": "list",
+    "schema_version": "version",
+}
+CANDIDATE_TYPES = {
+    "name": "str",
+    "party": "str",
+    "party_name": "optstr",
+    "votes": "int",
+    "sitting_mp": "bool",
+    "former_mp": "bool",
+}
 TOP_KEYS, CANDIDATE_KEYS = tuple(sorted(TOP_TYPES)), tuple(sorted(CANDIDATE_TYPES))
 
 
@@ -283,8 +349,9 @@ def _wrong_items(draw, night: Night) -> Case:
 
 
 RANGED = ("votes", "electorate", "valid_votes", "invalid_votes", "revision")
-OUT_OF_RANGE_COUNTS = st.one_of(st.integers(max_value=-1), st.integers(1_000_000_001, 10**40),
-                                st.sampled_from([2**63, 2**64 + 1]))
+OUT_OF_RANGE_COUNTS = st.one_of(
+    st.integers(max_value=-1), st.integers(1_000_000_001, 10**40), st.sampled_from([2**63, 2**64 + 1])
+)
 OUT_OF_RANGE_REVISIONS = st.one_of(st.integers(max_value=0), st.integers(1_000_001, 10**30))
 
 
@@ -334,9 +401,21 @@ def _iso_in(year: int) -> str:
 BAD_TIMES = st.one_of(
     st.one_of(st.sampled_from([1, 9999, 1799, 2200]), st.integers(1, 1799), st.integers(2200, 9999)).map(_iso_in),
     st.datetimes(datetime(2024, 7, 4), datetime(2024, 7, 6)).map(datetime.isoformat),  # naive
-    st.sampled_from(["05/07/2024 03:31", "5 July 2024, 3.31am", "yesterday", "2024-07-05", "03:31",
-                     "1720146660", "2024-13-45T99:99:99Z", "2024-02-30T01:00:00Z",
-                     "2024-07-05T03:31:00+25:00", "2024-07-05T03:31:00 BST", ""]),
+    st.sampled_from(
+        [
+            "05/07/2024 03:31",
+            "5 July 2024, 3.31am",
+            "yesterday",
+            "2024-07-05",
+            "03:31",
+            "1720146660",
+            "2024-13-45T99:99:99Z",
+            "2024-02-30T01:00:00Z",
+            "2024-07-05T03:31:00+25:00",
+            "2024-07-05T03:31:00 BST",
+            "",
+        ]
+    ),
     GARBAGE.filter(lambda s: not _ISO.match(s)),
     st.one_of(st.integers(0, 2**33), st.floats(0, 2e9), st.none(), st.booleans()),  # Unix times and the like
 )
@@ -386,8 +465,9 @@ def _extra_fields(draw, night: Night) -> Case:
 # The right type, the wrong shape: empty or over-long names, malformed ids.
 BAD_SHAPES = {
     "election": st.sampled_from(["", "ge 2024", "-ge2024", "ge2024/x", "é", "x" * 65]),
-    "ons_id": st.sampled_from(["", "E1400106", "E140010633", "e14001063", "X14001063", "E14OO1063",
-                               " E14001063", "E14001063\t"]),
+    "ons_id": st.sampled_from(
+        ["", "E1400106", "E140010633", "e14001063", "X14001063", "E14OO1063", " E14001063", "E14001063\t"]
+    ),
     "constituency": st.sampled_from(["", "   ", "\t", "x" * 201]),
     "name": st.sampled_from(["", " ", "x" * 201]),
 }
@@ -403,8 +483,9 @@ def _bad_shapes(draw, night: Night) -> Case:
     return Case(f"bad_shape/{key}", dump(record, rnd), f"declaration.{path}")
 
 
-WRONG_KINDS = st.one_of(st.sampled_from(["Declaration", "decl", "result", "", "declaration "]),
-                        st.integers(), st.none())
+WRONG_KINDS = st.one_of(
+    st.sampled_from(["Declaration", "decl", "result", "", "declaration "]), st.integers(), st.none()
+)
 
 
 @st.composite
@@ -447,8 +528,19 @@ def _oversized(draw, night: Night, limits: Limits) -> Case:
 
 # Each is invalid wherever it lands: an orphan continuation, a lead byte without its
 # continuation, an overlong form, an encoded surrogate, a 5-byte form.
-INVALID_UTF8 = (b"\xff", b"\xfe", b"\xc3\x28", b"\xa0\xa1", b"\xe2\x28\xa1", b"\xe2\x82", b"\xf0\x28\x8c\xbc",
-                b"\xc0\xaf", b"\xed\xa0\x80", b"\xf8\x88\x80\x80\x80", b"\x80")
+INVALID_UTF8 = (
+    b"\xff",
+    b"\xfe",
+    b"\xc3\x28",
+    b"\xa0\xa1",
+    b"\xe2\x28\xa1",
+    b"\xe2\x82",
+    b"\xf0\x28\x8c\xbc",
+    b"\xc0\xaf",
+    b"\xed\xa0\x80",
+    b"\xf8\x88\x80\x80\x80",
+    b"\x80",
+)
 
 
 @st.composite
@@ -462,21 +554,40 @@ def _not_utf8(draw, night: Night) -> Case:
 @lru_cache
 def bad_cases(night: Night, limits: Limits) -> st.SearchStrategy[Case]:
     return st.one_of(
-        _malformed_json(night), _not_objects(), _wrong_types(night), _wrong_items(night), _out_of_range(night),
-        _duplicated_candidates(night), _unknown_seats(night), _bad_timestamps(night), _missing_fields(night),
-        _extra_fields(night), _bad_shapes(night), _wrong_kinds(night), _votes_mismatch(night),
-        _too_many_candidates(night, limits), _oversized(night, limits), _not_utf8(night),
+        _malformed_json(night),
+        _not_objects(),
+        _wrong_types(night),
+        _wrong_items(night),
+        _out_of_range(night),
+        _duplicated_candidates(night),
+        _unknown_seats(night),
+        _bad_timestamps(night),
+        _missing_fields(night),
+        _extra_fields(night),
+        _bad_shapes(night),
+        _wrong_kinds(night),
+        _votes_mismatch(night),
+        _too_many_candidates(night, limits),
+        _oversized(night, limits),
+        _not_utf8(night),
     )
 
 
 # --- many cases at once, for the channels that take a batch -----------------------------------
 
+
 def generate(strategy: st.SearchStrategy, count: int) -> list:
     """``count`` draws of ``strategy``, the same ones every run (derandomized, no database)."""
     drawn: list = []
 
-    @settings(max_examples=count, derandomize=True, database=None, deadline=None, phases=[Phase.generate],
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=count,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
     @given(strategy)
     def collect(value) -> None:
         drawn.append(value)

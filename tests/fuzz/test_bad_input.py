@@ -3,7 +3,7 @@
 One corpus of 10,000 inputs (9,000 bad of 16 kinds, 1,000 valid declarations of the 2024
 night's seats), drawn by Hypothesis with a fixed seed, goes through every way in:
 
-- ``producers.live.check_record``, the pure check;
+- ``tallyroom.producers.live.check_record``, the pure check;
 - ``tallyroom declare --night``, one subprocess reading all of it on stdin;
 - ``POST /declarations`` (NDJSON bodies of 250 records; each not-UTF-8 one alone);
 - raw Kafka messages straight onto the real worker's declarations topic (plus null values),
@@ -26,14 +26,14 @@ from fastapi.testclient import TestClient
 from kafka import KafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
-from consumers.keys import DEAD_LETTERS, ElectionKeys
-from producers.http import create_entry_app
-from producers.kafka import ensure_topics, make_producer
-from producers.live import NightSeats, check_record
-from schemas import DeadLetter, NightOpened, SeatResult
-from schemas.limits import Limits
+from tallyroom.consumers.keys import DEAD_LETTERS, ElectionKeys
 from tallyroom.lag import wait_until_caught_up
 from tallyroom.nights import load_night
+from tallyroom.producers.http import create_entry_app
+from tallyroom.producers.kafka import ensure_topics, make_producer
+from tallyroom.producers.live import NightSeats, check_record
+from tallyroom.schemas import DeadLetter, NightOpened, SeatResult
+from tallyroom.schemas.limits import Limits
 from tallyroom.settings import REPO_ROOT, Settings
 from tests.fuzz.strategies import Case, Night, bad_cases, generate, valid_cases
 from tests.integration.conftest import cli_env, isolated_settings, running_pipeline
@@ -45,8 +45,10 @@ ELECTION = "ge2024-fuzz"  # fresh in every run anyway: topics and Redis DB are t
 # Lower than the defaults, so that both limits are met by inputs of a sensible size; the
 # payload limit holds for every event, and the 2024 night's opening is 48 kB.
 LIMITS = Limits(max_payload_bytes=65_536, max_candidates=40)
-LIMIT_ENV = {"TALLYROOM_MAX_PAYLOAD_BYTES": str(LIMITS.max_payload_bytes),
-             "TALLYROOM_MAX_CANDIDATES": str(LIMITS.max_candidates)}
+LIMIT_ENV = {
+    "TALLYROOM_MAX_PAYLOAD_BYTES": str(LIMITS.max_payload_bytes),
+    "TALLYROOM_MAX_CANDIDATES": str(LIMITS.max_candidates),
+}
 BAD, VALID = 9_000, 1_000
 NULL_VALUES = 10  # Kafka only: a message with no value at all
 FUZZ_REDIS_DB = 14  # not 15 (the shared pipeline fixture flushes it), nor 11-13 (other suites)
@@ -54,6 +56,7 @@ HTTP_BATCH = 250  # records a body: well under the 5 MB body cap with oversized 
 
 
 # --- the corpus ---------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def night() -> NightOpened:
@@ -69,7 +72,7 @@ def corpus(night: NightOpened) -> list[Case]:
     per_valid = BAD // VALID
     cases: list[Case] = []
     for index, case in enumerate(valid):
-        cases += bad[index * per_valid:(index + 1) * per_valid] + [case]
+        cases += bad[index * per_valid : (index + 1) * per_valid] + [case]
     return cases
 
 
@@ -80,8 +83,11 @@ def judge(case: Case, number: int, refusals: list[tuple[int, str, str]]) -> list
         return [f"{shown}: valid but refused: {refusals[:3]}"] if refusals else []
     if not refusals:
         return [f"{shown}: bad but accepted"]
-    problems = [f"{shown}: refusal names record {r} and field {f!r} ({m!r})"
-                for r, f, m in refusals if r != number or not f or not m]
+    problems = [
+        f"{shown}: refusal names record {r} and field {f!r} ({m!r})"
+        for r, f, m in refusals
+        if r != number or not f or not m
+    ]
     if case.field not in {f for _, f, _ in refusals}:
         problems.append(f"{shown}: refused without naming {case.field!r}: {refusals[:3]}")
     return problems
@@ -93,8 +99,10 @@ def summary(channel: str, answered: list[tuple[Case, bool]], extra: str = "") ->
     kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(refused.items()))
     accepted_valid = sum(case.valid and not was_refused for case, was_refused in answered)
     valid = sum(case.valid for case, _ in answered)
-    return (f"\n[fuzz] {channel}: {len(answered)} inputs; {sum(refused.values())} refused ({kinds}); "
-            f"{accepted_valid} of {valid} valid accepted{extra}")
+    return (
+        f"\n[fuzz] {channel}: {len(answered)} inputs; {sum(refused.values())} refused ({kinds}); "
+        f"{accepted_valid} of {valid} valid accepted{extra}"
+    )
 
 
 def fail_on(problems: list[str]) -> None:
@@ -102,6 +110,7 @@ def fail_on(problems: list[str]) -> None:
 
 
 # --- limits: defaults and settings ------------------------------------------------------------
+
 
 def test_limits_default_to_a_megabyte_and_a_hundred_candidates(monkeypatch):
     for name in LIMIT_ENV:
@@ -117,11 +126,16 @@ def test_limits_default_to_a_megabyte_and_a_hundred_candidates(monkeypatch):
 
 
 def _declaration(candidates: int) -> bytes:
-    return json.dumps({
-        "kind": "declaration", "election": "ge2024", "ons_id": "E14001063", "constituency": "Leicester South",
-        "declared_at": "2024-07-05T03:31:00+01:00",
-        "candidates": [{"name": f"Candidate {i}", "party": "Ind", "votes": i} for i in range(candidates)],
-    }).encode()
+    return json.dumps(
+        {
+            "kind": "declaration",
+            "election": "ge2024",
+            "ons_id": "E14001063",
+            "constituency": "Leicester South",
+            "declared_at": "2024-07-05T03:31:00+01:00",
+            "candidates": [{"name": f"Candidate {i}", "party": "Ind", "votes": i} for i in range(candidates)],
+        }
+    ).encode()
 
 
 def test_default_limits_at_their_edges():
@@ -133,13 +147,16 @@ def test_default_limits_at_their_edges():
     assert check_record(1, at_limit)[1] == []
     _, refusals = check_record(3, at_limit[:-1] + b" }")
     assert [(r.record, r.field, r.message) for r in refusals] == [
-        (3, "payload", "1000001 bytes is over the limit of 1000000")]
+        (3, "payload", "1000001 bytes is over the limit of 1000000")
+    ]
     _, refusals = check_record(2, _declaration(41), Limits(max_candidates=40))
     assert [(r.field, r.message) for r in refusals] == [
-        ("declaration.candidates", "41 candidates is over the limit of 40")]
+        ("declaration.candidates", "41 candidates is over the limit of 40")
+    ]
 
 
 # --- channel 1: the pure check ----------------------------------------------------------------
+
 
 def test_check_record_refuses_each_bad_input_by_record_and_field(corpus, night):
     seats = NightSeats.of(night)
@@ -185,8 +202,14 @@ def test_declare_command_answers_each_bad_line_by_record_and_field(corpus, stack
     settings, env = isolated_settings(stack, "fuzz-declare")
     env |= LIMIT_ENV | {"TALLYROOM_ELECTION": ELECTION, "NO_COLOR": "1", "COLUMNS": "200"}
     stdin = b"".join(case.raw + b"\n" for case in corpus)
-    done = subprocess.run([sys.executable, "-m", "tallyroom", "declare", "--night", str(NIGHT_DIR)],
-                          input=stdin, capture_output=True, env=cli_env(env), cwd=REPO_ROOT, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "tallyroom", "declare", "--night", str(NIGHT_DIR)],
+        input=stdin,
+        capture_output=True,
+        env=cli_env(env),
+        cwd=REPO_ROOT,
+        timeout=300,
+    )
     found = refusals_in(done.stderr)
     problems = [p for number, case in enumerate(corpus, start=1) for p in judge(case, number, found.get(number, []))]
     answered = [(case, number in found) for number, case in enumerate(corpus, start=1)]
@@ -205,8 +228,9 @@ NDJSON = {"content-type": "application/x-ndjson"}
 @pytest.mark.integration
 def test_http_entry_answers_each_bad_record_by_number_and_field(corpus, stack, night):
     settings, _ = isolated_settings(stack, "fuzz-http")
-    settings = settings.model_copy(update={"max_payload_bytes": LIMITS.max_payload_bytes,
-                                           "max_candidates": LIMITS.max_candidates})
+    settings = settings.model_copy(
+        update={"max_payload_bytes": LIMITS.max_payload_bytes, "max_candidates": LIMITS.max_candidates}
+    )
     ensure_topics(settings)
     # A body that is not UTF-8 is refused whole, so each such case goes alone.
     alone = [case for case in corpus if case.category == "not_utf8"]
@@ -222,19 +246,22 @@ def test_http_entry_answers_each_bad_record_by_number_and_field(corpus, stack, n
             problems += judge(case, 1, refusals)
             answered.append((case, bool(refusals)))
         for start in range(0, len(batched), HTTP_BATCH):
-            batch = batched[start:start + HTTP_BATCH]
+            batch = batched[start : start + HTTP_BATCH]
             response = client.post("/declarations", content=b"\n".join(c.raw for c in batch), headers=NDJSON)
             statuses[response.status_code] += 1
             body = response.json()
             valid = sum(case.valid for case in batch)
             if (response.status_code, body["accepted"], body["acknowledged"]) != (422, valid, valid):
-                problems.append(f"batch at {start}: {response.status_code}, accepted {body['accepted']}, "
-                                f"acknowledged {body['acknowledged']}; {valid} valid in it")
+                problems.append(
+                    f"batch at {start}: {response.status_code}, accepted {body['accepted']}, "
+                    f"acknowledged {body['acknowledged']}; {valid} valid in it"
+                )
             found: dict[int, list] = defaultdict(list)
             for error in body["errors"]:
                 found[error["record"]].append((error["record"], error["field"], error["message"]))
-            problems += [p for number, case in enumerate(batch, start=1)
-                         for p in judge(case, number, found.get(number, []))]
+            problems += [
+                p for number, case in enumerate(batch, start=1) for p in judge(case, number, found.get(number, []))
+            ]
             answered += [(case, number in found) for number, case in enumerate(batch, start=1)]
     print(summary("POST /declarations", answered, f"; responses by status {dict(statuses)}"))
     fail_on(problems)
@@ -243,13 +270,19 @@ def test_http_entry_answers_each_bad_record_by_number_and_field(corpus, stack, n
 
 # --- channel 4: raw Kafka, into the real worker -----------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def fuzz_pipeline(stack):
     """A real worker and sink with the test's limits, on topics and Redis DB 14 of their own."""
     settings, env = isolated_settings(stack, "fuzz")
     redis_url = settings.redis_url.rsplit("/", 1)[0] + f"/{FUZZ_REDIS_DB}"
-    settings = settings.model_copy(update={"redis_url": redis_url, "max_payload_bytes": LIMITS.max_payload_bytes,
-                                           "max_candidates": LIMITS.max_candidates})
+    settings = settings.model_copy(
+        update={
+            "redis_url": redis_url,
+            "max_payload_bytes": LIMITS.max_payload_bytes,
+            "max_candidates": LIMITS.max_candidates,
+        }
+    )
     env = {**env, **LIMIT_ENV, "TALLYROOM_REDIS_URL": redis_url}
     with running_pipeline(settings, env) as pipe:
         yield pipe
@@ -278,7 +311,8 @@ def test_worker_dead_letters_each_bad_message_and_counts_each_valid_one(corpus, 
     topic = settings.topic_declarations
     messages = [(b"null-value", None, "null_value")] * NULL_VALUES + [
         (case.ons_id.encode() if case.valid else (b"bad" if n % 2 else None), case.raw, case.category)
-        for n, case in enumerate(corpus)]
+        for n, case in enumerate(corpus)
+    ]
     producer = make_producer(settings)
     try:
         producer.send(topic, key=night.election.encode(), value=night.model_dump_json().encode()).get(60)
@@ -295,8 +329,10 @@ def test_worker_dead_letters_each_bad_message_and_counts_each_valid_one(corpus, 
     letters = [letter for letter in letters if letter.topic == topic]
     bad_offsets = {offset for offset, (_, _, category) in zip(offsets, messages) if category != "valid"}
     reasons = Counter(reason_category(letter.reason) for letter in letters)
-    print(f"\n[fuzz] raw Kafka: {len(messages)} messages ({len(bad_offsets)} bad, "
-          f"{len(messages) - len(bad_offsets)} valid); {len(letters)} dead letters; by reason:")
+    print(
+        f"\n[fuzz] raw Kafka: {len(messages)} messages ({len(bad_offsets)} bad, "
+        f"{len(messages) - len(bad_offsets)} valid); {len(letters)} dead letters; by reason:"
+    )
     for reason, n in reasons.most_common():
         print(f"[fuzz]   {n:5d}  {reason}")
     assert len(letters) == len(bad_offsets)
@@ -314,5 +350,7 @@ def test_worker_dead_letters_each_bad_message_and_counts_each_valid_one(corpus, 
         seat = SeatResult.model_validate_json(stored)
         sent = json.loads(case.raw)
         assert (seat.revision, seat.valid_votes) == (case.revision, sum(c["votes"] for c in sent["candidates"])), ons_id
-    print(f"[fuzz] raw Kafka: declared {len(latest)} of {len(night.seats)} seats, one per distinct valid seat; "
-          f"worker and sink alive")
+    print(
+        f"[fuzz] raw Kafka: declared {len(latest)} of {len(night.seats)} seats, one per distinct valid seat; "
+        f"worker and sink alive"
+    )

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
 
 import pytest
 import redis
 
-from consumers.redis_sink import redis_client
 from tallyroom import processes
 from tallyroom import stack as local_stack
+from tallyroom.consumers.redis_sink import redis_client
 from tallyroom.settings import Settings, get_settings
 
 # The pipeline fixture flushes this DB; a session run alongside another can pick its own.

@@ -12,20 +12,30 @@ from pathlib import Path
 
 import pytest
 
-from bench import BenchOptions, run
+from tallyroom.bench import BenchOptions, run
 from tests.integration.conftest import stack  # noqa: F401  (the real stack)
 
 pytestmark = pytest.mark.integration
 
-BENCH_REDIS_DB = 10  # 11, 12, 15 (and 14 via TALLYROOM_TEST_REDIS_DB) are other suites'; 13 is `tallyroom bench`'s default
+# 11, 12, 15 (and 14 via TALLYROOM_TEST_REDIS_DB) are other suites'; 13 is `tallyroom bench`'s default
+BENCH_REDIS_DB = 10
 NIGHT = Path(__file__).resolve().parents[2] / "data" / "ge2024"
 
 
 @pytest.fixture(scope="module")
-def results(stack, tmp_path_factory) -> dict:
+def results(stack, tmp_path_factory) -> dict:  # noqa: F811  (the fixture imported above)
     out = tmp_path_factory.mktemp("bench")
-    options = BenchOptions(seats=200, declarations=400, rates=(None,), out=out, night=NIGHT,
-                           kafka_records=2_000, e2e_messages=100, redis_db=BENCH_REDIS_DB, timeout=120)
+    options = BenchOptions(
+        seats=200,
+        declarations=400,
+        rates=(None,),
+        out=out,
+        night=NIGHT,
+        kafka_records=2_000,
+        e2e_messages=100,
+        redis_db=BENCH_REDIS_DB,
+        timeout=120,
+    )
     returned = run(stack, options)
     written = json.loads(Path(returned["files"]["json"]).read_text())
     assert written["run_id"] == returned["run_id"]
@@ -67,8 +77,13 @@ def test_worker_memory_and_targets_reported(results):
     assert worker["events_counted"] == 400 + 650
     assert [s["after"] for s in worker["memory_samples"]] == ["start", "max", "ge2024 max"]
     assert all(s["rss_mb"] > 10 and s["hwm_mb"] >= s["rss_mb"] for s in worker["memory_samples"])
-    assert set(results["targets"]) == {"throughput", "p99_at_500_per_s", "p99_vs_kafka", "past_night_at_max",
-                                       "worker_memory"}
+    assert set(results["targets"]) == {
+        "throughput",
+        "p99_at_500_per_s",
+        "p99_vs_kafka",
+        "past_night_at_max",
+        "worker_memory",
+    }
     assert all(isinstance(t["met"], bool) for t in results["targets"].values())
 
 

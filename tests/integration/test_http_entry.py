@@ -9,9 +9,9 @@ import pytest
 from fastapi.testclient import TestClient
 from kafka import KafkaConsumer, TopicPartition
 
-from producers.http import MAX_BODY_BYTES, create_entry_app
-from producers.kafka import ensure_topics
-from schemas import parse_event
+from tallyroom.producers.http import MAX_BODY_BYTES, create_entry_app
+from tallyroom.producers.kafka import ensure_topics
+from tallyroom.schemas import parse_event
 from tests.factories import cand, decl, night
 from tests.integration.conftest import isolated_settings
 
@@ -61,8 +61,9 @@ def entry(stack):
 
 
 def declaration(ons_id: str, *, revision: int = 1, votes: tuple[int, int] = (10, 5)) -> dict:
-    return json.loads(decl(ons_id, cand("A", "Lab", votes[0]), cand("B", "Con", votes[1]),
-                           revision=revision).model_dump_json())
+    return json.loads(
+        decl(ons_id, cand("A", "Lab", votes[0]), cand("B", "Con", votes[1]), revision=revision).model_dump_json()
+    )
 
 
 def test_health(entry):
@@ -96,7 +97,10 @@ def test_batch_with_a_bad_record_names_it_and_sends_the_rest(entry):
     assert [(e["record"], e["field"]) for e in body["errors"]] == [(2, "declaration.candidates.0.votes")]
     assert body["errors"][0]["message"]
     records = topic.read_from(start, 2)
-    assert [(r.key, json.loads(r.value).get("ons_id")) for r in records] == [(b"test", "E14000201"), (b"test", "E14000203")]
+    assert [(r.key, json.loads(r.value).get("ons_id")) for r in records] == [
+        (b"test", "E14000201"),
+        (b"test", "E14000203"),
+    ]
 
 
 def test_correction_with_higher_revision_is_sent(entry):
@@ -106,15 +110,23 @@ def test_correction_with_higher_revision_is_sent(entry):
     corrected = client.post("/declarations", json=declaration("E14000301", revision=2, votes=(10, 12)))
     assert (first.status_code, corrected.status_code) == (202, 202), corrected.text
     records = topic.read_from(start, 2)
-    assert [(r.key, json.loads(r.value).get("ons_id")) for r in records] == [(b"test", "E14000301"), (b"test", "E14000301")]
+    assert [(r.key, json.loads(r.value).get("ons_id")) for r in records] == [
+        (b"test", "E14000301"),
+        (b"test", "E14000301"),
+    ]
     assert [parse_event(r.value).revision for r in records] == [1, 2]
 
 
 def test_recount_notice_is_accepted(entry):
     client, topic = entry
     start = topic.end()
-    recount = {"kind": "recount", "election": "test", "ons_id": "E14000401",
-               "announced_at": "2024-07-05T02:00:00+01:00", "reason": "margin under 50"}
+    recount = {
+        "kind": "recount",
+        "election": "test",
+        "ons_id": "E14000401",
+        "announced_at": "2024-07-05T02:00:00+01:00",
+        "reason": "margin under 50",
+    }
     response = client.post("/declarations", json=recount)
     assert response.status_code == 202, response.text
     assert response.json()["accepted"] == 1
@@ -140,8 +152,7 @@ def test_ndjson_lines_are_numbered_like_declare(entry):
 def test_body_that_is_not_json_is_refused_as_payload(entry):
     client, topic = entry
     start = topic.end()
-    response = client.post("/declarations", content=b"this is not json",
-                           headers={"content-type": "application/json"})
+    response = client.post("/declarations", content=b"this is not json", headers={"content-type": "application/json"})
     assert response.status_code == 422
     assert response.json()["accepted"] == 0
     assert [(e["record"], e["field"]) for e in response.json()["errors"]] == [(1, "payload")]
@@ -151,8 +162,9 @@ def test_body_that_is_not_json_is_refused_as_payload(entry):
 def test_oversize_body_is_refused(entry):
     client, topic = entry
     start = topic.end()
-    response = client.post("/declarations", content=b" " * (MAX_BODY_BYTES + 1),
-                           headers={"content-type": "application/json"})
+    response = client.post(
+        "/declarations", content=b" " * (MAX_BODY_BYTES + 1), headers={"content-type": "application/json"}
+    )
     assert response.status_code == 413
     assert response.json()["errors"][0]["field"] == "payload"
     assert topic.end() == start

@@ -33,14 +33,24 @@ def test_declare_sends_valid_records_and_names_the_bad_ones(stack):
     good = decl("E14000001", cand("A", "Lab", 10), cand("B", "Con", 5)).model_dump_json()
     bad = json.loads(good) | {"ons_id": "E14000002"}
     bad["candidates"][1]["votes"] = -5
-    recount = json.dumps({"kind": "recount", "election": "test", "ons_id": "E14000003",
-                          "announced_at": "2024-07-05T02:00:00+01:00"})
+    recount = json.dumps(
+        {"kind": "recount", "election": "test", "ons_id": "E14000003", "announced_at": "2024-07-05T02:00:00+01:00"}
+    )
     lines = "\n".join([good, json.dumps(bad), "{not json", recount]) + "\n"
-    done = subprocess.run([sys.executable, "-m", "tallyroom", "declare"], input=lines, text=True,
-                          capture_output=True, env=cli_env(env), timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "tallyroom", "declare"],
+        input=lines,
+        text=True,
+        capture_output=True,
+        env=cli_env(env),
+        timeout=120,
+    )
     assert done.returncode == 1
     assert "record 2: declaration.candidates.1.votes" in done.stderr
     assert "record 3: payload" in done.stderr
     assert "2 sent and acknowledged, 2 refused" in done.stdout
     records = read_topic(settings, settings.topic_declarations, 2)
-    assert [(r.key, json.loads(r.value).get("ons_id")) for r in records] == [(b"test", "E14000001"), (b"test", "E14000003")]
+    assert [(r.key, json.loads(r.value).get("ons_id")) for r in records] == [
+        (b"test", "E14000001"),
+        (b"test", "E14000003"),
+    ]

@@ -41,8 +41,13 @@ def wait_for(predicate, seconds: float):
 
 def test_serve_restarts_a_killed_worker_and_stops_cleanly(stack):
     settings, env = isolated_settings(stack, "serve")
-    serve = subprocess.Popen([sys.executable, "-m", "tallyroom", "serve"], env=cli_env(env),
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "tallyroom", "serve"],
+        env=cli_env(env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         first = wait_for(lambda: (c := children(serve.pid)) and len(c) == 2 and c, 30)
         os.kill(first["worker"], signal.SIGKILL)

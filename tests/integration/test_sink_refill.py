@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from consumers.keys import ElectionKeys
-from consumers.reader import read_state, wait_for_declared
-from producers.kafka import DeclarationSender
-from producers.replay import replay_night
 from tallyroom import processes
+from tallyroom.consumers.keys import ElectionKeys
+from tallyroom.consumers.reader import read_state, wait_for_declared
 from tallyroom.lag import wait_until_caught_up
 from tallyroom.nights import load_night
+from tallyroom.producers.kafka import DeclarationSender
+from tallyroom.producers.replay import replay_night
 from tests.integration.conftest import isolated_settings, running_pipeline
 
 pytestmark = pytest.mark.integration
@@ -43,9 +43,15 @@ def snapshot(pipe) -> dict:
     state = read_state(pipe.redis, ELECTION)
     alert_ids = [fields["id"] for _, fields in pipe.redis.xrange(keys.alerts)]
     seat_keys = sorted(pipe.redis.scan_iter(match=keys.seat("*"), count=1000))
-    return {"declared": state.declared, "seats": state.seats, "votes": state.votes,
-            "alerts": sorted(alert_ids), "alerts_once": len(alert_ids) == len(set(alert_ids)),
-            "seat_keys": seat_keys, "tally": pipe.redis.get(keys.tally)}
+    return {
+        "declared": state.declared,
+        "seats": state.seats,
+        "votes": state.votes,
+        "alerts": sorted(alert_ids),
+        "alerts_once": len(alert_ids) == len(set(alert_ids)),
+        "seat_keys": seat_keys,
+        "tally": pipe.redis.get(keys.tally),
+    }
 
 
 def test_redis_flushed_under_a_running_sink_is_refilled(refill_pipeline):
@@ -82,5 +88,5 @@ def test_a_restarted_sink_with_redis_intact_does_not_read_everything_again(refil
     pipe.sink = processes.start("sink", pipe.settings, env=pipe.env, log_name=f"{pipe.settings.worker_id}-sink")
     processes.wait_alive(pipe.sink, 5)
     wait_until_caught_up(pipe.settings)
-    log = pipe.sink.log_path.read_bytes()[pipe.sink.log_start:].decode(errors="replace")
+    log = pipe.sink.log_path.read_bytes()[pipe.sink.log_start :].decode(errors="replace")
     assert "reading them from the start" not in log and "refilling" not in log, log

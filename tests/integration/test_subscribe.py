@@ -17,7 +17,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from consumers.keys import ElectionKeys
+from tallyroom.consumers.keys import ElectionKeys
 from tallyroom.lag import wait_until_caught_up
 from tests.integration.conftest import cli_env
 
@@ -26,14 +26,25 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 NIGHT = ROOT / "data" / "ge2024"
 ALERT_SCHEMA = json.loads((ROOT / "schemas" / "json" / "alert.schema.json").read_text())
-INDEPENDENT_GAINS = ["Birmingham Perry Barr", "Blackburn", "Dewsbury and Batley", "Islington North",
-                     "Leicester South", "North Down"]
+INDEPENDENT_GAINS = [
+    "Birmingham Perry Barr",
+    "Blackburn",
+    "Dewsbury and Batley",
+    "Islington North",
+    "Leicester South",
+    "North Down",
+]
 
 
 def tallyroom(pipeline, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     # A wide terminal, so that Rich does not wrap the names `history` prints.
-    return subprocess.run([sys.executable, "-m", "tallyroom", *args], text=True, capture_output=True,
-                          env={**cli_env(pipeline.env), "COLUMNS": "200"}, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "tallyroom", *args],
+        text=True,
+        capture_output=True,
+        env={**cli_env(pipeline.env), "COLUMNS": "200"},
+        timeout=timeout,
+    )
 
 
 def subscribe(pipeline, election: str, *args: str) -> subprocess.CompletedProcess:
@@ -48,8 +59,19 @@ def lines(done: subprocess.CompletedProcess) -> list[dict]:
 def night(pipeline):
     """The 2024 night in a fresh election id; returns (pipeline, election, alert ids in stream order)."""
     election = f"subscribe-{uuid.uuid4().hex[:8]}"
-    done = tallyroom(pipeline, "replay", "--night", str(NIGHT), "--election", election, "--max", "--wait",
-                     "--timeout", "240", timeout=300)
+    done = tallyroom(
+        pipeline,
+        "replay",
+        "--night",
+        str(NIGHT),
+        "--election",
+        election,
+        "--max",
+        "--wait",
+        "--timeout",
+        "240",
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     wait_until_caught_up(pipeline.settings)
     entries = pipeline.redis.xrange(ElectionKeys(election).alerts)
@@ -71,8 +93,9 @@ def pending_ids(pipeline, election: str, group: str, consumer: str) -> list[str]
 
 def test_subscriber_prints_exactly_the_independent_gains(night):
     pipeline, election, _ = night
-    done = subscribe(pipeline, election, "--group", "g1", "--kinds", "independent_gain", "--count", "6",
-                     "--consumer", "c1")
+    done = subscribe(
+        pipeline, election, "--group", "g1", "--kinds", "independent_gain", "--count", "6", "--consumer", "c1"
+    )
     assert done.returncode == 0, done.stderr
     alerts = lines(done)
     assert sorted(a["constituency"] for a in alerts) == INDEPENDENT_GAINS
@@ -107,8 +130,8 @@ def test_a_subscriber_killed_before_acking_gets_its_unacknowledged_alerts_on_res
     resumed = subscribe(pipeline, election, "--group", "g-crash", "--consumer", "c1", "--count", str(rest))
     assert resumed.returncode == 0, resumed.stderr
     after = [a["id"] for a in lines(resumed)]
-    assert after[:len(pending)] == pending  # its own pending entries first
-    assert before[:9] + after == ids        # none lost; only the written-not-acked one came twice
+    assert after[: len(pending)] == pending  # its own pending entries first
+    assert before[:9] + after == ids  # none lost; only the written-not-acked one came twice
     assert group_info(pipeline, election, "g-crash")["pending"] == 0
 
 
@@ -117,8 +140,18 @@ def test_alerts_a_dead_consumer_left_are_claimed_by_another(night):
     crashed = subscribe(pipeline, election, "--group", "g-claim", "--consumer", "gone", "--crash-after", "5")
     assert crashed.returncode == 9
     assert len(pending_ids(pipeline, election, "g-claim", "gone")) > 0
-    taken = subscribe(pipeline, election, "--group", "g-claim", "--consumer", "heir", "--claim-idle", "0",
-                      "--count", str(len(ids) - 4))
+    taken = subscribe(
+        pipeline,
+        election,
+        "--group",
+        "g-claim",
+        "--consumer",
+        "heir",
+        "--claim-idle",
+        "0",
+        "--count",
+        str(len(ids) - 4),
+    )
     assert taken.returncode == 0, taken.stderr
     assert [a["id"] for a in lines(crashed)][:4] + [a["id"] for a in lines(taken)] == ids
     assert pending_ids(pipeline, election, "g-claim", "gone") == []
@@ -130,9 +163,26 @@ def test_sigterm_stops_a_subscriber_cleanly_with_everything_printed_acknowledged
     # Output to a file: a pipe nobody reads would fill up and block the subscriber.
     out_path = tmp_path / "out.jsonl"
     with out_path.open("w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "tallyroom", "subscribe", "--election", election,
-                                 "--group", "g-term", "--consumer", "t", "--kinds", "gain"],
-                                stdout=out, stderr=subprocess.PIPE, text=True, env=cli_env(pipeline.env))
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tallyroom",
+                "subscribe",
+                "--election",
+                election,
+                "--group",
+                "g-term",
+                "--consumer",
+                "t",
+                "--kinds",
+                "gain",
+            ],
+            stdout=out,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=cli_env(pipeline.env),
+        )
     try:
         deadline = time.monotonic() + 60
         # Stopped once it has read the whole stream and acknowledged all it read.
@@ -147,8 +197,11 @@ def test_sigterm_stops_a_subscriber_cleanly_with_everything_printed_acknowledged
             proc.kill()
     assert proc.returncode == 0, errors
     gains = [json.loads(line) for line in out_path.read_text().splitlines()]
-    expected = [a for a in (json.loads(f["json"]) for _, f in pipeline.redis.xrange(ElectionKeys(election).alerts))
-                if a["kind"] == "gain"]
+    expected = [
+        a
+        for a in (json.loads(f["json"]) for _, f in pipeline.redis.xrange(ElectionKeys(election).alerts))
+        if a["kind"] == "gain"
+    ]
     assert gains == expected
     assert group_info(pipeline, election, "g-term")["pending"] == 0
 

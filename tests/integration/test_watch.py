@@ -19,14 +19,14 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from consumers.keys import ElectionKeys
-from consumers.reader import read_state, wait_for_declared
-from consumers.redis_sink import redis_client
-from producers.kafka import DeclarationSender
-from producers.replay import replay_night
 from tallyroom import processes
+from tallyroom.consumers.keys import ElectionKeys
+from tallyroom.consumers.reader import read_state, wait_for_declared
+from tallyroom.consumers.redis_sink import redis_client
 from tallyroom.lag import wait_until_caught_up
 from tallyroom.nights import load_night
+from tallyroom.producers.kafka import DeclarationSender
+from tallyroom.producers.replay import replay_night
 from tests.integration.conftest import cli_env, isolated_settings, start_worker
 
 pytestmark = pytest.mark.e2e
@@ -64,14 +64,28 @@ class Tmux:
         self.env = env
 
     def run(self, *args: str) -> str:
-        done = subprocess.run(["tmux", "-L", self.socket, *args], capture_output=True, text=True,
-                              env=self.env, timeout=30)
+        done = subprocess.run(
+            ["tmux", "-L", self.socket, *args], capture_output=True, text=True, env=self.env, timeout=30
+        )
         assert done.returncode == 0, f"tmux {args}: {done.stderr}"
         return done.stdout
 
     def start(self, *command: str) -> None:
-        self.run("-f", "/dev/null", "new-session", "-d", "-s", "watch", "-x", str(WIDTH), "-y", str(HEIGHT),
-                 "-c", str(REPO), *command)
+        self.run(
+            "-f",
+            "/dev/null",
+            "new-session",
+            "-d",
+            "-s",
+            "watch",
+            "-x",
+            str(WIDTH),
+            "-y",
+            str(HEIGHT),
+            "-c",
+            str(REPO),
+            *command,
+        )
         # Keep the pane after the process ends, to read its exit status and last output.
         self.run("set-option", "-t", "watch", "remain-on-exit", "on")
 
@@ -105,7 +119,7 @@ def seats_shown(screen: str, party: str) -> int:
 
 
 def newest_headline(client, election: str) -> str:
-    (_, fields), = client.xrevrange(ElectionKeys(election).alerts, count=1)
+    ((_, fields),) = client.xrevrange(ElectionKeys(election).alerts, count=1)
     return fields["headline"]
 
 
@@ -122,9 +136,14 @@ def test_watch_started_mid_night_follows_it_and_leaves_cleanly_on_ctrl_c(watch_p
         at_200 = read_state(client, election)
 
         # --once: one frame, for scripts.
-        once = subprocess.run([sys.executable, "-m", "tallyroom", "watch", "--election", election, "--once"],
-                              capture_output=True, text=True, env={**cli_env(env), "COLUMNS": "100"},
-                              cwd=REPO, timeout=60)
+        once = subprocess.run(
+            [sys.executable, "-m", "tallyroom", "watch", "--election", election, "--once"],
+            capture_output=True,
+            text=True,
+            env={**cli_env(env), "COLUMNS": "100"},
+            cwd=REPO,
+            timeout=60,
+        )
         assert once.returncode == 0, once.stderr
         assert "200 of 650 declared" in once.stdout
         assert seats_shown(once.stdout, "Lab") == at_200.seats["Lab"]
@@ -134,8 +153,11 @@ def test_watch_started_mid_night_follows_it_and_leaves_cleanly_on_ctrl_c(watch_p
         # was seen empty in CI for a pane it reported dead.
         status_file = tmp_path / "watch-exit-status"
         # `trap : INT` keeps the shell alive through Ctrl-C; the watch itself gets it as ever.
-        tmux.start("sh", "-c", f'trap : INT; "{sys.executable}" -m tallyroom watch --election {election}; '
-                               f'echo $? > "{status_file}"')
+        tmux.start(
+            "sh",
+            "-c",
+            f'trap : INT; "{sys.executable}" -m tallyroom watch --election {election}; echo $? > "{status_file}"',
+        )
         try:
             screen = tmux.wait_for(lambda s: "200 of 650 declared" in s, "200 of 650 declared")
             print(screen)  # to look at with -s

@@ -16,13 +16,13 @@ import httpx
 import pytest
 import uvicorn
 
-from consumers.keys import ElectionKeys
-from consumers.redis_sink import RedisSink, redis_client
-from consumers.web import create_web_app
-from consumers.web.events import FeedTiming
-from schemas import ResultUpdate
-from streams.count import Count
+from tallyroom.consumers.keys import ElectionKeys
+from tallyroom.consumers.redis_sink import RedisSink, redis_client
+from tallyroom.consumers.web import create_web_app
+from tallyroom.consumers.web.events import FeedTiming
+from tallyroom.schemas import ResultUpdate
 from tallyroom.settings import Settings
+from tallyroom.streams.count import Count
 from tests.factories import cand, decl, night, seat_id
 from tests.integration.conftest import isolated_settings
 
@@ -40,12 +40,11 @@ class WebServer:
         self.socket = socket.socket()
         self.socket.bind(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.socket.getsockname()[1]}"
-        config = uvicorn.Config(create_web_app(settings, timing), log_level="warning",
-                                timeout_graceful_shutdown=3)
+        config = uvicorn.Config(create_web_app(settings, timing), log_level="warning", timeout_graceful_shutdown=3)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True)
 
-    def __enter__(self) -> "WebServer":
+    def __enter__(self) -> WebServer:
         self.thread.start()
         deadline = time.monotonic() + 15
         while not self.server.started:
@@ -110,14 +109,39 @@ def night_updates(election: str) -> list[ResultUpdate]:
     count = Count()
     count.open_night(night({seat_id(n): "Con" for n in range(1, 5)}, election=election))
     declarations = [
-        decl(seat_id(1), cand("Ann Lab", "Lab", 20000), cand("Bob Con", "Con", 12000, sitting=True),
-             election=election, minutes=10, name="Ashfield"),
-        decl(seat_id(2), cand("Cat Lab", "Lab", 18000), cand("Dan Con", "Con", 17500, sitting=True),
-             cand("Eve Grn", "Green", 3000), election=election, minutes=20, name="Brookside"),
-        decl(seat_id(3), cand("Fay Con", "Con", 21000, sitting=True), cand("Gus Lab", "Lab", 9000),
-             election=election, minutes=30, name="Crossmere"),
-        decl(seat_id(4), cand("Hal Lab", "Lab", 15000), cand("Ivy Con", "Con", 14000, sitting=True),
-             election=election, minutes=40, name="Dunmore"),
+        decl(
+            seat_id(1),
+            cand("Ann Lab", "Lab", 20000),
+            cand("Bob Con", "Con", 12000, sitting=True),
+            election=election,
+            minutes=10,
+            name="Ashfield",
+        ),
+        decl(
+            seat_id(2),
+            cand("Cat Lab", "Lab", 18000),
+            cand("Dan Con", "Con", 17500, sitting=True),
+            cand("Eve Grn", "Green", 3000),
+            election=election,
+            minutes=20,
+            name="Brookside",
+        ),
+        decl(
+            seat_id(3),
+            cand("Fay Con", "Con", 21000, sitting=True),
+            cand("Gus Lab", "Lab", 9000),
+            election=election,
+            minutes=30,
+            name="Crossmere",
+        ),
+        decl(
+            seat_id(4),
+            cand("Hal Lab", "Lab", 15000),
+            cand("Ivy Con", "Con", 14000, sitting=True),
+            election=election,
+            minutes=40,
+            name="Dunmore",
+        ),
     ]
     updates = []
     for declaration in declarations:
@@ -130,8 +154,9 @@ def night_updates(election: str) -> list[ResultUpdate]:
 @pytest.fixture(scope="module")
 def web(stack):
     settings, _ = isolated_settings(stack, "web")
-    settings = settings.model_copy(update={
-        "redis_url": settings.redis_url.rsplit("/", 1)[0] + f"/{WEB_REDIS_DB}", "election": ELECTION})
+    settings = settings.model_copy(
+        update={"redis_url": settings.redis_url.rsplit("/", 1)[0] + f"/{WEB_REDIS_DB}", "election": ELECTION}
+    )
     client = redis_client(settings)
     client.flushdb()
     updates = night_updates(ELECTION)
@@ -176,7 +201,7 @@ def test_sse_resumes_strictly_after_last_event_id(web):
         sink.write_update(updates[3])  # declared while this client watches
         live, tally = reader.until_tally()
     now_held = stream_ids(client)
-    assert [e.id for e in live] == now_held[len(held):] and live
+    assert [e.id for e in live] == now_held[len(held) :] and live
     assert json.loads(tally.data)["declared"] == 4
     seen = [e.id for e in first[:2] + resumed + live]
     assert seen == now_held and len(seen) == len(set(seen))  # every alert once, none twice
@@ -256,7 +281,7 @@ def test_seat_page(web):
     assert "Brookside" in html and "Lab gain from Con" in html
     assert "Cat Lab" in html and "Dan Con" in html and "Eve Grn" in html
     assert 'data-party="Lab" data-votes="18000"' in html
-    assert "majority <span id=\"majority\">500</span>" in html
+    assert 'majority <span id="majority">500</span>' in html
     assert "46.8%" in html  # 18,000 of 38,500
     assert html.index("Cat Lab") < html.index("Dan Con") < html.index("Eve Grn")
 

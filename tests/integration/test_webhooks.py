@@ -16,17 +16,17 @@ import sys
 import threading
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from pydantic import SecretStr
 
-from consumers.keys import ElectionKeys
-from consumers.redis_sink import RedisSink, redis_client
-from consumers.webhooks import CONSUMER, deliver_webhooks, failures_key, group_for
-from schemas import Alert, AlertKind
-from schemas.alerts import alert_id
+from tallyroom.consumers.keys import ElectionKeys
+from tallyroom.consumers.redis_sink import RedisSink, redis_client
+from tallyroom.consumers.webhooks import CONSUMER, deliver_webhooks, failures_key, group_for
+from tallyroom.schemas import Alert, AlertKind
+from tallyroom.schemas.alerts import alert_id
 from tests.factories import seat_id
 from tests.integration.conftest import cli_env, isolated_settings
 
@@ -94,7 +94,7 @@ class Server:
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
-    def __enter__(self) -> "Server":
+    def __enter__(self) -> Server:
         self.thread.start()
         return self
 
@@ -104,10 +104,19 @@ class Server:
 
 
 def make_alerts(election: str, n: int) -> list[Alert]:
-    now = datetime.now(timezone.utc)
-    return [Alert(id=alert_id(election, seat_id(i), AlertKind.GAIN, 1), kind=AlertKind.GAIN, election=election,
-                  ons_id=seat_id(i), constituency=f"Seat {i}", headline=f"Seat {i}: gain", occurred_at=now)
-            for i in range(1, n + 1)]
+    now = datetime.now(UTC)
+    return [
+        Alert(
+            id=alert_id(election, seat_id(i), AlertKind.GAIN, 1),
+            kind=AlertKind.GAIN,
+            election=election,
+            ons_id=seat_id(i),
+            constituency=f"Seat {i}",
+            headline=f"Seat {i}: gain",
+            occurred_at=now,
+        )
+        for i in range(1, n + 1)
+    ]
 
 
 @pytest.fixture
@@ -115,11 +124,16 @@ def webhook_settings(stack):
     settings, env = isolated_settings(stack, "webhooks")
     redis_url = settings.redis_url.rsplit("/", 1)[0] + f"/{WEBHOOK_REDIS_DB}"
     election = f"webhooks-{uuid.uuid4().hex[:8]}"
-    settings = settings.model_copy(update={
-        "redis_url": redis_url, "webhook_secret": SecretStr(SECRET), "webhook_max_attempts": MAX_ATTEMPTS,
-        "webhook_backoff_seconds": 0.01, "webhook_backoff_max_seconds": 0.04,
-        "webhook_timeout_seconds": GATE_SECONDS + 30,
-    })
+    settings = settings.model_copy(
+        update={
+            "redis_url": redis_url,
+            "webhook_secret": SecretStr(SECRET),
+            "webhook_max_attempts": MAX_ATTEMPTS,
+            "webhook_backoff_seconds": 0.01,
+            "webhook_backoff_max_seconds": 0.04,
+            "webhook_timeout_seconds": GATE_SECONDS + 30,
+        }
+    )
     yield settings, {**env, "TALLYROOM_REDIS_URL": redis_url}, election
     client = redis_client(settings)
     keys = ElectionKeys(election)
@@ -190,8 +204,13 @@ def test_each_endpoint_gets_every_alert_signed_and_a_dead_one_holds_up_nobody(we
         asyncio.run(deliver_webhooks(settings, election, drain=True))
         assert len(endpoints.requests) == before
 
-    listed = subprocess.run([sys.executable, "-m", "tallyroom", "webhooks", "--failures", "--json",
-                             "--election", election], capture_output=True, text=True, env=cli_env(env), timeout=60)
+    listed = subprocess.run(
+        [sys.executable, "-m", "tallyroom", "webhooks", "--failures", "--json", "--election", election],
+        capture_output=True,
+        text=True,
+        env=cli_env(env),
+        timeout=60,
+    )
     assert listed.returncode == 0, listed.stderr
     assert [json.loads(line)["alert_id"] for line in listed.stdout.splitlines()] == ids
 

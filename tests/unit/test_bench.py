@@ -7,11 +7,11 @@ from collections import Counter
 
 import pytest
 
-from bench import kafka_tools, stats
-from bench.load import offer
-from bench.night import NightSpec, SyntheticNight, ons_id
-from bench.runner import parse_rates
-from schemas import Declaration
+from tallyroom.bench import kafka_tools, stats
+from tallyroom.bench.load import offer
+from tallyroom.bench.night import NightSpec, SyntheticNight, ons_id
+from tallyroom.bench.runner import parse_rates
+from tallyroom.schemas import Declaration
 
 
 def test_ons_ids_move_to_the_next_letter_past_a_million():
@@ -63,8 +63,13 @@ def test_fewer_declarations_than_seats_declare_each_seat_once():
 def test_landing_times_follow_the_version():
     trace = [(10.0, 2), (11.0, 3), (15.0, 5)]
     assert stats.landing_times(6, trace) == [10.0, 10.0, 11.0, 15.0, 15.0, None]
-    assert stats.latencies_ms([9.0, 9.5, 10.0, 14.0, 14.5, 20.0], stats.landing_times(6, trace)) == \
-        [1000.0, 500.0, 1000.0, 1000.0, 500.0]
+    assert stats.latencies_ms([9.0, 9.5, 10.0, 14.0, 14.5, 20.0], stats.landing_times(6, trace)) == [
+        1000.0,
+        500.0,
+        1000.0,
+        1000.0,
+        500.0,
+    ]
 
 
 def test_percentiles_and_rates():
@@ -101,17 +106,20 @@ def test_rates_are_parsed_or_named():
 
 
 def test_kafka_tool_output_is_parsed():
-    assert kafka_tools.parse_end_to_end("0\t302.1\nAvg latency: 8.2950 ms\nPercentiles: 50th = 5, 99th = 31, 99.9th = 302\n") \
-        == {"avg_ms": 8.295, "p50_ms": 5.0, "p99_ms": 31.0, "p999_ms": 302.0}
+    assert kafka_tools.parse_end_to_end(
+        "0\t302.1\nAvg latency: 8.2950 ms\nPercentiles: 50th = 5, 99th = 31, 99.9th = 302\n"
+    ) == {"avg_ms": 8.295, "p50_ms": 5.0, "p99_ms": 31.0, "p999_ms": 302.0}
     producer = kafka_tools.parse_producer(
         "5000 records sent, 1000.0 records/sec (0.82 MB/sec), 9.1 ms avg latency, 99.00 ms max latency.\n"
         "20000 records sent, 9569.377990 records/sec (7.85 MB/sec), 671.03 ms avg latency, 827.00 ms max latency, "
-        "735 ms 50th, 819 ms 95th, 825 ms 99th, 827 ms 99.9th.")
+        "735 ms 50th, 819 ms 95th, 825 ms 99th, 827 ms 99.9th."
+    )
     assert producer["records"] == 20000 and producer["records_per_s"] == pytest.approx(9569.37799)
     consumer = kafka_tools.parse_consumer(
         "start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec, rebalance.time.ms, "
         "fetch.time.ms, fetch.MB.sec, fetch.nMsg.sec\n2026-11-28 05:26:06:668, 2026-11-28 05:26:07:547, 16.4032, "
-        "18.6612, 20000, 22753.1286, 484, 395, 41.5271, 50632.9114")
+        "18.6612, 20000, 22753.1286, 484, 395, 41.5271, 50632.9114"
+    )
     assert consumer["records"] == 20000 and consumer["records_per_s"] == pytest.approx(22753.1286)
     with pytest.raises(kafka_tools.ToolError, match="EndToEndLatency"):
         kafka_tools.parse_end_to_end("Exception in thread main")

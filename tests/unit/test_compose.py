@@ -35,6 +35,7 @@ ENV_PREFIX = "TALLYROOM_"
 
 # --- parsing helpers -------------------------------------------------------------------------
 
+
 def load_compose() -> dict:
     with COMPOSE_FILE.open(encoding="utf-8") as handle:
         return yaml.safe_load(handle)  # safe_load resolves the `<<: *app` merge keys
@@ -57,9 +58,9 @@ def image_repo(image: str) -> str:
         name = name[: len(name) - len(last)] + last.split(":", 1)[0]
     for prefix in ("docker.io/", "index.docker.io/"):
         if name.startswith(prefix):
-            name = name[len(prefix):]
+            name = name[len(prefix) :]
     if name.startswith("library/"):
-        name = name[len("library/"):]
+        name = name[len("library/") :]
     return name
 
 
@@ -130,14 +131,19 @@ def exec_form(value: str) -> list[str]:
 
 # --- rules: each returns a list of problems ------------------------------------------------------
 
+
 def kafka_problems(kafka: dict) -> list[str]:
     problems = []
     if image_repo(kafka.get("image", "")) != "apache/kafka":
         problems.append(f"kafka image {kafka.get('image')!r} is not the official apache/kafka")
     env = env_of(kafka)
     required = (
-        "KAFKA_NODE_ID", "KAFKA_PROCESS_ROLES", "KAFKA_LISTENERS", "KAFKA_ADVERTISED_LISTENERS",
-        "KAFKA_CONTROLLER_LISTENER_NAMES", "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP",
+        "KAFKA_NODE_ID",
+        "KAFKA_PROCESS_ROLES",
+        "KAFKA_LISTENERS",
+        "KAFKA_ADVERTISED_LISTENERS",
+        "KAFKA_CONTROLLER_LISTENER_NAMES",
+        "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP",
         "KAFKA_CONTROLLER_QUORUM_VOTERS",
     )
     missing = [key for key in required if not env.get(key)]
@@ -182,9 +188,13 @@ def kafka_problems(kafka: dict) -> list[str]:
         if host not in reachable_as | {"localhost", "127.0.0.1"}:
             problems.append(f"quorum voter host {host!r} does not name this container")
 
-    for key in ("KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR", "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR",
-                "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR", "KAFKA_SHARE_COORDINATOR_STATE_TOPIC_REPLICATION_FACTOR",
-                "KAFKA_SHARE_COORDINATOR_STATE_TOPIC_MIN_ISR"):
+    for key in (
+        "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR",
+        "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR",
+        "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR",
+        "KAFKA_SHARE_COORDINATOR_STATE_TOPIC_REPLICATION_FACTOR",
+        "KAFKA_SHARE_COORDINATOR_STATE_TOPIC_MIN_ISR",
+    ):
         if env.get(key) != "1":
             problems.append(f"{key}={env.get(key)!r}: a single broker needs 1")
     return problems
@@ -205,7 +215,8 @@ def host_listener_problems(kafka: dict) -> list[str]:
         if port not in host_ports(kafka):
             problems.append(f"host listener port {port} is not published by the kafka service")
     if ("localhost", 9092) not in {(h, p) for _, h, p in host_facing} and ("127.0.0.1", 9092) not in {
-            (h, p) for _, h, p in host_facing}:
+        (h, p) for _, h, p in host_facing
+    }:
         problems.append("the host-facing listener is not on port 9092 (Settings' default bootstrap)")
     return problems
 
@@ -236,7 +247,7 @@ def app_env_problems(service_name: str, service: dict) -> list[str]:
     for key in env:
         if not key.startswith(ENV_PREFIX):
             problems.append(f"{service_name}: {key} is not a TALLYROOM_ setting")
-        elif key[len(ENV_PREFIX):].lower() not in fields:
+        elif key[len(ENV_PREFIX) :].lower() not in fields:
             problems.append(f"{service_name}: {key} is not a field of tallyroom.settings.Settings")
         elif key != key.upper():
             problems.append(f"{service_name}: {key} should be upper-case")
@@ -299,6 +310,7 @@ def dependency_problems(service_name: str, service: dict) -> list[str]:
 
 
 # --- the compose file as written -------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def compose() -> dict:
@@ -398,6 +410,7 @@ def test_replay_is_a_profile_and_its_options_exist(compose):
 
 # --- the Dockerfile and .dockerignore ------------------------------------------------------------------
 
+
 def test_dockerfile_entry_point_runs_tallyroom():
     instructions = dockerfile_instructions()
     entrypoints = [exec_form(rest) for kw, rest in instructions if kw == "ENTRYPOINT"]
@@ -420,8 +433,11 @@ def test_dockerfile_is_slim_python_311_and_installs_the_project():
 
 
 def test_dockerignore_keeps_local_state_out_and_data_in():
-    patterns = {line.strip().rstrip("/") for line in DOCKERIGNORE.read_text(encoding="utf-8").splitlines()
-                if line.strip() and not line.startswith("#")}
+    patterns = {
+        line.strip().rstrip("/")
+        for line in DOCKERIGNORE.read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    }
     for excluded in (".stack", ".git", "test-artifacts"):
         assert excluded in patterns, f"{excluded} is not in .dockerignore"
     assert "__pycache__" in patterns or "**/__pycache__" in patterns
@@ -430,6 +446,7 @@ def test_dockerignore_keeps_local_state_out_and_data_in():
 
 
 # --- the rules do fail on broken configurations ------------------------------------------------------
+
 
 def _kafka_with(compose: dict, **env_changes) -> dict:
     kafka = copy.deepcopy(compose["services"]["kafka"])
@@ -481,10 +498,16 @@ def test_rules_catch_an_unofficial_redis(compose):
     assert any("not the official redis" in p for p in redis_problems(broken))
 
 
-@pytest.mark.parametrize("image, repo", [
-    ("apache/kafka:4.3.1", "apache/kafka"), ("docker.io/apache/kafka", "apache/kafka"),
-    ("apache/kafka-native:4.3.1", "apache/kafka-native"), ("redis:7", "redis"),
-    ("docker.io/library/redis:8@sha256:ab", "redis"), ("localhost:5000/redis:7", "localhost:5000/redis"),
-])
+@pytest.mark.parametrize(
+    "image, repo",
+    [
+        ("apache/kafka:4.3.1", "apache/kafka"),
+        ("docker.io/apache/kafka", "apache/kafka"),
+        ("apache/kafka-native:4.3.1", "apache/kafka-native"),
+        ("redis:7", "redis"),
+        ("docker.io/library/redis:8@sha256:ab", "redis"),
+        ("localhost:5000/redis:7", "localhost:5000/redis"),
+    ],
+)
 def test_image_repo(image, repo):
     assert image_repo(image) == repo

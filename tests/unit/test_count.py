@@ -1,6 +1,6 @@
 """The count keeps each seat's latest result itself, and rebuilds it from the stored seats."""
 
-from streams.count import Count
+from tallyroom.streams.count import Count
 from tests.factories import cand, decl, night
 
 HELD = {"E14000001": "Con", "E14000002": "Lab", "E14000003": "LD"}
@@ -20,8 +20,10 @@ def test_the_count_holds_the_latest_result_of_each_seat():
 def test_a_count_rebuilt_from_stored_seats_carries_on_exactly():
     first = Count()
     first.open_night(night(HELD))
-    stored = [first.declare(decl("E14000001", cand("A", "Lab", 5000), cand("B", "Con", 3000))).update.seat,
-              first.declare(decl("E14000002", cand("C", "Lab", 4000), cand("D", "Con", 1000))).update.seat]
+    stored = [
+        first.declare(decl("E14000001", cand("A", "Lab", 5000), cand("B", "Con", 3000))).update.seat,
+        first.declare(decl("E14000002", cand("C", "Lab", 4000), cand("D", "Con", 1000))).update.seat,
+    ]
 
     rebuilt = Count()  # a restarted worker: the seats come back from its table
     rebuilt.open_night(night(HELD), stored)

@@ -7,10 +7,9 @@ independently of the loader; only 650 seats / 4,515 candidates are taken from th
 from __future__ import annotations
 
 import csv
-import re
 import shutil
 from collections import Counter, defaultdict
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -26,7 +25,7 @@ from tallyroom.nights import (
 
 GE2024 = Path(__file__).resolve().parents[2] / "data" / "ge2024"
 BST = timezone(timedelta(hours=1))
-GMT = timezone.utc
+GMT = UTC
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -278,8 +277,27 @@ def candidate_rows() -> list[list[str]]:
     for ons_id, pname, abbr, first, last, gender, sitting, former, votes in CANDIDATES:
         region_id, name, county, region, country, kind = PLACES[ons_id]
         share = f"{votes / totals[ons_id]:.4f}"
-        rows.append([ons_id, region_id, name, county, region, country, kind,
-                     pname, abbr, first, last, gender, sitting, former, str(votes), share, ""])
+        rows.append(
+            [
+                ons_id,
+                region_id,
+                name,
+                county,
+                region,
+                country,
+                kind,
+                pname,
+                abbr,
+                first,
+                last,
+                gender,
+                sitting,
+                former,
+                str(votes),
+                share,
+                "",
+            ]
+        )
     return rows
 
 
@@ -288,8 +306,25 @@ def seat_rows() -> list[list[str]]:
     for ons_id, (when, result, first, second, electorate, invalid) in SEATS.items():
         region_id, name, county, region, country, kind = PLACES[ons_id]
         votes = sorted((c[-1] for c in CANDIDATES if c[0] == ons_id), reverse=True)
-        rows.append([ons_id, region_id, name, county, region, country, kind, when, result, first, second,
-                     str(electorate), str(sum(votes)), str(invalid), str(votes[0] - votes[1])])
+        rows.append(
+            [
+                ons_id,
+                region_id,
+                name,
+                county,
+                region,
+                country,
+                kind,
+                when,
+                result,
+                first,
+                second,
+                str(electorate),
+                str(sum(votes)),
+                str(invalid),
+                str(votes[0] - votes[1]),
+            ]
+        )
     return rows
 
 
@@ -301,8 +336,9 @@ def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> None:
         writer.writerows(rows)
 
 
-def write_night(directory: Path, *, seats=None, candidates=None,
-                seat_header=SEAT_HEADER, candidate_header=CANDIDATE_HEADER) -> Path:
+def write_night(
+    directory: Path, *, seats=None, candidates=None, seat_header=SEAT_HEADER, candidate_header=CANDIDATE_HEADER
+) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     write_csv(directory / "constituencies.csv", seat_header, seat_rows() if seats is None else seats)
     write_csv(directory / "candidates.csv", candidate_header, candidate_rows() if candidates is None else candidates)
@@ -383,7 +419,7 @@ def test_snake_night_summer_times_are_bst(tmp_path):
     night = load_night(write_night(tmp_path / "ge2017", seats=seats))
     by_id = {d.ons_id: d for d in night.declarations}
     assert by_id[ALPHA].declared_at.isoformat() == "2017-06-09T02:00:00+01:00"
-    assert by_id[ALPHA].declared_at == datetime(2017, 6, 9, 1, 0, tzinfo=timezone.utc)
+    assert by_id[ALPHA].declared_at == datetime(2017, 6, 9, 1, 0, tzinfo=UTC)
 
 
 # --- bad rows ------------------------------------------------------------------------------------
@@ -392,12 +428,14 @@ def test_snake_night_summer_times_are_bst(tmp_path):
 def _set_votes(value: str, line: int):
     def mutate(seats, candidates):
         candidates[line - 2][14] = value
+
     return mutate
 
 
 def _set_time(value: str, line: int):
     def mutate(seats, candidates):
         seats[line - 2][7] = value
+
     return mutate
 
 
@@ -406,8 +444,25 @@ def _unknown_seat(seats, candidates):
 
 
 def _seat_without_candidates(seats, candidates):
-    seats.append(["E14000777", "E12000001", "Delta Moor", "", "North East", "England", "County",
-                  "13/12/2019 03:00", "Con hold", "Con", "Lab", "50000", "0", "0", "0"])  # line 5
+    seats.append(
+        [
+            "E14000777",
+            "E12000001",
+            "Delta Moor",
+            "",
+            "North East",
+            "England",
+            "County",
+            "13/12/2019 03:00",
+            "Con hold",
+            "Con",
+            "Lab",
+            "50000",
+            "0",
+            "0",
+            "0",
+        ]
+    )  # line 5
 
 
 @pytest.mark.parametrize(
@@ -438,8 +493,13 @@ def test_bad_rows_name_file_line_and_field(tmp_path, mutate, file, line, field, 
 
 @pytest.mark.parametrize(
     "which, column",
-    [("candidates", "votes"), ("candidates", "party_abbreviation"), ("candidates", "ons_id"),
-     ("seats", "declaration_time"), ("seats", "constituency_name")],
+    [
+        ("candidates", "votes"),
+        ("candidates", "party_abbreviation"),
+        ("candidates", "ons_id"),
+        ("seats", "declaration_time"),
+        ("seats", "constituency_name"),
+    ],
 )
 def test_missing_required_column(tmp_path, which, column):
     seat_header, seats = list(SEAT_HEADER), seat_rows()
@@ -451,8 +511,9 @@ def test_missing_required_column(tmp_path, which, column):
     del header[i]
     for row in rows:
         del row[i]
-    night_dir = write_night(tmp_path / "bad", seats=seats, candidates=cands,
-                            seat_header=seat_header, candidate_header=cand_header)
+    night_dir = write_night(
+        tmp_path / "bad", seats=seats, candidates=cands, seat_header=seat_header, candidate_header=cand_header
+    )
     with pytest.raises(NightFormatError) as info:
         load_night(night_dir)
     assert (info.value.path.name, info.value.line, info.value.field) == (file, 1, column)

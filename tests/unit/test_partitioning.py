@@ -3,7 +3,7 @@
 from kafka.cluster import ClusterMetadata
 from kafka.partitioner.default import DefaultPartitioner
 
-from streams.partitioning import election_partition
+from tallyroom.streams.partitioning import election_partition
 
 
 class _Cluster(ClusterMetadata):

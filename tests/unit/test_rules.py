@@ -1,10 +1,10 @@
 """One test (at least) per upset rule, with hand-made declarations and no Kafka."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
-from schemas import AlertKind, RecountNotice
-from streams.count import Count
-from streams.rules import RuleConfig
+from tallyroom.schemas import AlertKind, RecountNotice
+from tallyroom.streams.count import Count
+from tallyroom.streams.rules import RuleConfig
 from tests.factories import cand, decl, night
 
 
@@ -46,8 +46,13 @@ def test_independent_holding_an_independent_seat_is_not_a_gain():
 def test_incumbent_defeated_names_each_sitting_mp_who_lost():
     count = counted({"E14000001": "Lab", "E14000002": "Con", "E14000003": "LD"})
     outcome = count.declare(
-        decl("E14000001", cand("Ashworth", "Lab", 13760, sitting=True), cand("Adam", "Ind", 14739),
-             cand("Other MP", "Con", 2000, sitting=True)))
+        decl(
+            "E14000001",
+            cand("Ashworth", "Lab", 13760, sitting=True),
+            cand("Adam", "Ind", 14739),
+            cand("Other MP", "Con", 2000, sitting=True),
+        )
+    )
     defeated = sorted(a.facts["defeated"] for a in outcome.alerts if a.kind == AlertKind.INCUMBENT_DEFEATED)
     assert defeated == ["Ashworth", "Other MP"]
     assert len({a.id for a in outcome.alerts}) == len(outcome.alerts)
@@ -73,7 +78,8 @@ def test_marginal_by_votes_and_by_share():
 def test_near_upset_by_an_outsider_when_the_holder_survives():
     count = counted({"E14000001": "Lab", "E14000002": "Con", "E14000003": "LD"})
     outcome = count.declare(
-        decl("E14000001", cand("Streeting", "Lab", 15647), cand("Mohamad", "Ind", 15119), cand("C", "Con", 4000)))
+        decl("E14000001", cand("Streeting", "Lab", 15647), cand("Mohamad", "Ind", 15119), cand("C", "Con", 4000))
+    )
     near = [a for a in outcome.alerts if a.kind == AlertKind.NEAR_UPSET]
     assert len(near) == 1 and near[0].facts["challenger"] == "Mohamad" and near[0].facts["gap"] == 528
 
@@ -115,7 +121,7 @@ def test_correction_replaces_and_raises_one_correction_alert():
 
 def test_correction_that_flips_the_winner_raises_the_new_gain():
     count = counted({"E14000001": "Lab", "E14000002": "Lab", "E14000003": "LD"})
-    first = count.declare(decl("E14000001", cand("A", "Lab", 5000), cand("B", "Con", 4990)))
+    count.declare(decl("E14000001", cand("A", "Lab", 5000), cand("B", "Con", 4990)))
     second = count.declare(decl("E14000001", cand("A", "Lab", 5000), cand("B", "Con", 5010), revision=2))
     assert "gain" in kinds(second) and "correction" in kinds(second)
     assert "winner now" in next(a for a in second.alerts if a.kind == "correction").headline
@@ -125,7 +131,7 @@ def test_correction_that_flips_the_winner_raises_the_new_gain():
 
 def test_same_or_older_revision_is_ignored():
     count = counted({"E14000001": "Con", "E14000002": "Lab", "E14000003": "LD"})
-    first = count.declare(decl("E14000001", cand("A", "Lab", 5000), cand("B", "Con", 3000), revision=2))
+    count.declare(decl("E14000001", cand("A", "Lab", 5000), cand("B", "Con", 3000), revision=2))
     for revision in (1, 2):
         again = count.declare(decl("E14000001", cand("A", "Lab", 1), cand("B", "Con", 3000), revision=revision))
         assert again.ignored and not again.alerts and again.update is None
@@ -136,13 +142,18 @@ def test_alert_ids_are_stable_across_reprocessing():
     def run():
         count = counted({"E14000001": "Con", "E14000002": "Lab", "E14000003": "LD"})
         return [a.id for a in count.declare(decl("E14000001", cand("A", "Ind", 5000), cand("B", "Con", 4500))).alerts]
+
     assert run() == run() and len(set(run())) == len(run())
 
 
 def test_recount_alert():
     count = counted({"E14000001": "Con", "E14000002": "Lab", "E14000003": "LD"})
-    notice = RecountNotice(election="test", ons_id="E14000001", announced_at=datetime(2024, 7, 5, 3, tzinfo=timezone.utc),
-                           reason="majority under 100")
+    notice = RecountNotice(
+        election="test",
+        ons_id="E14000001",
+        announced_at=datetime(2024, 7, 5, 3, tzinfo=UTC),
+        reason="majority under 100",
+    )
     outcome = count.recount(notice)
     assert kinds(outcome) == ["recount"] and "Recount in Seat E14000001" in outcome.alerts[0].headline
 
@@ -150,7 +161,8 @@ def test_recount_alert():
 def test_data_flaw_is_flagged_not_dropped():
     count = counted({"E14000001": "Con", "E14000002": "Lab", "E14000003": "LD"})
     d = decl("E14000001", cand("A", "Con", 5000), cand("B", "Lab", 3000)).model_copy(
-        update={"flaws": ["valid votes 8001 differ from the candidates' sum 8000"]})
+        update={"flaws": ["valid votes 8001 differ from the candidates' sum 8000"]}
+    )
     outcome = count.declare(d)
     assert kinds(outcome) == ["data_flaw"] and outcome.update.seat.flaws
 

@@ -1,19 +1,23 @@
 import json
-from datetime import datetime
 
 import pytest
 from pydantic import ValidationError
 
-from schemas import Alert, AlertKind, Declaration, parse_event
-from schemas.export import json_schemas
+from tallyroom.schemas import Alert, AlertKind, Declaration, parse_event
+from tallyroom.schemas.export import json_schemas
 from tests.factories import T0, cand, decl
 
 
 def payload(**overrides):
     base = {
-        "kind": "declaration", "election": "ge2024", "ons_id": "E14001063", "revision": 1,
-        "constituency": "Leicester South", "declared_at": "2024-07-05T03:31:00+01:00",
-        "valid_votes": 300, "candidates": [
+        "kind": "declaration",
+        "election": "ge2024",
+        "ons_id": "E14001063",
+        "revision": 1,
+        "constituency": "Leicester South",
+        "declared_at": "2024-07-05T03:31:00+01:00",
+        "valid_votes": 300,
+        "candidates": [
             {"name": "A", "party": "Lab", "votes": 100},
             {"name": "B", "party": "Ind", "votes": 200},
         ],
@@ -102,6 +106,7 @@ def test_exported_json_schema_validates_a_real_declaration():
 
 def test_committed_json_schemas_are_current():
     from pathlib import Path
+
     folder = Path(__file__).resolve().parents[2] / "schemas" / "json"
     for name, schema in json_schemas().items():
         committed = json.loads((folder / f"{name}.schema.json").read_text())

@@ -1,4 +1,4 @@
-from streams.tally import Tally, majority_line, seat_result
+from tallyroom.streams.tally import Tally, majority_line, seat_result
 from tests.factories import cand, decl
 
 

@@ -4,42 +4,64 @@ from __future__ import annotations
 
 import io
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from rich.console import Console
 from rich.screen import Screen
 from rich.segment import Segment
 
-from consumers.reader import ElectionState
-from consumers.watch import MAJORITY_MARK, bar, marker_column, render
-from schemas import Alert, AlertKind, PartyTally, TallySnapshot
+from tallyroom.consumers.reader import ElectionState
+from tallyroom.consumers.watch import MAJORITY_MARK, bar, marker_column, render
+from tallyroom.schemas import Alert, AlertKind, PartyTally, TallySnapshot
 
-AS_OF = datetime(2024, 7, 5, 2, 15, tzinfo=timezone.utc)  # 03:15 BST
+AS_OF = datetime(2024, 7, 5, 2, 15, tzinfo=UTC)  # 03:15 BST
 
 
 def party(name: str, seats: int, votes: int, gains: int = 0, losses: int = 0, held: int = 0) -> PartyTally:
-    return PartyTally(party=name, seats=seats, votes=votes, share=0.0, gains=gains, losses=losses,
-                      held_before=held)
+    return PartyTally(party=name, seats=seats, votes=votes, share=0.0, gains=gains, losses=losses, held_before=held)
 
 
 def state(parties: list[PartyTally], declared: int, total: int = 650) -> ElectionState:
-    tally = TallySnapshot(election="night", version=declared, declared=declared, total=total,
-                          majority_line=total // 2 + 1, valid_votes=sum(p.votes for p in parties),
-                          parties={p.party: p for p in parties}, as_of=AS_OF)
-    return ElectionState(election="night", declared=declared, total=total,
-                         seats={p.party: p.seats for p in parties}, votes={p.party: p.votes for p in parties},
-                         tally=tally)
+    tally = TallySnapshot(
+        election="night",
+        version=declared,
+        declared=declared,
+        total=total,
+        majority_line=total // 2 + 1,
+        valid_votes=sum(p.votes for p in parties),
+        parties={p.party: p for p in parties},
+        as_of=AS_OF,
+    )
+    return ElectionState(
+        election="night",
+        declared=declared,
+        total=total,
+        seats={p.party: p.seats for p in parties},
+        votes={p.party: p.votes for p in parties},
+        tally=tally,
+    )
 
 
 def alert(n: int, kind: AlertKind, headline: str, **facts) -> Alert:
-    return Alert(id=f"a{n}", kind=kind, election="night", headline=headline, facts=facts,
-                 occurred_at=datetime(2024, 7, 5, 0, n, tzinfo=timezone.utc))
+    return Alert(
+        id=f"a{n}",
+        kind=kind,
+        election="night",
+        headline=headline,
+        facts=facts,
+        occurred_at=datetime(2024, 7, 5, 0, n, tzinfo=UTC),
+    )
 
 
-NIGHT = state([party("Lab", 411, 9_700_000, gains=218, losses=7, held=200),
-               party("Con", 121, 6_800_000, gains=1, losses=252, held=372),
-               party("Ind", 6, 560_000, gains=6)], declared=538)
+NIGHT = state(
+    [
+        party("Lab", 411, 9_700_000, gains=218, losses=7, held=200),
+        party("Con", 121, 6_800_000, gains=1, losses=252, held=372),
+        party("Ind", 6, 560_000, gains=6),
+    ],
+    declared=538,
+)
 ALERTS = [
     alert(1, AlertKind.GAIN, "Lab GAIN Hendon from Con", winner_party="Lab"),
     alert(2, AlertKind.MARGINAL, "Marginal: Poole by 18"),
@@ -69,9 +91,9 @@ def test_header_says_declared_n_of_n_and_the_uk_clock():
 
 def test_bars_are_on_one_scale_of_every_seat_with_the_majority_line_marked():
     text, _ = draw(render(NIGHT, ALERTS))
-    lab, = lines_starting(text, "Lab ")
-    con, = lines_starting(text, "Con ")
-    ind, = lines_starting(text, "Ind ")
+    (lab,) = lines_starting(text, "Lab ")
+    (con,) = lines_starting(text, "Con ")
+    (ind,) = lines_starting(text, "Ind ")
     assert re.search(r"\b411 +\+211 +\+218 +-7$", lab), lab
     assert re.search(r"\b121 +-251 +\+1 +-252$", con), con
     assert re.search(r"\b6 +\+6 +\+6 +0$", ind), ind
@@ -102,8 +124,9 @@ def test_alerts_latest_first_and_at_most_twelve():
 
     text, _ = draw(render(NIGHT, ALERTS))
     order = [line for line in text.splitlines() if re.match(r"\d\d:\d\d ", line)]
-    assert ["MAJORITY" in order[0], "INDEPENDENT GAIN" in order[1], "MARGINAL" in order[2], "GAIN" in order[3]] == \
-        [True] * 4
+    assert ["MAJORITY" in order[0], "INDEPENDENT GAIN" in order[1], "MARGINAL" in order[2], "GAIN" in order[3]] == [
+        True
+    ] * 4
     assert order[0].startswith("01:04")  # occurred_at 00:04 UTC, shown in UK local time (BST)
 
 
@@ -115,21 +138,23 @@ def styles_of(segments: list[Segment], needle: str):
 
 def test_independent_gain_stands_out_reversed_and_bold():
     _, segments = draw(render(NIGHT, ALERTS))
-    badge, = styles_of(segments, "INDEPENDENT GAIN")
+    (badge,) = styles_of(segments, "INDEPENDENT GAIN")
     assert badge.bold and badge.reverse
-    headline, = styles_of(segments, "Shockat Adam")
+    (headline,) = styles_of(segments, "Shockat Adam")
     assert headline.bold and not headline.reverse
 
 
 def test_each_kind_has_its_colour():
-    kinds = [alert(1, AlertKind.GAIN, "g", winner_party="Con"),
-             alert(2, AlertKind.NEAR_UPSET, "n"),
-             alert(3, AlertKind.MAJORITY_REACHED, "m"),
-             alert(4, AlertKind.CORRECTION, "c"),
-             alert(5, AlertKind.DATA_FLAW, "d"),
-             alert(6, AlertKind.INCUMBENT_DEFEATED, "i")]
+    kinds = [
+        alert(1, AlertKind.GAIN, "g", winner_party="Con"),
+        alert(2, AlertKind.NEAR_UPSET, "n"),
+        alert(3, AlertKind.MAJORITY_REACHED, "m"),
+        alert(4, AlertKind.CORRECTION, "c"),
+        alert(5, AlertKind.DATA_FLAW, "d"),
+        alert(6, AlertKind.INCUMBENT_DEFEATED, "i"),
+    ]
     _, segments = draw(render(NIGHT, kinds))
-    gain, = [s for s in styles_of(segments, "GAIN") if s.color]
+    (gain,) = [s for s in styles_of(segments, "GAIN") if s.color]
     assert gain.color.triplet.hex == "#0087dc"  # the winner's (Conservative) colour
     assert styles_of(segments, "NEAR UPSET")[0].color.name == "yellow"
     majority = styles_of(segments, "MAJORITY")[0]
@@ -153,7 +178,7 @@ def test_seats_without_a_tally_snapshot_still_draw():
     partial = ElectionState(election="night", declared=2, total=10, seats={"Lab": 2}, votes={"Lab": 5}, tally=None)
     text, _ = draw(render(partial, []), width=60)
     assert "2 of 10 declared" in text
-    lab, = lines_starting(text, "Lab ")
+    (lab,) = lines_starting(text, "Lab ")
     assert MAJORITY_MARK in lab and "█" in lab
 
 

@@ -7,10 +7,17 @@ import hashlib
 import pytest
 from pydantic import ValidationError
 
-from consumers.subscribe import parse_kinds, wanted
-from consumers.webhooks import (
-    ALERT_ID_HEADER, ELECTION_HEADER, SIGNATURE_HEADER, RetryPolicy, backoff_schedule, group_for,
-    request_headers, signature, verify_signature,
+from tallyroom.consumers.subscribe import parse_kinds, wanted
+from tallyroom.consumers.webhooks import (
+    ALERT_ID_HEADER,
+    ELECTION_HEADER,
+    SIGNATURE_HEADER,
+    RetryPolicy,
+    backoff_schedule,
+    group_for,
+    request_headers,
+    signature,
+    verify_signature,
 )
 from tallyroom.settings import Settings
 
@@ -18,7 +25,8 @@ from tallyroom.settings import Settings
 def test_signature_is_hmac_sha256_hex_of_the_raw_body():
     # RFC 4231, test case 2.
     assert signature("Jefe", b"what do ya want for nothing?") == (
-        "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843")
+        "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+    )
     assert signature(b"Jefe", b"what do ya want for nothing?") == signature("Jefe", b"what do ya want for nothing?")
 
 
@@ -64,12 +72,15 @@ def test_each_url_has_its_own_stable_group():
     assert group_for("http://a/x") == "webhook:" + hashlib.sha1(b"http://a/x").hexdigest()
 
 
-@pytest.mark.parametrize("raw, expected", [
-    ("http://a/x,https://b/y", ["http://a/x", "https://b/y"]),
-    (" http://a/x , ", ["http://a/x"]),
-    ('["http://a/x", "https://b/y"]', ["http://a/x", "https://b/y"]),
-    ("", []),
-])
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("http://a/x,https://b/y", ["http://a/x", "https://b/y"]),
+        (" http://a/x , ", ["http://a/x"]),
+        ('["http://a/x", "https://b/y"]', ["http://a/x", "https://b/y"]),
+        ("", []),
+    ],
+)
 def test_webhook_urls_from_the_environment(monkeypatch, raw, expected):
     monkeypatch.setenv("TALLYROOM_WEBHOOK_URLS", raw)
     assert Settings(_env_file=None).webhook_urls == expected
