@@ -94,7 +94,7 @@ def measure(payloads: list[bytes], night: NightOpened, batch_size: int = BATCH) 
 
 
 def ge2024_payloads(directory: Path) -> tuple[NightOpened, list[bytes]]:
-    from tallyroom.nights import load_night
+    from tallyroom.producers.nights import load_night
 
     loaded = load_night(directory, "ge2024-hotpath")
     return loaded.opened, [d.model_dump_json().encode() for d in loaded.declarations]

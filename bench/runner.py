@@ -274,7 +274,7 @@ def _synthetic_load(
 def _past_night_load(
     settings: Settings, producer, options: BenchOptions, run_id: str, console: Console, cpu
 ) -> LoadResult:
-    from tallyroom.nights import load_night
+    from tallyroom.producers.nights import load_night
 
     loaded = load_night(options.night, f"bench-{run_id}-{Path(options.night).name}"[:64])
     label = f"{Path(options.night).name} max"

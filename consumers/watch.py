@@ -30,8 +30,8 @@ from rich.text import Text
 
 from tallyroom.consumers.keys import ElectionKeys
 from tallyroom.consumers.reader import ElectionState, read_state
-from tallyroom.nights import UK
 from tallyroom.schemas import Alert
+from tallyroom.schemas.parties import UK
 
 ALERTS_SHOWN = 12
 MAJORITY_MARK = "│"

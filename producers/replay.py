@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from tallyroom.nights import Night
 from tallyroom.producers.kafka import DeclarationSender
+from tallyroom.producers.nights import Night
 
 
 @dataclass

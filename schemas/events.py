@@ -17,12 +17,11 @@ from tallyroom.schemas.common import (
     SchemaVersion,
     Timestamp,
 )
+from tallyroom.schemas.parties import INDEPENDENT
 
 # Limits guard the worker against absurd payloads; deployments may lower them.
 MAX_CANDIDATES = 100
 MAX_SEATS = 50_000
-
-INDEPENDENT = "Ind"
 
 
 class Candidate(BaseModel):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from tallyroom.schemas import Alert, AlertKind, Candidate, DeclarationRef, RecountNotice, SeatResult
 from tallyroom.schemas.alerts import alert_id
-from tallyroom.streams.parties import INDEPENDENT
+from tallyroom.schemas.parties import INDEPENDENT
 from tallyroom.streams.tally import Tally
 
 

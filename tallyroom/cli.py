@@ -81,7 +81,7 @@ def schemas_export(directory: Path = typer.Argument(Path("schemas/json"))) -> No
 @app.command()
 def baseline(night: Path = NIGHT) -> None:
     """Write NIGHT/baseline.csv: who held each seat before the night, from the Result column."""
-    from tallyroom.nights import NightFormatError, write_baseline
+    from tallyroom.producers.nights import NightFormatError, write_baseline
 
     try:
         out = write_baseline(night)
@@ -104,7 +104,7 @@ def night(night: Path = NIGHT, election: str | None = ELECTION) -> None:
 
 
 def _load(night_dir: Path, election: str | None):
-    from tallyroom.nights import NightFormatError, load_night
+    from tallyroom.producers.nights import NightFormatError, load_night
 
     try:
         return load_night(night_dir, election or _settings().election)

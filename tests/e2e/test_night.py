@@ -17,8 +17,8 @@ import pytest
 from tallyroom.consumers.keys import DEAD_LETTERS, ElectionKeys
 from tallyroom.consumers.reader import read_alerts, read_state, wait_for_declared
 from tallyroom.lag import wait_until_caught_up
-from tallyroom.nights import load_night
 from tallyroom.producers.kafka import DeclarationSender
+from tallyroom.producers.nights import load_night
 from tests.integration.conftest import cli_env
 
 pytestmark = pytest.mark.e2e

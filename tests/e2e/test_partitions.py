@@ -22,8 +22,8 @@ from tallyroom import processes
 from tallyroom.consumers.keys import DEAD_LETTERS, ElectionKeys
 from tallyroom.consumers.reader import read_alerts, read_state, wait_for_declared
 from tallyroom.lag import wait_until_caught_up
-from tallyroom.nights import Night, load_night
 from tallyroom.producers.kafka import DeclarationSender, ensure_topics
+from tallyroom.producers.nights import Night, load_night
 from tallyroom.streams.count import Count
 from tallyroom.streams.partitioning import election_partition
 from tallyroom.streams.rules import RuleConfig

@@ -23,8 +23,8 @@ from tallyroom import stack as local_stack
 from tallyroom.consumers.keys import ElectionKeys
 from tallyroom.consumers.reader import read_alerts, read_state, wait_for_declared
 from tallyroom.lag import wait_until_caught_up
-from tallyroom.nights import Night, load_night
 from tallyroom.producers.kafka import DeclarationSender
+from tallyroom.producers.nights import Night, load_night
 from tallyroom.producers.replay import ReplayReport, replay_night
 from tallyroom.schemas import Alert, Declaration
 from tallyroom.settings import Settings

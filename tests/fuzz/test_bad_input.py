@@ -28,10 +28,10 @@ from pydantic import ValidationError
 
 from tallyroom.consumers.keys import DEAD_LETTERS, ElectionKeys
 from tallyroom.lag import wait_until_caught_up
-from tallyroom.nights import load_night
 from tallyroom.producers.http import create_entry_app
 from tallyroom.producers.kafka import ensure_topics, make_producer
 from tallyroom.producers.live import NightSeats, check_record
+from tallyroom.producers.nights import load_night
 from tallyroom.schemas import DeadLetter, NightOpened, SeatResult
 from tallyroom.schemas.limits import Limits
 from tallyroom.settings import REPO_ROOT, Settings

@@ -11,8 +11,8 @@ from tallyroom import processes
 from tallyroom.consumers.keys import ElectionKeys
 from tallyroom.consumers.reader import read_state, wait_for_declared
 from tallyroom.lag import wait_until_caught_up
-from tallyroom.nights import load_night
 from tallyroom.producers.kafka import DeclarationSender
+from tallyroom.producers.nights import load_night
 from tallyroom.producers.replay import replay_night
 from tests.integration.conftest import isolated_settings, running_pipeline
 

@@ -24,8 +24,8 @@ from tallyroom.consumers.keys import ElectionKeys
 from tallyroom.consumers.reader import read_state, wait_for_declared
 from tallyroom.consumers.redis_sink import redis_client
 from tallyroom.lag import wait_until_caught_up
-from tallyroom.nights import load_night
 from tallyroom.producers.kafka import DeclarationSender
+from tallyroom.producers.nights import load_night
 from tallyroom.producers.replay import replay_night
 from tests.integration.conftest import cli_env, isolated_settings, start_worker
 

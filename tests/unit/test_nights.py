@@ -1,4 +1,4 @@
-"""The HoC Library night loader (tallyroom.nights), on the real 2024 files and on small hand-made nights.
+"""The HoC Library night loader (tallyroom.producers.nights), on the real 2024 files and on small hand-made nights.
 
 Expectations for the 2024 night are computed here from the CSV files with the csv module,
 independently of the loader; only 650 seats / 4,515 candidates are taken from the issue.
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tallyroom.nights import (
+from tallyroom.producers.nights import (
     NightFormatError,
     derive_baseline,
     election_id_for,

@@ -1,8 +1,12 @@
-"""Party labels: one canonical abbreviation per party, whatever file it came from."""
+"""The party vocabulary: one canonical abbreviation per party, whatever file it came from,
+and the UK time zone the published files keep their times in."""
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
 INDEPENDENT = "Ind"
+UK = ZoneInfo("Europe/London")
 
 # Published files label the same party differently (the Library's own files
 # disagree between years). Keys are compared case-insensitively.

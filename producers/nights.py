@@ -15,14 +15,12 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
 from tallyroom.schemas import Candidate, Declaration, NightOpened, SeatBaseline
-from tallyroom.streams.parties import canonical_party
+from tallyroom.schemas.parties import UK, canonical_party
 
-UK = ZoneInfo("Europe/London")
 BASELINE_FILE = "baseline.csv"
 # Our names first, then the Library's own download names (HoC-GE2019-results-by-candidate.csv, ...).
 CANDIDATE_FILES = ("candidates.csv", "HoC-GE*-results-by-candidate.csv")
