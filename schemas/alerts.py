@@ -6,9 +6,9 @@ import hashlib
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from tallyroom.schemas.common import SCHEMA_VERSION, STRICT, ElectionId, OnsId, Timestamp
+from tallyroom.schemas.common import SCHEMA_VERSION, ElectionId, OnsId, Record, Timestamp
 
 
 class AlertKind(StrEnum):
@@ -23,19 +23,15 @@ class AlertKind(StrEnum):
     DATA_FLAW = "data_flaw"
 
 
-class DeclarationRef(BaseModel):
+class DeclarationRef(Record):
     """Which declaration an alert came from."""
-
-    model_config = STRICT
 
     ons_id: OnsId
     revision: int
     declared_at: Timestamp
 
 
-class Alert(BaseModel):
-    model_config = STRICT
-
+class Alert(Record):
     schema_version: int = SCHEMA_VERSION
     id: str = Field(description="stable across re-processing: derived from election, subject, kind, revision")
     kind: AlertKind

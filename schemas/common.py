@@ -4,18 +4,69 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 SCHEMA_VERSION = 1
+
+STORED: dict[str, bool] = {"stored": True}
+"""Validation context for a record read back from storage (a table, a topic, Redis).
+
+It was accepted once, by this Tallyroom or by an older or newer one of the same
+schema major version. Limits that protect live entry (label lengths) are not applied
+to it again, and fields a newer release added are ignored: refusing a stored record
+would cost the night its seat, never protect it. Pass it as
+``Model.model_validate_json(raw, context=STORED)``.
+"""
+
+
+def is_stored(info: ValidationInfo) -> bool:
+    return bool(info.context and info.context.get("stored"))
+
+
+def _at_most(limit: int) -> AfterValidator:
+    """A length bound for live entry, not applied to a stored record (see ``STORED``)."""
+
+    def check(value: str, info: ValidationInfo) -> str:
+        if len(value) > limit and not is_stored(info):
+            # pydantic's own error, so that a refusal reads the same as any other length limit.
+            raise PydanticCustomError(
+                "string_too_long", "String should have at most {max_length} characters", {"max_length": limit}
+            )
+        return value
+
+    return AfterValidator(check)
+
 
 # Election ids become Redis key segments and Kafka keys: keep them plain.
 ElectionId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
 # ONS/GSS code: nation letter, two-digit entity type, six digits (E14001063).
 OnsId = Annotated[str, StringConstraints(pattern=r"^[EWSNL]\d{8}$")]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-PartyCode = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
+NAME_MAX_LENGTH, PARTY_CODE_MAX_LENGTH = 200, 40
+Name = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1),
+    _at_most(NAME_MAX_LENGTH),
+    Field(json_schema_extra={"maxLength": NAME_MAX_LENGTH}),
+]
+PartyCode = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1),
+    _at_most(PARTY_CODE_MAX_LENGTH),
+    Field(json_schema_extra={"maxLength": PARTY_CODE_MAX_LENGTH}),
+]
 # Strict so that "12", 12.5 and true are refused rather than coerced.
 Count = Annotated[int, Field(strict=True, ge=0, le=1_000_000_000)]
 # An ISO 8601 date-time with its UTC offset. pydantic alone would also take a
@@ -60,3 +111,21 @@ def _exactly_an_int(value: object) -> object:
 SchemaVersion = Annotated[Literal[1], BeforeValidator(_exactly_an_int)]
 
 STRICT = ConfigDict(extra="forbid", frozen=True)
+
+
+class Record(BaseModel):
+    """Base of every model: strict for what arrives, lenient for what is stored.
+
+    Unknown fields are refused (``extra="forbid"``), except in a record read back
+    from storage (``context=STORED``), where a newer release of the same schema
+    major version may have added some: those are dropped, the rest is read.
+    """
+
+    model_config = STRICT
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _drop_unknown_fields_of_stored(cls, data: object, handler: Any, info: ValidationInfo) -> Any:
+        if isinstance(data, dict) and is_stored(info):
+            data = {k: v for k, v in data.items() if k in cls.model_fields}
+        return handler(data)

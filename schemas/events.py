@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, StrictBool, TypeAdapter, field_validator, model_validator
+from pydantic import Field, StrictBool, TypeAdapter, field_validator, model_validator
 
 from tallyroom.schemas.common import (
     SCHEMA_VERSION,
-    STRICT,
     Count,
     ElectionId,
     Name,
     OnsId,
     PartyCode,
+    Record,
     SchemaVersion,
     Timestamp,
 )
@@ -24,9 +24,7 @@ MAX_CANDIDATES = 100
 MAX_SEATS = 50_000
 
 
-class Candidate(BaseModel):
-    model_config = STRICT
-
+class Candidate(Record):
     name: Name
     party: PartyCode = Field(description="party abbreviation, e.g. Lab; 'Ind' for an independent")
     party_name: Name | None = None
@@ -45,18 +43,14 @@ class Candidate(BaseModel):
         return (self.party, self.name.casefold())
 
 
-class SeatBaseline(BaseModel):
-    model_config = STRICT
-
+class SeatBaseline(Record):
     ons_id: OnsId
     constituency: Name
     held_by: PartyCode | None = Field(None, description="party that held the seat before the night")
 
 
-class NightOpened(BaseModel):
+class NightOpened(Record):
     """Opens an election: the seats in play and who held each before the night."""
-
-    model_config = STRICT
 
     kind: Literal["night"] = "night"
     schema_version: SchemaVersion = SCHEMA_VERSION
@@ -80,10 +74,8 @@ class NightOpened(BaseModel):
         return len(self.seats)
 
 
-class Declaration(BaseModel):
+class Declaration(Record):
     """A returning officer's declaration of one seat's result."""
-
-    model_config = STRICT
 
     kind: Literal["declaration"] = "declaration"
     schema_version: SchemaVersion = SCHEMA_VERSION
@@ -127,10 +119,8 @@ class Declaration(BaseModel):
         return sum(c.votes for c in self.candidates)
 
 
-class RecountNotice(BaseModel):
+class RecountNotice(Record):
     """A recount has been called for a seat (before or after a declaration)."""
-
-    model_config = STRICT
 
     kind: Literal["recount"] = "recount"
     schema_version: SchemaVersion = SCHEMA_VERSION

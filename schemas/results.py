@@ -4,17 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from tallyroom.schemas.alerts import Alert
-from tallyroom.schemas.common import SCHEMA_VERSION, STRICT, ElectionId, OnsId, Timestamp
+from tallyroom.schemas.common import SCHEMA_VERSION, ElectionId, OnsId, Record, Timestamp
 from tallyroom.schemas.events import Candidate
 
 
-class SeatResult(BaseModel):
+class SeatResult(Record):
     """The latest accepted result of one seat."""
-
-    model_config = STRICT
 
     election: ElectionId
     ons_id: OnsId
@@ -38,9 +36,7 @@ class SeatResult(BaseModel):
         return self.winner.party
 
 
-class PartyTally(BaseModel):
-    model_config = STRICT
-
+class PartyTally(Record):
     party: str
     seats: int
     votes: int
@@ -54,10 +50,8 @@ class PartyTally(BaseModel):
         return self.gains - self.losses
 
 
-class TallySnapshot(BaseModel):
+class TallySnapshot(Record):
     """The running tally of an election after one change."""
-
-    model_config = STRICT
 
     schema_version: int = SCHEMA_VERSION
     election: ElectionId
@@ -70,14 +64,12 @@ class TallySnapshot(BaseModel):
     as_of: Timestamp | None = None
 
 
-class ResultUpdate(BaseModel):
+class ResultUpdate(Record):
     """One message on the results topic: what one event changed, in order.
 
     The alerts ride along with the seat and tally they came from, so a reader
     that has seen a tally has also seen every alert raised up to it.
     """
-
-    model_config = STRICT
 
     election: ElectionId
     alerts: list[Alert] = Field(default_factory=list)
@@ -85,10 +77,8 @@ class ResultUpdate(BaseModel):
     tally: TallySnapshot | None = None
 
 
-class DeadLetter(BaseModel):
+class DeadLetter(Record):
     """An event the worker refused, with the reason, so that nothing vanishes silently."""
-
-    model_config = STRICT
 
     schema_version: int = SCHEMA_VERSION
     topic: str

@@ -1,7 +1,9 @@
-"""The Faust application: one app object, its topics and tables, and the count agent.
+"""The worker: the pure ``tallyroom.streams.count.Count`` wired to Kafka by Faust, built on call.
 
-The agent only wires the pure ``tallyroom.streams.count.Count`` to Kafka. Delivery is
-at-least-once with idempotent effects:
+``build_worker(settings)`` returns a ``Worker``: the Faust app, its topics and
+tables, the count, and the agent. The agent hands each batch to a ``Tallier``,
+which does the work without Faust (unit-tested with a fake producer, profiled by
+``bench.hotpath``). Delivery is at-least-once with idempotent effects:
 
 1. each event's alerts and result update are sent and *acknowledged by the
    broker* before the seat table is written, so a crash can never leave a seat
@@ -13,34 +15,414 @@ at-least-once with idempotent effects:
    (tables are restored from their changelogs first), so it is always exactly
    the sum of the latest result of each seat.
 
+A failure never skips (README, "What a failure does"):
+
+- an exception while counting one event is that event's fault: it is
+  dead-lettered with the exception as its reason, and the batch goes on;
+- a stored record the running code cannot read is quarantined: dead-lettered
+  with its changelog topic, partition and offset, left out of the count, and kept
+  in the table for a release that can read it;
+- any other failure (a send or store the broker does not acknowledge, an error
+  outside one event) ends the process at once with ``EXIT_WORKER_FAULT``, before
+  Faust can acknowledge or commit the batch (``faust_compat.exit_now``), so the
+  next worker counts it again.
+
 Faust's own exactly_once guarantee is not used: see faust-streaming #177, #517, #323.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import ssl
-import weakref
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import faust
-import faust.streams as faust_streams
-from faust.serializers import codecs as faust_codecs
 from pydantic import ValidationError
 
 from tallyroom.schemas import DeadLetter, NightOpened, RecountNotice, ResultUpdate, parse_event
+from tallyroom.schemas.common import STORED
 from tallyroom.schemas.limits import Breach, Limits, event_breaches, payload_breach
-from tallyroom.settings import Settings, get_settings
+from tallyroom.settings import Settings
+from tallyroom.streams import faults, faust_compat
 from tallyroom.streams.count import Count, Outcome
 from tallyroom.streams.partitioning import election_partition
-from tallyroom.streams.rules import RuleConfig
+from tallyroom.streams.rules import RuleConfig, evaluate
 
 log = logging.getLogger("tallyroom.worker")
 RAW_LIMIT = 2000
+EXIT_WORKER_FAULT = 70  # EX_SOFTWARE: `tallyroom serve` restarts a worker that ends so
+
+
+@dataclass(frozen=True)
+class Received:
+    """One record from the declarations topic, as the tallier needs it."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | str | None
+    value: bytes | None
+    event: Any = None  # the Faust event it came from, for a table write that must name it
+
+    @classmethod
+    def of(cls, event: faust.types.EventT) -> Received:
+        message = event.message
+        return cls(message.topic, message.partition, message.offset, event.key, event.value, event)
+
+
+class SendRecord(Protocol):
+    """Hand a record to the producer; await the result for the broker's acknowledgement."""
+
+    def __call__(
+        self, topic: str, key: bytes | None, value: bytes | None, partition: int | None
+    ) -> Awaitable[Awaitable[Any]]: ...
+
+
+class TableAccess(Protocol):
+    """The worker's two tables, as the tallier reads and writes them."""
+
+    seats: MutableMapping[str, bytes]  # "election/ons_id" -> SeatResult JSON (the local store)
+    seats_changelog: str
+    nights_changelog: str
+
+    def nights(self) -> Iterable[tuple[str, Any]]: ...
+    def night(self, election: str) -> Any: ...
+    def set_night(self, received: Received, election: str, value: dict[str, Any]) -> None: ...
+    def origin(self, table: str, key: str) -> faust_compat.Origin | None: ...
+
+
+@dataclass(frozen=True)
+class TopicNames:
+    declarations: str
+    alerts: str
+    results: str
+    dead_letters: str
+
+    @classmethod
+    def of(cls, settings: Settings) -> TopicNames:
+        return cls(
+            settings.topic_declarations, settings.topic_alerts, settings.topic_results, settings.topic_dead_letters
+        )
+
+
+@dataclass
+class Batch:
+    """What one batch of events sends and, once the broker has acknowledged it, stores."""
+
+    messages: list[tuple[str, str, bytes | ResultUpdate]] = field(default_factory=list)
+    nights: list[tuple[Received, str, dict[str, Any]]] = field(default_factory=list)
+    seats: list[tuple[int, str, bytes]] = field(default_factory=list)  # (partition, key, SeatResult JSON)
+
+
+@dataclass
+class Handled:
+    """What one event adds to its batch; added only once the whole event has been handled."""
+
+    messages: list[tuple[str, str, bytes | ResultUpdate]] = field(default_factory=list)
+    night: tuple[Received, str, dict[str, Any]] | None = None
+    seat: tuple[int, str, bytes] | None = None
+
+
+class CountedButUnsent(RuntimeError):
+    """The count took an event but what it raised could not be prepared: the state is ahead of Kafka."""
+
+
+class Tallier:
+    """The worker's work on each batch, with no Faust in it."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        count: Count,
+        send: SendRecord,
+        tables: TableAccess,
+        partitions_of: Callable[[str], int | None],
+    ):
+        self.settings = settings
+        self.count = count
+        self.send = send
+        self.tables = tables
+        self.partitions_of = partitions_of
+        self.topics = TopicNames.of(settings)
+        self.limits = Limits.from_settings(settings)
+        self.books_stale = True
+
+    # --- one batch ---------------------------------------------------------------------------
+
+    async def count_batch(self, events: Iterable[Received]) -> None:
+        if self.books_stale:
+            await self.rebuild_books()
+        batch = Batch()
+        for received in events:
+            try:
+                handled = self.handle(received)
+            except CountedButUnsent:
+                raise
+            except Exception as exc:  # noqa: BLE001  (any failure of one event is that event's fault)
+                log.error(
+                    "could not count %s/%d@%d; dead-lettered",
+                    received.topic,
+                    received.partition,
+                    received.offset,
+                    exc_info=exc,
+                )
+                handled = Handled()
+                reason = f"could not count: {type(exc).__name__}: {exc}"
+                self._dead_letter(handled, received, _election_of(received.value), reason)
+            batch.messages += handled.messages
+            if handled.night is not None:
+                batch.nights.append(handled.night)
+            if handled.seat is not None:
+                batch.seats.append(handled.seat)
+        # The broker must hold every alert and update before the seat is
+        # recorded as counted: a crash in between re-counts instead of losing alerts.
+        await self.flush(batch)
+        await self.store(batch)
+
+    def handle(self, received: Received) -> Handled:
+        handled = Handled()
+        if breach := payload_breach(received.value, self.limits):
+            self._over_limit(handled, received, "invalid", breach)
+            return handled
+        try:
+            parsed = parse_event(received.value)
+        except ValidationError as exc:
+            reason, errors = _validation_errors(exc)
+            self._dead_letter(handled, received, "invalid", reason, errors)
+            return handled
+        if breaches := event_breaches(parsed, self.limits):
+            self._over_limit(handled, received, parsed.election, breaches[0])
+            return handled
+        partitions = self.partitions_of(received.topic) or self.settings.topic_partitions
+        if (home := election_partition(parsed.election, partitions)) != received.partition:
+            reason = (
+                f"{parsed.kind} for {parsed.election} arrived on partition {received.partition}, but the "
+                f"election lives on partition {home}: key events by election (the producers do)"
+            )
+            self._dead_letter(handled, received, parsed.election, reason)
+            return handled
+        if isinstance(parsed, NightOpened):
+            self._open_night(handled, received, parsed)
+            return handled
+        outcome = (
+            self.count.recount(parsed)
+            if isinstance(parsed, RecountNotice)
+            else self.count.declare(parsed, snapshot=False)
+        )
+        if outcome.rejected:
+            self._dead_letter(handled, received, parsed.election, outcome.rejected)
+            return handled
+        try:
+            self._emit(handled, received, outcome)
+        except Exception as exc:
+            raise CountedButUnsent(f"{parsed.election}/{getattr(parsed, 'ons_id', '')}: {exc}") from exc
+        return handled
+
+    def _open_night(self, handled: Handled, received: Received, night: NightOpened) -> None:
+        held = self.tables.night(night.election)
+        if held is not None and _read_night(held) == night:
+            return
+        # The count's own results include this batch's, not yet in the table.
+        book = self.count.books.get(night.election)
+        if book is not None:
+            stored = {f"{night.election}/{ons_id}": raw for ons_id, raw in book.results.items()}
+        else:
+            stored = {k: v for k, v in self.tables.seats.items() if k.startswith(night.election + "/")}
+        unreadable = self.count.open_night(night, stored=stored)
+        for key, reason in unreadable.items():
+            self._quarantine(handled.messages, self.tables.seats_changelog, "seats", key, stored[key], reason)
+        handled.night = (received, night.election, night.model_dump(mode="json"))
+
+    def _emit(self, handled: Handled, received: Received, outcome: Outcome) -> None:
+        for alert in outcome.alerts:
+            handled.messages.append((self.topics.alerts, alert.election, alert.model_dump_json().encode()))
+        if outcome.update is not None:
+            handled.messages.append((self.topics.results, outcome.update.election, outcome.update))
+            seat = outcome.update.seat
+            if seat is not None and outcome.stored is not None:
+                handled.seat = (received.partition, f"{seat.election}/{seat.ons_id}", outcome.stored)
+
+    async def flush(self, batch: Batch) -> None:
+        """Send everything in order and wait until the broker holds it all.
+
+        The tally rides on each election's last update of the batch: one
+        snapshot per batch instead of one per declaration, and still after
+        every alert it counts.
+        """
+        faults.fail_once_if_triggered(self.settings.fault_flush_trigger)
+        last: dict[str, int] = {}
+        for index, (_, _, value) in enumerate(batch.messages):
+            if isinstance(value, ResultUpdate) and value.seat is not None:
+                last[value.election] = index
+        for election, index in last.items():
+            topic, key, update = batch.messages[index]
+            assert isinstance(update, ResultUpdate)
+            batch.messages[index] = (topic, key, update.model_copy(update={"tally": self.count.snapshot(election)}))
+        futures = []
+        for topic, key, value in batch.messages:
+            payload = value if isinstance(value, bytes) else value.model_dump_json().encode()
+            futures.append(await self.send(topic, key.encode(), payload, None))
+        await asyncio.gather(*futures)
+
+    async def store(self, batch: Batch) -> None:
+        """Record what the batch counted, once its alerts and updates are acknowledged.
+
+        Seats go to the table's changelog straight through the producer, all
+        acknowledged together, and only then into the table itself. A table write
+        per seat (Faust's ``send_soon``, a FutureMessage and callbacks each) was a
+        tenth of the worker's CPU in a profile. The records are the ones the table
+        would write: its changelog topic, its JSON key, the raw value, the
+        partition of the event; recovery reads them back as ever.
+        """
+        for received, election, value in batch.nights:
+            self.tables.set_night(received, election, value)
+        if not batch.seats:
+            return
+        changelog = self.tables.seats_changelog
+        futures = [
+            await self.send(changelog, faust_compat.changelog_key(key), value, partition)
+            for partition, key, value in batch.seats
+        ]
+        await asyncio.gather(*futures)
+        for _, key, value in batch.seats:
+            self.tables.seats[key] = value
+
+    # --- recovery ----------------------------------------------------------------------------
+
+    async def rebuild_books(self) -> None:
+        """Re-derive every election's tally from the recovered tables.
+
+        A stored record this code cannot read is quarantined; the rest of its
+        election rebuilds, and other elections are untouched.
+        """
+        self.count.books.clear()
+        by_election: dict[str, dict[str, bytes]] = {}
+        for key, value in self.tables.seats.items():
+            by_election.setdefault(key.split("/", 1)[0], {})[key] = value
+        quarantined: list[tuple[str, str, bytes | ResultUpdate]] = []  # dead letters
+        for election, held in self.tables.nights():
+            try:
+                night = _read_night(held)
+            except ValidationError as exc:
+                reason = f"unreadable stored night: {_validation_errors(exc)[0].removeprefix('invalid event: ')}"
+                self._quarantine(quarantined, self.tables.nights_changelog, "nights", election, _as_bytes(held), reason)
+                continue
+            stored = by_election.get(election, {})
+            for key, reason in self.count.open_night(night, stored=stored).items():
+                self._quarantine(quarantined, self.tables.seats_changelog, "seats", key, stored[key], reason)
+        if quarantined:
+            await self.flush(Batch(messages=quarantined))
+        self.books_stale = False
+        log.info(
+            "tallies rebuilt for %d election(s) from %d seat(s); %d stored record(s) quarantined",
+            len(self.count.books),
+            len(self.tables.seats),
+            len(quarantined),
+        )
+
+    def _quarantine(
+        self,
+        messages: list[tuple[str, str, bytes | ResultUpdate]],
+        changelog: str,
+        table: str,
+        key: str,
+        raw: bytes,
+        reason: str,
+    ) -> None:
+        election = key.split("/", 1)[0]
+        origin = self.tables.origin(table, key)
+        topic, partition, offset = origin if origin is not None else (changelog, -1, -1)
+        log.error(
+            "quarantined the stored %s record %s (%s/%d@%d): %s; left out of %s's count",
+            table,
+            key,
+            topic,
+            partition,
+            offset,
+            reason,
+            election,
+        )
+        letter = _dead_letter_record(topic, partition, offset, election, raw, reason)
+        messages.append((self.topics.dead_letters, election, letter))
+
+    # --- refusals ----------------------------------------------------------------------------
+
+    def _dead_letter(
+        self, handled: Handled, received: Received, key: str, reason: str, errors: list[dict[str, Any]] | None = None
+    ) -> None:
+        raw_key = received.key.decode("utf-8", "backslashreplace") if isinstance(received.key, bytes) else received.key
+        payload = received.value if isinstance(received.value, bytes) else str(received.value).encode()
+        letter = _dead_letter_record(
+            received.topic, received.partition, received.offset, raw_key, payload, reason, errors
+        )
+        handled.messages.append((self.topics.dead_letters, key, letter))
+
+    def _over_limit(self, handled: Handled, received: Received, key: str, breach: Breach) -> None:
+        """Dead-letter an event over a deployment limit (the same check live entry makes)."""
+        errors = [{"loc": breach.field, "msg": breach.message}]
+        self._dead_letter(handled, received, key, f"invalid event: {breach.reason}", errors)
+
+
+def _election_of(value: bytes | None) -> str:
+    """The election an event names, as far as its JSON can be read: the dead letter's key."""
+    try:
+        election = json.loads(value or b"").get("election")
+    except (ValueError, AttributeError):
+        return "invalid"
+    return election if isinstance(election, str) else "invalid"
+
+
+def _read_night(held: Any) -> NightOpened:
+    if isinstance(held, bytes | str):
+        return NightOpened.model_validate_json(held, context=STORED)
+    return NightOpened.model_validate(held, context=STORED)
+
+
+def _as_bytes(value: Any) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode()
+    return json.dumps(value, default=str).encode()
+
+
+def _dead_letter_record(
+    topic: str,
+    partition: int,
+    offset: int,
+    key: str | None,
+    payload: bytes,
+    reason: str,
+    errors: list[dict[str, Any]] | None = None,
+) -> bytes:
+    return (
+        DeadLetter(
+            topic=topic,
+            partition=partition,
+            offset=offset,
+            key=key,
+            raw=payload[:RAW_LIMIT].decode("utf-8", "backslashreplace"),
+            reason=reason,
+            errors=errors or [],
+            received_at=datetime.now(UTC),
+        )
+        .model_dump_json()
+        .encode()
+    )
+
+
+def _validation_errors(exc: ValidationError) -> tuple[str, list[dict[str, Any]]]:
+    errors = [{"loc": ".".join(str(p) for p in e["loc"]), "msg": e["msg"]} for e in exc.errors()[:20]]
+    first = errors[0] if errors else {"loc": "", "msg": str(exc)}
+    return f"invalid event: {first['loc'] or 'payload'}: {first['msg']}", errors
+
+
+# --- Faust --------------------------------------------------------------------------------------
 
 
 def broker_credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:
@@ -60,30 +442,6 @@ def broker_credentials(settings: Settings) -> faust.types.auth.CredentialsT | No
     if context is not None:
         return faust.SSLCredentials(context)
     return None
-
-
-def shorten_fetch_wait(max_wait_ms: int) -> None:
-    """Make the worker's consumer park a fetch at the broker for ``max_wait_ms``, not 1.5 s.
-
-    faust-streaming hard-codes ``fetch_max_wait_ms=1500``, and aiokafka keeps one fetch
-    in flight per broker. A fetch sent while the declarations partition still had
-    records buffered covers only the other partitions (changelogs, the assignor's
-    topic), which are quiet, so it sits at the broker for the whole 1.5 s while new
-    declarations wait behind it. Measured on the 2024 night: stalls of 1.0 s at the
-    start and mid-stream, and events handed to the agent at ~800/s.
-    """
-    from faust.transport.drivers import aiokafka as faust_aiokafka
-
-    thread = faust_aiokafka.AIOKafkaConsumerThread
-    original = getattr(thread, "_tallyroom_original_create", thread._create_worker_consumer)
-
-    def create_worker_consumer(self, transport):  # type: ignore[no-untyped-def]
-        consumer = original(self, transport)
-        consumer._fetch_max_wait_ms = max_wait_ms  # read by the Fetcher that start() creates
-        return consumer
-
-    thread._tallyroom_original_create = original
-    thread._create_worker_consumer = create_worker_consumer
 
 
 def create_app(settings: Settings) -> faust.App:
@@ -111,220 +469,92 @@ def create_app(settings: Settings) -> faust.App:
     )
 
 
-settings = get_settings()
-shorten_fetch_wait(settings.fetch_max_wait_ms)
-app = create_app(settings)
+class FaustTables:
+    """``TableAccess`` over the Faust tables."""
 
-raw = {"key_serializer": "raw", "value_serializer": "raw"}
-declarations_topic = app.topic(settings.topic_declarations, **raw)
-alerts_topic = app.topic(settings.topic_alerts, **raw)
-results_topic = app.topic(settings.topic_results, **raw)
-dead_letters_topic = app.topic(settings.topic_dead_letters, **raw)
+    def __init__(self, seats: faust_compat.OriginTable, nights: faust_compat.OriginTable):
+        self._seats, self._nights = seats, nights
+        self.seats: MutableMapping[str, bytes] = faust_compat.table_data(seats)
+        self.seats_changelog = seats.changelog_topic.get_topic_name()
+        self.nights_changelog = nights.changelog_topic.get_topic_name()
 
-# Latest accepted result per seat, keyed "election/ons_id", as SeatResult JSON;
-# nights keyed by election. Raw bytes: the seat is serialised once by pydantic,
-# not turned into a dict and then serialised again by the table.
-seats_table = app.Table("seats", key_type=str, value_type=bytes, partitions=settings.topic_partitions)
-nights_table = app.Table("nights", key_type=str, partitions=settings.topic_partitions)
+    def nights(self) -> Iterable[tuple[str, Any]]:
+        return list(self._nights.items())
 
-count = Count(RuleConfig(settings.marginal_votes, settings.marginal_share))
-limits = Limits.from_settings(settings)
-_books_stale = True
+    def night(self, election: str) -> Any:
+        return self._nights.get(election)
 
+    def set_night(self, received: Received, election: str, value: dict[str, Any]) -> None:
+        with faust_compat.current_event(received.event):
+            self._nights[election] = value
 
-@app.on_rebalance_complete.connect
-async def _tables_recovered(sender: Any, **kwargs: Any) -> None:
-    global _books_stale
-    _books_stale = True
+    def origin(self, table: str, key: str) -> faust_compat.Origin | None:
+        return (self._seats if table == "seats" else self._nights).origins.get(key)
 
 
-def rebuild_books() -> None:
-    """Re-derive every election's tally from the recovered tables."""
-    global _books_stale
-    count.books.clear()
-    by_election: dict[str, list[bytes]] = {}
-    for key, value in seats_table.items():
-        by_election.setdefault(key.split("/", 1)[0], []).append(value)
-    for election, night in nights_table.items():
-        count.open_night(NightOpened.model_validate(night), stored=by_election.get(election, []))
-    _books_stale = False
-    log.info("tallies rebuilt for %d election(s) from %d seat(s)", len(count.books), len(seats_table))
+@dataclass
+class Worker:
+    """The Faust worker, built on call: ``build_worker(settings).app`` is what Faust runs."""
+
+    settings: Settings
+    app: faust.App
+    declarations: faust.TopicT
+    seats_table: faust_compat.OriginTable
+    nights_table: faust_compat.OriginTable
+    tallier: Tallier
 
 
-def dead_letter(event: faust.EventT, reason: str, errors: list[dict] | None = None) -> bytes:
-    payload = event.value if isinstance(event.value, bytes) else str(event.value).encode()
-    key = event.key.decode("utf-8", "backslashreplace") if isinstance(event.key, bytes) else event.key
-    return (
-        DeadLetter(
-            topic=event.message.topic,
-            partition=event.message.partition,
-            offset=event.message.offset,
-            key=key,
-            raw=payload[:RAW_LIMIT].decode("utf-8", "backslashreplace"),
-            reason=reason,
-            errors=errors or [],
-            received_at=datetime.now(UTC),
-        )
-        .model_dump_json()
-        .encode()
+def build_worker(settings: Settings) -> Worker:
+    faust_compat.check()
+    app = create_app(settings)
+    faust_compat.shorten_fetch_wait(app, settings.fetch_max_wait_ms)
+    raw = {"key_serializer": "raw", "value_serializer": "raw"}
+    declarations = app.topic(settings.topic_declarations, **raw)
+    # Latest accepted result per seat, keyed "election/ons_id", as SeatResult JSON;
+    # nights keyed by election. Raw bytes: the seat is serialised once by pydantic,
+    # not turned into a dict and then serialised again by the table.
+    seats_table = faust_compat.origin_table(
+        app, "seats", key_type=str, value_type=bytes, partitions=settings.topic_partitions
+    )
+    nights_table = faust_compat.origin_table(app, "nights", key_type=str, partitions=settings.topic_partitions)
+    rules = evaluate
+    if settings.fault_rule_seat:
+        rules = faults.failing_rules_for_seat(rules, settings.fault_rule_seat)
+    count = Count(RuleConfig(settings.marginal_votes, settings.marginal_share), evaluate=rules)
+
+    def send(topic: str, key: bytes | None, value: bytes | None, partition: int | None) -> Awaitable[Any]:
+        return faust_compat.send(app, topic, key, value, partition)
+
+    tallier = Tallier(
+        settings,
+        count,
+        send,
+        FaustTables(seats_table, nights_table),
+        app.consumer.topic_partitions,
     )
 
+    @app.on_rebalance_complete.connect
+    async def tables_recovered(sender: Any, **kwargs: Any) -> None:
+        tallier.books_stale = True
 
-def _validation_errors(exc: ValidationError) -> tuple[str, list[dict]]:
-    errors = [{"loc": ".".join(str(p) for p in e["loc"]), "msg": e["msg"]} for e in exc.errors()[:20]]
-    first = errors[0] if errors else {"loc": "", "msg": str(exc)}
-    return f"invalid event: {first['loc'] or 'payload'}: {first['msg']}", errors
-
-
-class Batch:
-    """What one batch of events sends and, once the broker has acknowledged it, stores."""
-
-    def __init__(self) -> None:
-        self.messages: list[tuple[faust.TopicT, str, bytes | ResultUpdate]] = []
-        self.writes: list[tuple[faust.EventT, Any, str, Any]] = []
-        self.seats: list[tuple[int, str, bytes]] = []  # (partition, key, SeatResult JSON)
-
-    def send(self, topic: faust.TopicT, key: str, value: bytes | ResultUpdate) -> None:
-        self.messages.append((topic, key, value))
-
-    def emit(self, outcome: Outcome) -> None:
-        for alert in outcome.alerts:
-            self.send(alerts_topic, alert.election, alert.model_dump_json().encode())
-        if outcome.update is not None:
-            self.send(results_topic, outcome.update.election, outcome.update)
-
-    async def flush(self) -> None:
-        """Send everything in order and wait until the broker holds it all.
-
-        The tally rides on each election's last update of the batch: one
-        snapshot per batch instead of one per declaration, and still after
-        every alert it counts.
-        """
-        last: dict[str, int] = {}
-        for index, (_, _, value) in enumerate(self.messages):
-            if isinstance(value, ResultUpdate) and value.seat is not None:
-                last[value.election] = index
-        for election, index in last.items():
-            topic, key, update = self.messages[index]
-            self.messages[index] = (topic, key, update.model_copy(update={"tally": count.snapshot(election)}))
-        # Straight to the producer: Topic.send wraps each record in Faust's
-        # FutureMessage/callback machinery, a third of the worker's CPU in a profile.
-        producer = app.producer
-        futures = []
-        for topic, key, value in self.messages:
-            payload = value if isinstance(value, bytes) else value.model_dump_json().encode()
-            futures.append(await producer.send(topic.get_topic_name(), key.encode(), payload, None, None, None))
-        await asyncio.gather(*futures)
-
-    async def store(self) -> None:
-        """Record what the batch counted, once its alerts and updates are acknowledged.
-
-        Seats go to the table's changelog straight through the producer, all
-        acknowledged together, and only then into the table itself. A table write
-        per seat (Faust's ``send_soon``, a FutureMessage and callbacks each) was a
-        tenth of the worker's CPU in a profile. The records are the ones the table
-        would write: its changelog topic, its JSON key, the raw value, the
-        partition of the event; recovery reads them back as ever. Faust flushes
-        the producer before it commits, and these are awaited before that anyway.
-        """
-        for event, table, key, value in self.writes:
-            with current_event(event):
-                table[key] = value
-        if not self.seats:
-            return
-        producer = app.producer
-        changelog = seats_table.changelog_topic.get_topic_name()
-        futures = [
-            await producer.send(changelog, faust_codecs.dumps("json", key), value, partition, None, None)
-            for partition, key, value in self.seats
-        ]
-        await asyncio.gather(*futures)
-        for _, key, value in self.seats:
-            seats_table.data[key] = value
-
-
-def _over_limit(batch: Batch, event: faust.EventT, key: str, breach: Breach) -> None:
-    """Dead-letter an event over a deployment limit (the same check live entry makes)."""
-    errors = [{"loc": breach.field, "msg": breach.message}]
-    batch.send(dead_letters_topic, key, dead_letter(event, f"invalid event: {breach.reason}", errors))
-
-
-def home_partition(event: faust.EventT, election: str) -> int:
-    partitions = app.consumer.topic_partitions(event.message.topic) or settings.topic_partitions
-    return election_partition(election, partitions)
-
-
-def handle(batch: Batch, event: faust.EventT) -> None:
-    if breach := payload_breach(event.value, limits):
-        return _over_limit(batch, event, "invalid", breach)
-    try:
-        parsed = parse_event(event.value)
-    except ValidationError as exc:
-        reason, errors = _validation_errors(exc)
-        batch.send(dead_letters_topic, "invalid", dead_letter(event, reason, errors))
-        return
-    if breaches := event_breaches(parsed, limits):
-        return _over_limit(batch, event, parsed.election, breaches[0])
-    if (home := home_partition(event, parsed.election)) != event.message.partition:
-        reason = (
-            f"{parsed.kind} for {parsed.election} arrived on partition {event.message.partition}, but the "
-            f"election lives on partition {home}: key events by election (the producers do)"
-        )
-        batch.send(dead_letters_topic, parsed.election, dead_letter(event, reason))
-        return
-    if isinstance(parsed, NightOpened):
-        held = nights_table.get(parsed.election)
-        if held is None or NightOpened.model_validate(held) != parsed:
-            # The count's own results include this batch's, not yet in the table.
-            book = count.books.get(parsed.election)
-            stored = (
-                list(book.results.values())
-                if book
-                else [v for k, v in seats_table.items() if k.startswith(parsed.election + "/")]
+    @app.agent(declarations, concurrency=1, name="count_declarations")  # >1 can commit past events (#606)
+    async def count_declarations(stream: faust.StreamT) -> None:
+        in_batch = False
+        try:
+            async for events in stream.take_events(settings.worker_batch_size, within=settings.worker_batch_seconds):
+                in_batch = True
+                await tallier.count_batch(Received.of(event) for event in events)
+                in_batch = False
+        except asyncio.CancelledError:
+            if in_batch:
+                # Stopped mid-batch: unwinding would acknowledge events never counted.
+                log.warning("stopped in the middle of a batch: exiting without a commit; it is counted again")
+                faust_compat.exit_now(0)
+            raise
+        except BaseException as exc:  # noqa: BLE001  (the worker must never run on without its agent)
+            log.critical(
+                "the worker cannot go on, exiting without a commit (%s): %s", type(exc).__name__, exc, exc_info=exc
             )
-            count.open_night(parsed, stored=stored)
-            batch.writes.append((event, nights_table, parsed.election, parsed.model_dump(mode="json")))
-        return
-    if isinstance(parsed, RecountNotice):
-        outcome = count.recount(parsed)
-    else:
-        outcome = count.declare(parsed, snapshot=False)
-    if outcome.rejected:
-        batch.send(dead_letters_topic, parsed.election, dead_letter(event, outcome.rejected))
-        return
-    batch.emit(outcome)
-    if outcome.update is not None and outcome.update.seat is not None:
-        seat = outcome.update.seat
-        key = f"{seat.election}/{seat.ons_id}"
-        batch.seats.append((event.message.partition, key, outcome.stored))
+            faust_compat.exit_now(EXIT_WORKER_FAULT)
 
-
-@app.agent(declarations_topic, concurrency=1)  # >1 can commit past unprocessed events (#606)
-async def count_declarations(stream: faust.StreamT) -> None:
-    async for events in stream.take_events(settings.worker_batch_size, within=settings.worker_batch_seconds):
-        if _books_stale:
-            rebuild_books()
-        batch = Batch()
-        for event in events:
-            handle(batch, event)
-        # The broker must hold every alert and update before the seat is
-        # recorded as counted: a crash in between re-counts instead of losing alerts.
-        await batch.flush()
-        await batch.store()
-
-
-@contextmanager
-def current_event(event: faust.EventT) -> Iterator[None]:
-    """Make ``event`` the one a table write belongs to.
-
-    Tables write their changelog to the partition of the current event, which
-    Faust keeps in a context variable; inside a batch it must be the event the
-    write came from. Only the context variable is set: ``Stream.current_event``
-    is shared with the task that fills ``take_events``' buffer, and changing it
-    there loses events (seen here: 3 of 650 declarations vanished).
-    """
-    token = faust_streams._current_event.set(weakref.ref(event))
-    try:
-        yield
-    finally:
-        faust_streams._current_event.reset(token)
+    return Worker(settings, app, declarations, seats_table, nights_table, tallier)

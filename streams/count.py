@@ -8,11 +8,15 @@ so that a declaration never waits for a table read or a re-validation.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
+from pydantic import ValidationError
+
 from tallyroom.schemas import Alert, Declaration, NightOpened, RecountNotice, ResultUpdate, SeatResult
-from tallyroom.streams.rules import RuleConfig, evaluate, recount, seat_change
+from tallyroom.schemas.common import STORED
+from tallyroom.streams.rules import RuleConfig, SeatChange, evaluate, recount, seat_change
 from tallyroom.streams.tally import Tally, seat_result
 
 
@@ -39,10 +43,14 @@ class Book:
     # the same bytes are the seat table's value. Only a correction parses its predecessor.
     results: dict[str, bytes] = field(default_factory=dict)
     revisions: dict[str, int] = field(default_factory=dict)
+    # Stored results this code cannot read, by ONS id: their revisions. The seat counts as
+    # undeclared, but its revision stays in the tally's version, so the version a rebuild
+    # derives never falls below one already published (readers keep only newer tallies).
+    quarantined: dict[str, int] = field(default_factory=dict)
 
     def result(self, ons_id: str) -> SeatResult | None:
         raw = self.results.get(ons_id)
-        return SeatResult.model_validate_json(raw) if raw is not None else None
+        return SeatResult.model_validate_json(raw, context=STORED) if raw is not None else None
 
     def keep(self, seat: SeatResult, raw: bytes | None = None) -> bytes:
         raw = raw if raw is not None else seat.model_dump_json().encode()
@@ -62,21 +70,45 @@ class Book:
         )
 
 
+Evaluate = Callable[[SeatChange, RuleConfig], list[Alert]]
+
+
 class Count:
-    def __init__(self, config: RuleConfig | None = None):
+    def __init__(self, config: RuleConfig | None = None, evaluate: Evaluate = evaluate):
         self.config = config or RuleConfig()
+        self.evaluate = evaluate  # the rules; a test may wrap them (see tallyroom.streams.faults)
         self.books: dict[str, Book] = {}
 
-    def open_night(self, night: NightOpened, seats: Iterable[SeatResult] = (), *, stored: Iterable[bytes] = ()) -> None:
-        """Open (or re-open) an election and replay the seat results already held:
-        as models, or ``stored`` as the JSON a seat table holds (kept as they are)."""
+    def open_night(
+        self,
+        night: NightOpened,
+        seats: Iterable[SeatResult] = (),
+        *,
+        stored: Mapping[str, bytes] | Iterable[bytes] = (),
+    ) -> dict[str, str]:
+        """Open (or re-open) an election and replay the seat results already held: as
+        models, or ``stored`` as the JSON a seat table holds, kept as it is (by table
+        key, or a plain sequence, whose keys are then its positions).
+
+        A stored result this code cannot read is left out of the count and returned
+        (key -> why) for the caller to quarantine; the rest of the election opens.
+        """
         book = Book.open(night)
-        pairs = [(seat, None) for seat in seats] + [(SeatResult.model_validate_json(raw), raw) for raw in stored]
+        pairs: list[tuple[SeatResult, bytes | None]] = [(seat, None) for seat in seats]
+        unreadable: dict[str, str] = {}
+        keyed = stored if isinstance(stored, Mapping) else {str(i): raw for i, raw in enumerate(stored)}
+        for key, raw in keyed.items():
+            try:
+                pairs.append((SeatResult.model_validate_json(raw, context=STORED), raw))
+            except ValidationError as exc:
+                unreadable[key] = f"unreadable stored seat result: {_first_error(exc)}"
+                _hold_revision(book, raw)
         for seat, raw in pairs:
             if seat.ons_id in book.baseline and seat.revision > book.revisions.get(seat.ons_id, 0):
                 book.tally.apply(book.result(seat.ons_id), seat)
                 book.keep(seat, raw)
         self.books[night.election] = book
+        return unreadable
 
     def held(self, election: str, ons_id: str) -> SeatResult | None:
         """The seat's latest accepted result, if it has one."""
@@ -104,9 +136,18 @@ class Count:
             return Outcome(ignored=f"revision {declaration.revision} <= held revision {held_revision}")
         previous = book.result(declaration.ons_id)
         seat = seat_result(declaration, book.baseline[declaration.ons_id])
+        as_of = book.tally.as_of
         change = seat_change(book.tally, previous, seat, book.parties_holding_seats)
+        try:
+            alerts = self.evaluate(change, self.config)
+        except Exception:
+            # A rule that fails is this declaration's fault alone: the count is left as
+            # it was, so the caller can dead-letter the declaration and go on exactly.
+            book.tally.revert(previous, seat, as_of)
+            raise
         stored = book.keep(seat)
-        alerts = evaluate(change, self.config)
+        if (quarantined := book.quarantined.pop(seat.ons_id, None)) is not None:
+            book.tally.version -= quarantined  # the readable result replaces the unreadable one
         tally = book.tally.snapshot() if snapshot else None
         update = ResultUpdate(election=seat.election, alerts=alerts, seat=seat, tally=tally)
         return Outcome(alerts=alerts, update=update, stored=stored)
@@ -119,3 +160,24 @@ class Count:
             return Outcome(rejected=f"seat {notice.ons_id} is not one of the seats of {notice.election}")
         alerts = [recount(notice, book.names.get(notice.ons_id))]
         return Outcome(alerts=alerts, update=ResultUpdate(election=notice.election, alerts=alerts))
+
+
+def _first_error(exc: ValidationError) -> str:
+    first = exc.errors()[0] if exc.errors() else None
+    if first is None:
+        return str(exc)
+    return f"{'.'.join(str(p) for p in first['loc']) or 'value'}: {first['msg']}"
+
+
+def _hold_revision(book: Book, raw: bytes) -> None:
+    """Keep an unreadable stored result's revision, when at least that much can be read."""
+    try:
+        value = json.loads(raw)
+        ons_id, revision = value["ons_id"], value["revision"]
+    except (ValueError, TypeError, KeyError):
+        return
+    if isinstance(ons_id, str) and type(revision) is int and ons_id in book.baseline and revision > 0:
+        if revision > book.quarantined.get(ons_id, 0):
+            book.tally.version += revision - book.quarantined.get(ons_id, 0)
+            book.quarantined[ons_id] = revision
+            book.revisions[ons_id] = max(book.revisions.get(ons_id, 0), revision)

@@ -94,6 +94,17 @@ class Tally:
         if self.as_of is None or current.declared_at > self.as_of:
             self.as_of = current.declared_at
 
+    def revert(self, previous: SeatResult | None, current: SeatResult, as_of: datetime | None) -> None:
+        """Undo ``apply(previous, current)``; ``as_of`` is what it was before."""
+        self._add(current, -1)
+        self.version -= current.revision
+        if previous is not None:
+            self._add(previous, +1)
+            self.version += previous.revision
+        else:
+            self.declared -= 1
+        self.as_of = as_of
+
     def _add(self, seat: SeatResult, sign: int) -> None:
         party = seat.winning_party
         self.seats[party] += sign

@@ -257,11 +257,12 @@ def worker() -> None:
     from faust import Worker
 
     from tallyroom.producers.kafka import ensure_topics
-    from tallyroom.streams.app import app as faust_app
+    from tallyroom.streams.app import build_worker
 
+    settings = get_settings()
     # Faust subscribes only to topics that exist when it starts.
-    ensure_topics(get_settings())
-    Worker(faust_app, loglevel="info").execute_from_commandline()
+    ensure_topics(settings)
+    Worker(build_worker(settings).app, loglevel="info").execute_from_commandline()
 
 
 @app.command()

@@ -69,6 +69,12 @@ class Settings(BaseSettings):
     # holds up a busy one for this long (faust-streaming's own is 1,500, kafka-python's 500).
     fetch_max_wait_ms: int = Field(20, ge=1, le=1500)
 
+    # Test only (tallyroom/streams/faults.py): switch a fault on in a real worker
+    fault_rule_seat: str | None = Field(None, description="test only: the rules raise for this seat's declarations")
+    fault_flush_trigger: Path | None = Field(
+        None, description="test only: a batch's sends fail once each time this file appears"
+    )
+
     # Bad input (schemas/limits.py): live entry refuses, the worker dead-letters, an event over these
     max_payload_bytes: int = Field(
         1_000_000, ge=1, description="largest event, in bytes (a night of 650 seats opens with 48 kB)"

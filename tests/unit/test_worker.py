@@ -1,0 +1,189 @@
+"""The worker's batch code (``Tallier``) with a broker and tables in memory: what it sends,
+stores, dead-letters and quarantines, and that a failure never skips an event."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from tallyroom.schemas import DeadLetter, ResultUpdate
+from tallyroom.settings import Settings
+from tallyroom.streams import faults
+from tallyroom.streams.app import Received, Tallier
+from tallyroom.streams.count import Count
+from tallyroom.streams.inmemory import MemoryBroker, MemoryTables
+from tallyroom.streams.rules import evaluate
+from tests.factories import cand, decl, night
+
+HELD = {"E14000001": "Con", "E14000002": "Lab", "E14000003": "LD"}
+SETTINGS = Settings(topic_declarations="decl", topic_alerts="alerts", topic_results="results",
+                    topic_dead_letters="dead")
+
+
+def tallier(broker: MemoryBroker, tables: MemoryTables | None = None, count: Count | None = None) -> Tallier:
+    return Tallier(SETTINGS, count or Count(), broker.send, tables or MemoryTables(), lambda topic: 1)
+
+
+def received(events, start: int = 0) -> list[Received]:
+    return [
+        Received("decl", 0, start + i, b"test", e if isinstance(e, bytes) else e.model_dump_json().encode())
+        for i, e in enumerate(events)
+    ]
+
+
+def run(t: Tallier, events) -> None:
+    asyncio.run(t.count_batch(received(events)))
+
+
+def updates(broker: MemoryBroker) -> list[ResultUpdate]:
+    return [ResultUpdate.model_validate_json(v) for v in broker.on("results")]
+
+
+def dead_letters(broker: MemoryBroker) -> list[DeadLetter]:
+    return [DeadLetter.model_validate_json(v) for v in broker.on("dead")]
+
+
+def three_seats() -> list:
+    return [
+        night(HELD),
+        decl("E14000001", cand("A", "Lab", 5000), cand("B", "Con", 3000)),
+        decl("E14000002", cand("C", "Lab", 4000), cand("D", "Con", 1000)),
+        decl("E14000003", cand("E", "LD", 900), cand("F", "Con", 800)),
+    ]
+
+
+def test_a_batch_sends_alerts_and_updates_then_stores_its_seats():
+    broker, tables = MemoryBroker(), MemoryTables()
+    run(tallier(broker, tables), three_seats())
+    topics = [topic for topic, *_ in broker.records]
+    # Everything on the results topic comes before the changelog writes that record the seats as counted.
+    assert topics.index("worker-seats-changelog") > max(i for i, t in enumerate(topics) if t == "results")
+    assert sorted(tables.seats) == ["test/E14000001", "test/E14000002", "test/E14000003"]
+    tally = updates(broker)[-1].tally
+    assert tally is not None and tally.declared == 3
+    assert [u.tally for u in updates(broker)[:-1]] == [None, None]  # one snapshot per batch, on the last update
+    assert "test" in tables.stored_nights
+
+
+def test_a_rule_that_raises_dead_letters_that_declaration_only():
+    broker, tables = MemoryBroker(), MemoryTables()
+    count = Count(evaluate=faults.failing_rules_for_seat(evaluate, "E14000002"))
+    run(tallier(broker, tables, count), three_seats())
+    letters = dead_letters(broker)
+    assert len(letters) == 1
+    assert letters[0].offset == 2 and letters[0].key == "test"
+    assert "InjectedFault" in letters[0].reason and "E14000002" in letters[0].reason
+    assert sorted(tables.seats) == ["test/E14000001", "test/E14000003"]
+    tally = updates(broker)[-1].tally
+    # Exactly the two seats that were counted: the failed one left nothing behind.
+    assert tally.declared == 2
+    assert {p: t.votes for p, t in tally.parties.items() if t.votes} == {"Lab": 5000, "Con": 3800, "LD": 900}
+    assert tally.version == 2
+
+
+def test_a_failed_send_raises_and_stores_nothing():
+    broker, tables = MemoryBroker(fail=RuntimeError("broker gone")), MemoryTables()
+    with pytest.raises(RuntimeError, match="broker gone"):
+        run(tallier(broker, tables), three_seats())
+    assert tables.seats == {}
+
+
+def test_the_flush_trigger_fails_one_batch(tmp_path):
+    trigger = tmp_path / "fail-next-flush"
+    trigger.touch()
+    broker, tables = MemoryBroker(), MemoryTables()
+    t = Tallier(SETTINGS.model_copy(update={"fault_flush_trigger": trigger}), Count(), broker.send, tables,
+                lambda topic: 1)
+    with pytest.raises(faults.InjectedFault):
+        run(t, three_seats())
+    assert tables.seats == {} and not trigger.exists()
+
+
+def stored_tables(*, bad_party: str | None = None, garbage: bool = False) -> tuple[MemoryTables, int]:
+    """Tables as a worker left them: two elections, three seats each."""
+    broker, tables = MemoryBroker(), MemoryTables()
+    t = tallier(broker, tables)
+    run(t, three_seats())
+    other = [night(HELD, election="other")] + [
+        decl(ons_id, cand("A", "Lab", 10), cand("B", "Con", 20), election="other") for ons_id in HELD
+    ]
+    asyncio.run(t.count_batch(received(other, start=10)))
+    key = "test/E14000002"
+    value = json.loads(tables.seats[key])
+    if bad_party:
+        value["candidates"][0]["party"] = value["winner"]["party"] = bad_party
+        value["party_votes"] = {bad_party: 4000, "Con": 1000}
+    if garbage:
+        value["revision"] = "two"
+    tables.seats[key] = json.dumps(value).encode()
+    tables.origins[("seats", key)] = ("worker-seats-changelog", 0, 41)
+    return tables, updates(broker)[-1].tally.version
+
+
+def test_a_stored_label_longer_than_entry_allows_is_read_not_refused():
+    tables, _ = stored_tables(bad_party="P" * 46)  # an older or newer release wrote it
+    broker = MemoryBroker()
+    t = tallier(broker, tables)
+    run(t, [decl("E14000001", cand("A", "Lab", 5000), cand("B", "Con", 3001), revision=2)])
+    assert dead_letters(broker) == []
+    assert updates(broker)[-1].tally.parties["P" * 46].seats == 1
+
+
+def test_an_unreadable_stored_seat_is_quarantined_and_the_rest_rebuilds():
+    tables, version_before = stored_tables(garbage=True)
+    broker = MemoryBroker()
+    t = tallier(broker, tables)
+    run(t, [decl("E14000003", cand("E", "LD", 900), cand("F", "Con", 801), revision=2)])
+    (letter,) = dead_letters(broker)
+    assert (letter.topic, letter.partition, letter.offset, letter.key) == ("worker-seats-changelog", 0, 41, "test")
+    assert "revision" in letter.reason and "unreadable stored seat result" in letter.reason
+    tally = t.count.snapshot("test")
+    assert tally.declared == 2  # the quarantined seat is undeclared; E14000001 and E14000003 stand
+    assert {p: s.votes for p, s in tally.parties.items() if s.votes} == {"Lab": 5000, "Con": 3801, "LD": 900}
+    other = t.count.snapshot("other")
+    assert other.declared == 3 and other.parties["Con"].seats == 3
+    assert "test/E14000002" in tables.seats  # kept for a release that can read it
+
+
+def test_a_quarantined_seat_keeps_the_tally_version_from_going_back():
+    tables, version_before = stored_tables(bad_party=None)
+    value = json.loads(tables.seats["test/E14000002"])
+    value["winner"] = "unreadable"  # JSON with a readable revision
+    tables.seats["test/E14000002"] = json.dumps(value).encode()
+    broker = MemoryBroker()
+    t = tallier(broker, tables)
+    run(t, [decl("E14000003", cand("E", "LD", 900), cand("F", "Con", 801), revision=2)])
+    # Version is the sum of revisions, the unreadable seat's included: readers keep only newer tallies.
+    assert updates(broker)[-1].tally.version == version_before + 1
+    # Its revision is still held: a re-delivery is ignored, a newer revision replaces it exactly.
+    run(t, [decl("E14000002", cand("C", "Lab", 4000), cand("D", "Con", 1000))])
+    assert len(updates(broker)) == 1
+    run(t, [decl("E14000002", cand("C", "Lab", 4100), cand("D", "Con", 1000), revision=2)])
+    tally = updates(broker)[-1].tally
+    assert tally.declared == 3 and tally.version == version_before + 2
+    assert tally.parties["Lab"].votes == 9100
+
+
+def test_an_unreadable_stored_night_is_quarantined_and_other_elections_rebuild():
+    tables, _ = stored_tables()
+    tables.stored_nights["test"] = {"kind": "night", "election": "test", "seats": "none"}
+    tables.origins[("nights", "test")] = ("worker-nights-changelog", 0, 3)
+    broker = MemoryBroker()
+    t = tallier(broker, tables)
+    run(t, [decl("E14000001", cand("A", "Lab", 10), cand("B", "Con", 21), election="other", revision=2)])
+    (letter,) = dead_letters(broker)
+    assert (letter.topic, letter.offset, letter.key) == ("worker-nights-changelog", 3, "test")
+    assert "test" not in t.count.books
+    assert t.count.snapshot("other").parties["Con"].votes == 61
+
+
+def test_events_of_one_batch_that_fail_to_parse_are_dead_lettered_and_the_rest_counted():
+    broker, tables = MemoryBroker(), MemoryTables()
+    events = three_seats()
+    events.insert(2, b'{"kind": "declaration", "election": "test"}')
+    run(tallier(broker, tables), events)
+    (letter,) = dead_letters(broker)
+    assert letter.offset == 2 and letter.reason.startswith("invalid event")
+    assert updates(broker)[-1].tally.declared == 3
