@@ -20,7 +20,7 @@ from kafka import KafkaConsumer, TopicPartition
 from rich.console import Console
 
 from tallyroom import stack as local_stack
-from tallyroom.consumers.keys import ElectionKeys
+from tallyroom.consumers.keys import DEAD_LETTERS, ElectionKeys
 from tallyroom.consumers.reader import read_alerts, read_state, wait_for_declared
 from tallyroom.lag import wait_until_caught_up
 from tallyroom.producers.kafka import DeclarationSender
@@ -261,3 +261,192 @@ def test_broker_restart_mid_night_loses_nothing_and_doubles_nothing(fault_pipeli
         f"{up_at:.0f} s; replay took {report.seconds:.0f} s; books balanced at "
         f"{time.monotonic() - started:.0f} s; {recounted_seats(pipe.settings, night.election)} seat(s) re-counted"
     )
+
+
+# ----------------------------------------------------------- a worker that fails never skips
+
+
+def pure_count(night: Night, declarations: list[Declaration], settings: Settings) -> tuple[dict, dict, list[Alert]]:
+    """Seats, votes and alerts of ``declarations`` alone, from the pure count."""
+    count = Count(RuleConfig(settings.marginal_votes, settings.marginal_share))
+    count.open_night(night.opened)
+    alerts: list[Alert] = []
+    for declaration in declarations:
+        alerts += count.declare(declaration).alerts
+    snapshot = count.snapshot(night.election)
+    seats = {p: t.seats for p, t in snapshot.parties.items() if t.seats}
+    votes = {p: t.votes for p, t in snapshot.parties.items() if t.votes}
+    return seats, votes, alerts
+
+
+def assert_exactly(
+    pipe, night: Night, declarations: list[Declaration], version: int | None = None, alerts: bool = True
+) -> None:
+    """Redis holds exactly what the pure count makes of ``declarations``: seats, votes, each alert once."""
+    declared = len({d.ons_id for d in declarations})
+    wait_for_declared(pipe.redis, night.election, declared, 240, version=version)
+    wait_until_caught_up(pipe.settings, timeout=240)
+    seats, votes, expected = pure_count(night, declarations, pipe.settings)
+    state = read_state(pipe.redis, night.election)
+    assert state.declared == declared
+    assert (state.seats, state.votes) == (seats, votes)
+    if alerts:
+        landed = read_alerts(pipe.redis, night.election)
+        assert Counter(a.id for a in landed) == Counter(a.id for a in expected)
+
+
+def dead_letters(pipe) -> list[dict]:
+    return [json.loads(fields["json"]) for _, fields in pipe.redis.xrange(DEAD_LETTERS)]
+
+
+def wait_for_exit(proc, seconds: float) -> int:
+    deadline = time.monotonic() + seconds
+    while proc.process.poll() is None:
+        assert time.monotonic() < deadline, f"{proc.name} still running after {seconds:.0f}s:\n{proc.log_tail(40)}"
+        time.sleep(0.2)
+    return proc.process.returncode
+
+
+def read_topic(settings: Settings, topic: str, end: int | None = None) -> list:
+    """Every record of partition 0 of ``topic`` (up to offset ``end``)."""
+    consumer = KafkaConsumer(enable_auto_commit=False, **settings.kafka_python_config())
+    try:
+        tp = TopicPartition(topic, 0)
+        consumer.assign([tp])
+        consumer.seek_to_beginning(tp)
+        stop = consumer.end_offsets([tp])[tp] if end is None else end
+        records = []
+        while consumer.position(tp) < stop:
+            for batch in consumer.poll(timeout_ms=1000).values():
+                records += [r for r in batch if r.offset < stop]
+        return records
+    finally:
+        consumer.close()
+
+
+def committed_offset(settings: Settings) -> int:
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(**settings.kafka_python_config())
+    try:
+        offsets = admin.list_group_offsets({settings.worker_id: [TopicPartition(settings.topic_declarations, 0)]})
+        held = offsets.get(settings.worker_id, {}).get(TopicPartition(settings.topic_declarations, 0))
+        return held.offset if held is not None and held.offset >= 0 else 0
+    finally:
+        admin.close()
+
+
+def test_a_rule_that_raises_for_one_seat_dead_letters_it_and_counts_the_rest(fault_pipeline):
+    pipe = fault_pipeline
+    night = load_night(NIGHT, "ge2024-faults-rule")
+    poisoned = night.declarations[300]
+    pipe.worker.kill()
+    pipe.env = {**pipe.env, "TALLYROOM_FAULT_RULE_SEAT": poisoned.ons_id}
+    pipe.restart_worker()
+    sender = DeclarationSender(pipe.settings)
+    sender.open_night(night.opened)
+    send_all(sender, night.declarations)
+    sender.close()
+
+    others = [d for d in night.declarations if d.ons_id != poisoned.ons_id]
+    assert_exactly(pipe, night, others)
+    assert_running(pipe.worker, pipe.sink)
+    refused = [d for d in dead_letters(pipe) if d["key"] == night.election]
+    assert len(refused) == 1, refused
+    assert "InjectedFault" in refused[0]["reason"] and poisoned.ons_id in refused[0]["reason"]
+    assert refused[0]["topic"] == pipe.settings.topic_declarations
+    assert "could not count" in this_run_log(pipe.worker)
+
+
+def test_a_failed_flush_stops_the_worker_without_a_commit_and_the_restart_counts_it(fault_pipeline, tmp_path):
+    pipe = fault_pipeline
+    night = load_night(NIGHT, "ge2024-faults-flush")
+    trigger = tmp_path / "fail-the-next-flush"
+    pipe.worker.kill()
+    pipe.env = {**pipe.env, "TALLYROOM_FAULT_FLUSH_TRIGGER": str(trigger)}
+    pipe.restart_worker()
+    sender = DeclarationSender(pipe.settings)
+    replay = ReplayInBackground(night, sender, paced(night, 30), max_gap=1.0)
+    time.sleep(8)
+    declared_before = read_state(pipe.redis, night.election).declared
+    assert 0 < declared_before < 600, "the night was not under way when the flush failed: nothing was tested"
+    trigger.touch()
+    code = wait_for_exit(pipe.worker, 30)
+    from tallyroom.streams.app import EXIT_WORKER_FAULT
+
+    assert code == EXIT_WORKER_FAULT, this_run_log(pipe.worker)[-3000:]
+    assert "cannot go on" in this_run_log(pipe.worker)
+
+    # Nothing past an uncounted event was committed: every declaration below the committed
+    # offset has its result on the results topic.
+    committed = committed_offset(pipe.settings)
+    below = [json.loads(r.value) for r in read_topic(pipe.settings, pipe.settings.topic_declarations, committed)]
+    counted = {
+        (u["seat"]["ons_id"], u["seat"]["revision"])
+        for u in map(lambda r: json.loads(r.value), read_topic(pipe.settings, pipe.settings.topic_results))
+        if u.get("seat") and u["election"] == night.election
+    }
+    uncounted = [
+        (d["ons_id"], d["revision"])
+        for d in below
+        if d.get("kind") == "declaration" and (d["ons_id"], d["revision"]) not in counted
+    ]
+    assert uncounted == [], f"committed offset {committed} is past uncounted declarations {uncounted[:5]}"
+
+    pipe.restart_worker()  # what `tallyroom serve` does for a worker that exits
+    report = replay.join()
+    sender.close()
+    assert report.acknowledged == report.sent == 651 and not report.failures, report.failures[:3]
+    assert_books_balance(pipe, night)
+    print(f"\nflush failed with {declared_before} declared; committed offset then {committed}")
+
+
+def test_an_unreadable_stored_seat_is_quarantined_and_the_rest_and_the_next_election_are_exact(fault_pipeline):
+    from kafka import KafkaProducer
+
+    from tallyroom.streams.faust_compat import changelog_key
+
+    pipe = fault_pipeline
+    night = load_night(NIGHT, "ge2024-faults-poison")
+    sender = DeclarationSender(pipe.settings)
+    sender.open_night(night.opened)
+    send_all(sender, night.declarations)
+    wait_for_declared(pipe.redis, night.election, 650, 240)
+    wait_until_caught_up(pipe.settings, timeout=240)
+    pipe.worker.stop()
+
+    # What a release with other rules might have stored: today's schema refuses it.
+    poisoned = night.declarations[100]
+    stored = json.loads(pipe.redis.get(ElectionKeys(night.election).seat(poisoned.ons_id)))
+    stored.update(revision=2, candidates="not a list of candidates")
+    producer = KafkaProducer(**pipe.settings.kafka_python_config())
+    changelog = f"{pipe.settings.worker_id}-seats-changelog"
+    written = producer.send(
+        changelog,
+        key=changelog_key(f"{night.election}/{poisoned.ons_id}"),
+        value=json.dumps(stored).encode(),
+        partition=0,
+    ).get(timeout=30)
+    producer.close()
+
+    pipe.restart_worker()
+    # A correction elsewhere makes the worker publish the election's rebuilt tally.
+    corrected = night.declarations[200].model_copy(update={"revision": 2})
+    second = load_night(NIGHT, "ge2024-faults-after-poison")
+    sender.open_night(second.opened)
+    send_all(sender, [corrected, *second.declarations])
+    sender.close()
+
+    others = [d for d in night.declarations if d.ons_id != poisoned.ons_id]
+    # The tally's version is the sum of its seats' revisions, the quarantined one's included
+    # (so that it never goes back): 649 seats, one of them now at revision 2, and revision 2 held.
+    version = sum(d.revision for d in others) + (corrected.revision - 1) + stored["revision"]
+    # Its alerts landed before the poisoning: only the figures are checked for this election.
+    assert_exactly(pipe, night, [*others, corrected], version=version, alerts=False)
+    assert_exactly(pipe, second, second.declarations)
+    assert_running(pipe.worker, pipe.sink)
+    quarantined = [d for d in dead_letters(pipe) if d["topic"] == changelog]
+    assert quarantined, "the unreadable stored seat was not dead-lettered"
+    assert (quarantined[0]["partition"], quarantined[0]["offset"]) == (0, written.offset)
+    assert quarantined[0]["key"] == night.election and "candidates" in quarantined[0]["reason"]
+    assert "quarantined the stored seats record" in this_run_log(pipe.worker)

@@ -18,8 +18,9 @@ from tallyroom.streams.rules import evaluate
 from tests.factories import cand, decl, night
 
 HELD = {"E14000001": "Con", "E14000002": "Lab", "E14000003": "LD"}
-SETTINGS = Settings(topic_declarations="decl", topic_alerts="alerts", topic_results="results",
-                    topic_dead_letters="dead")
+SETTINGS = Settings(
+    topic_declarations="decl", topic_alerts="alerts", topic_results="results", topic_dead_letters="dead"
+)
 
 
 def tallier(broker: MemoryBroker, tables: MemoryTables | None = None, count: Count | None = None) -> Tallier:
@@ -94,8 +95,9 @@ def test_the_flush_trigger_fails_one_batch(tmp_path):
     trigger = tmp_path / "fail-next-flush"
     trigger.touch()
     broker, tables = MemoryBroker(), MemoryTables()
-    t = Tallier(SETTINGS.model_copy(update={"fault_flush_trigger": trigger}), Count(), broker.send, tables,
-                lambda topic: 1)
+    t = Tallier(
+        SETTINGS.model_copy(update={"fault_flush_trigger": trigger}), Count(), broker.send, tables, lambda topic: 1
+    )
     with pytest.raises(faults.InjectedFault):
         run(t, three_seats())
     assert tables.seats == {} and not trigger.exists()
