@@ -27,6 +27,13 @@ err = Console(stderr=True)
 
 NIGHT = typer.Option(Path("data/ge2024"), "--night", help="night directory in the Library's layout")
 ELECTION = typer.Option(None, "--election", help="election id (default: the night directory's name)")
+STALL_TIMEOUT = typer.Option(
+    60.0,
+    "--stall-timeout",
+    min=1,
+    help="fail once nothing has moved for this many seconds while seats are still to land (default 60: "
+    "a worker restarted after a crash takes its 10 s session timeout and its start-up)",
+)
 
 
 def _settings(election: str | None = None) -> Settings:
@@ -131,6 +138,7 @@ def replay(
     duration: float | None = typer.Option(None, "--duration", help="fit the night into about S seconds"),
     wait: bool = typer.Option(False, "--wait", help="return when every seat has landed in Redis"),
     timeout: float = typer.Option(300, "--timeout", help="seconds --wait waits"),
+    stall_timeout: float = STALL_TIMEOUT,
 ) -> None:
     """Replay a past night into Kafka with its real declaration times."""
     from tallyroom.producers.kafka import DeclarationSender, ensure_topics
@@ -155,7 +163,7 @@ def replay(
         err.print(f"[red]{len(report.failures)} not delivered; first: {report.failures[0]!r}")
         raise typer.Exit(1)
     if wait:
-        _wait(settings, loaded.election, loaded.total_seats, timeout)
+        _wait(settings, loaded.election, loaded.total_seats, timeout, stall_timeout)
 
 
 def _pace(loaded, speed, realtime, fastest, duration) -> float | None:
@@ -171,15 +179,32 @@ def _pace(loaded, speed, realtime, fastest, duration) -> float | None:
     return max(span / (duration or 60.0), 1.0) if span else None
 
 
-def _wait(settings: Settings, election: str, expected: int, timeout: float):
-    from tallyroom.consumers.reader import wait_for_declared
+def _wait(settings: Settings, election: str, expected: int, timeout: float, stall_seconds: float):
+    """Wait for the night to land in Redis; fail as soon as the pipeline has visibly stopped."""
+    from tallyroom.consumers.reader import read_state
     from tallyroom.consumers.redis_sink import redis_client
+    from tallyroom.lag import LagProbe, PipelineReading, PipelineStalled, wait_for_night
+
+    client = redis_client(settings)
+    probe = LagProbe(settings)
+
+    def read() -> PipelineReading:
+        state = read_state(client, election)
+        return PipelineReading(
+            landed=(state.declared, state.tally.version if state.tally else -1),
+            results_written=probe.end(settings.topic_results) + probe.end(settings.topic_dead_letters),
+            worker_lag=probe.lag(settings.worker_id, settings.topic_declarations),
+            sink_lag=probe.lag(settings.sink_group, settings.topic_results),
+        )
 
     try:
-        state = wait_for_declared(redis_client(settings), election, expected, timeout)
-    except TimeoutError as exc:
-        err.print(f"[red]{exc}")
+        wait_for_night(read, expected, timeout, stall_seconds)
+    except (TimeoutError, PipelineStalled) as exc:
+        err.print(f"[red]{election}: {exc}")
         raise typer.Exit(1)
+    finally:
+        probe.close()
+    state = read_state(client, election)
     console.print(f"[green]{state.declared} of {state.total} seats landed in Redis[/]")
     return state
 
@@ -491,6 +516,7 @@ def run(
     duration: float = typer.Option(60, "--duration", help="seconds the replay should take"),
     timeout: float = typer.Option(300, "--timeout"),
     keep_running: bool = typer.Option(False, "--keep-running", help="leave worker and sink running"),
+    stall_timeout: float = STALL_TIMEOUT,
 ) -> None:
     """The main job: stack up, worker and sink started, the night replayed, a summary printed."""
     from tallyroom import processes, stack
@@ -517,7 +543,7 @@ def run(
         finally:
             sender.close()
         console.print(f"{report.acknowledged} of {report.sent} events acknowledged by the broker")
-        state = _wait(settings, loaded.election, loaded.total_seats, timeout)
+        state = _wait(settings, loaded.election, loaded.total_seats, timeout, stall_timeout)
         _print_tally(state)
         counts = alert_counts(redis_client(settings), loaded.election)
         table = Table("alert", "count", title="alerts by kind")

@@ -1,29 +1,50 @@
-"""How far a consumer group is behind its topics: to know when the pipeline has gone quiet."""
+"""How far the pipeline is behind: to know when it has gone quiet, or has stopped."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from tallyroom.settings import Settings
 
 
-def group_lag(settings: Settings, group: str, topic: str) -> int:
-    """Messages on ``topic`` that ``group`` has not committed yet."""
-    admin = KafkaAdminClient(**settings.kafka_python_config())
-    consumer = KafkaConsumer(**settings.kafka_python_config())
-    try:
-        partitions = consumer.partitions_for_topic(topic) or set()
+class LagProbe:
+    """Committed offsets and log ends, over one admin client and one consumer kept open."""
+
+    def __init__(self, settings: Settings):
+        self.admin = KafkaAdminClient(**settings.kafka_python_config())
+        self.consumer = KafkaConsumer(**settings.kafka_python_config())
+
+    def lag(self, group: str, topic: str) -> int:
+        """Messages on ``topic`` that ``group`` has not committed yet."""
+        partitions = self.consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in partitions]
-        ends = consumer.end_offsets(tps)
-        committed = admin.list_group_offsets({group: tps}).get(group, {})
+        ends = self.consumer.end_offsets(tps)
+        committed = self.admin.list_group_offsets({group: tps}).get(group, {})
         return sum(
             ends[tp] - (committed[tp].offset if tp in committed and committed[tp].offset >= 0 else 0) for tp in tps
         )
+
+    def end(self, topic: str) -> int:
+        """Records ever written to ``topic`` (the sum of its partitions' log ends)."""
+        partitions = self.consumer.partitions_for_topic(topic) or set()
+        return sum(self.consumer.end_offsets([TopicPartition(topic, p) for p in partitions]).values())
+
+    def close(self) -> None:
+        self.consumer.close()
+        self.admin.close()
+
+
+def group_lag(settings: Settings, group: str, topic: str) -> int:
+    """Messages on ``topic`` that ``group`` has not committed yet."""
+    probe = LagProbe(settings)
+    try:
+        return probe.lag(group, topic)
     finally:
-        consumer.close()
-        admin.close()
+        probe.close()
 
 
 def wait_until_caught_up(settings: Settings, timeout: float = 120) -> None:
@@ -34,10 +55,79 @@ def wait_until_caught_up(settings: Settings, timeout: float = 120) -> None:
         (settings.sink_group, settings.topic_dead_letters),
     ]
     deadline = time.monotonic() + timeout
-    while True:
-        lags = {f"{group} on {topic}": group_lag(settings, group, topic) for group, topic in checks}
-        if not any(lags.values()):
-            return
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"still behind after {timeout:.0f}s: {lags}")
-        time.sleep(0.5)
+    probe = LagProbe(settings)
+    try:
+        while True:
+            lags = {f"{group} on {topic}": probe.lag(group, topic) for group, topic in checks}
+            if not any(lags.values()):
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"still behind after {timeout:.0f}s: {lags}")
+            time.sleep(0.5)
+    finally:
+        probe.close()
+
+
+@dataclass(frozen=True)
+class PipelineReading:
+    """One look at the pipeline while waiting for a night to land."""
+
+    landed: tuple[int, int]  # (seats declared in Redis, tally version there)
+    results_written: int  # records on the results and dead-letter topics
+    worker_lag: int  # declarations the worker has not committed
+    sink_lag: int  # results the sink has not committed
+
+
+class PipelineStalled(RuntimeError):
+    """Nothing has moved for too long while something is still to do."""
+
+
+def stall_reason(reading: PipelineReading, quiet_seconds: float, expected: int) -> str:
+    """Why a pipeline that has not moved for ``quiet_seconds`` will not finish by itself."""
+    declared = reading.landed[0]
+    waited = f"for {quiet_seconds:.0f}s"
+    if reading.worker_lag:
+        return (
+            f"the worker has stopped counting: {reading.worker_lag} declaration(s) wait and none was counted "
+            f"{waited} (is `tallyroom worker` running? its log says why it stopped)"
+        )
+    if reading.sink_lag:
+        return (
+            f"the sink has stopped: {reading.sink_lag} result(s) wait and none reached Redis {waited} "
+            "(is `tallyroom sink` running, and Redis?)"
+        )
+    return (
+        f"nothing is left to count, but {declared} of {expected} seats landed in Redis and nothing has moved "
+        f"{waited}: the rest were refused or lost (see the `tallyroom:dead-letters` stream and the worker's log)"
+    )
+
+
+def wait_for_night(
+    read: Callable[[], PipelineReading],
+    expected: int,
+    timeout: float,
+    stall_seconds: float,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> PipelineReading:
+    """Wait until ``expected`` seats have landed; fail early if the pipeline stops moving.
+
+    Moving means a seat or tally landing in Redis, or a result or dead letter being
+    written. A worker restarted by ``tallyroom serve`` takes its session timeout plus
+    its start-up to move again, so ``stall_seconds`` should be well above both.
+    """
+    started = clock()
+    last = read()
+    moved_at = started
+    while last.landed[0] < expected:
+        now = clock()
+        if now - started > timeout:
+            raise TimeoutError(f"{last.landed[0]} of {expected} seats landed in Redis after {timeout:.0f}s")
+        if now - moved_at > stall_seconds:
+            raise PipelineStalled(stall_reason(last, now - moved_at, expected))
+        sleep(0.5)
+        reading = read()
+        if (reading.landed, reading.results_written) != (last.landed, last.results_written):
+            moved_at = clock()
+        last = reading
+    return last
