@@ -1,10 +1,9 @@
 """The worker's and the sink's per-event CPU work, in-process, for profiling.
 
-No Kafka and no Redis: this repeats what ``tallyroom.streams.app.handle`` and
-``tallyroom.consumers.redis_sink.RedisSink.handle`` do to each declaration's bytes
-(parse, count, serialise the alerts, the update and the table value; then the
-sink's parse and re-serialisation), so a profiler sees only Tallyroom's own
-code. It is the ceiling the real pipeline cannot beat.
+No Kafka and no Redis: the worker's own batch code (``tallyroom.streams.app.Tallier``)
+runs against a broker and tables held in memory (``tallyroom.streams.inmemory``), and
+the sink's parse and re-serialisation of each result follows, so a profiler sees only
+Tallyroom's own code. It is the ceiling the real pipeline cannot beat.
 
     python -m bench.hotpath --seats 10000 --declarations 20000
     python -m pyinstrument -m bench.hotpath --seats 10000 --declarations 20000
@@ -13,14 +12,17 @@ code. It is the ceiling the real pipeline cannot beat.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from tallyroom.bench.night import NightSpec, SyntheticNight
-from tallyroom.schemas import Declaration, NightOpened, ResultUpdate, parse_event
+from tallyroom.schemas import NightOpened, ResultUpdate
+from tallyroom.settings import Settings
+from tallyroom.streams.app import Received, Tallier
 from tallyroom.streams.count import Count
+from tallyroom.streams.inmemory import MemoryBroker, MemoryTables
 
 BATCH = 500  # Settings.worker_batch_size: events per take_events batch
 
@@ -40,31 +42,22 @@ class HotPathRate:
         return self.events / self.sink_seconds if self.sink_seconds else 0.0
 
 
-def worker_batch(count: Count, table: dict[str, bytes], raws: list[bytes]) -> list[bytes]:
-    """What the agent does for one batch (``tallyroom.streams.app``): count each declaration,
-    attach one tally snapshot to each election's last update, serialise it all.
-    Returns the results-topic records."""
-    messages: list[Any] = []
-    written: dict[str, bytes] = {}
-    last: dict[str, int] = {}
-    for raw in raws:
-        declaration = parse_event(raw)
-        assert isinstance(declaration, Declaration)
-        outcome = count.declare(declaration, snapshot=False)
-        messages += [alert.model_dump_json().encode() for alert in outcome.alerts]
-        if outcome.update is not None and outcome.update.seat is not None:
-            written[f"{declaration.election}/{declaration.ons_id}"] = outcome.stored
-            last[declaration.election] = len(messages)
-            messages.append(outcome.update)
-    for election, index in last.items():
-        messages[index] = messages[index].model_copy(update={"tally": count.snapshot(election)})
-    results = []
-    for message in messages:
-        if isinstance(message, ResultUpdate):
-            message = message.model_dump_json().encode()
-            results.append(message)
-    table.update(written)  # the table's values and changelog records
-    return results
+SETTINGS = Settings(topic_declarations="hotpath.declarations", topic_results="hotpath.results")
+
+
+def hotpath_tallier(count: Count) -> tuple[Tallier, MemoryBroker]:
+    broker = MemoryBroker()
+    tallier = Tallier(SETTINGS, count, broker.send, MemoryTables(), lambda topic: 1)
+    tallier.books_stale = False  # the count was opened directly, not from tables
+    return tallier, broker
+
+
+def worker_batch(tallier: Tallier, raws: list[bytes], first_offset: int) -> None:
+    """What the agent does for one batch: the real ``Tallier.count_batch``."""
+    events = [
+        Received(SETTINGS.topic_declarations, 0, first_offset + i, b"bench-hotpath", raw) for i, raw in enumerate(raws)
+    ]
+    asyncio.run(tallier.count_batch(events))
 
 
 def sink_step(raw_update: bytes) -> None:
@@ -81,12 +74,12 @@ def sink_step(raw_update: bytes) -> None:
 def measure(payloads: list[bytes], night: NightOpened, batch_size: int = BATCH) -> HotPathRate:
     count = Count()
     count.open_night(night)
-    table: dict[str, bytes] = {}
-    updates: list[bytes] = []
+    tallier, broker = hotpath_tallier(count)
     started = time.perf_counter()
     for start in range(0, len(payloads), batch_size):
-        updates += worker_batch(count, table, payloads[start : start + batch_size])
+        worker_batch(tallier, payloads[start : start + batch_size], start)
     worker_seconds = time.perf_counter() - started
+    updates = broker.on(SETTINGS.topic_results)
     started = time.perf_counter()
     for raw in updates:
         sink_step(raw)

@@ -32,6 +32,9 @@ class ElectionKeys:
         self.version = f"{base}:tally-version"
         self.alert_ids = f"{base}:alert-ids"
         self.seat_prefix = f"{base}:seat:"
+        # "topic/partition/offset" -> reason, for each event or stored record of this election
+        # the worker refused or quarantined (the full record is in DEAD_LETTERS)
+        self.refused = f"{base}:refused"
 
     def seat(self, ons_id: str) -> str:
         return f"{self.seat_prefix}{ons_id}"

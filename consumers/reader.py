@@ -10,6 +10,7 @@ import redis
 
 from tallyroom.consumers.keys import ElectionKeys
 from tallyroom.schemas import Alert, TallySnapshot
+from tallyroom.schemas.common import read_stored
 
 
 @dataclass
@@ -20,6 +21,7 @@ class ElectionState:
     seats: dict[str, int]
     votes: dict[str, int]
     tally: TallySnapshot | None
+    refused: int = 0  # events and stored records the worker refused or quarantined (tallyroom:E:refused)
 
 
 def read_state(client: redis.Redis, election: str) -> ElectionState:
@@ -31,7 +33,8 @@ def read_state(client: redis.Redis, election: str) -> ElectionState:
         total=int(total or 0),
         seats={p: int(n) for p, n in client.hgetall(keys.seats).items()},
         votes={p: int(n) for p, n in client.hgetall(keys.votes).items()},
-        tally=TallySnapshot.model_validate_json(tally) if tally else None,
+        tally=read_stored(TallySnapshot, tally) if tally else None,
+        refused=client.hlen(keys.refused),
     )
 
 
@@ -46,7 +49,7 @@ def read_alerts(client: redis.Redis, election: str, kinds: set[str] | None = Non
             return alerts
         for _, fields in entries:
             if kinds is None or fields["kind"] in kinds:
-                alerts.append(Alert.model_validate_json(fields["json"]))
+                alerts.append(read_stored(Alert, fields["json"]))
         last = entries[-1][0]
 
 

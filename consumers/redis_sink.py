@@ -23,7 +23,8 @@ from kafka.errors import KafkaError
 from pydantic import ValidationError
 
 from tallyroom.consumers.keys import DEAD_LETTERS, ElectionKeys, sink_filled
-from tallyroom.schemas import Alert, ResultUpdate
+from tallyroom.schemas import Alert, DeadLetter, ResultUpdate
+from tallyroom.schemas.common import ELECTION_ID, read_stored
 from tallyroom.settings import Settings
 
 log = logging.getLogger("tallyroom.sink")
@@ -172,9 +173,13 @@ class RedisSink:
         if topic == self.settings.topic_dead_letters:
             pipe.xadd(DEAD_LETTERS, {"json": text}, maxlen=100_000)
             tags.append("dead_letter")
+            if refused := _refused_in_election(value):
+                key, where, reason = refused
+                pipe.hset(key, where, reason)  # idempotent: a refill or a repeated quarantine adds nothing
+                tags.append("refused")
             return
         try:
-            update = ResultUpdate.model_validate_json(value)
+            update = read_stored(ResultUpdate, value)
         except ValidationError as exc:
             # Not written by a Tallyroom worker; keep it where an operator looks.
             log.error("unreadable record on %s: %s", topic, exc.errors()[:1])
@@ -182,6 +187,17 @@ class RedisSink:
             tags.append("dead_letter")
             return
         self._queue_update(pipe, tags, update)
+
+
+def _refused_in_election(value: bytes) -> tuple[str, str, str] | None:
+    """(the election's refused hash, "topic/partition/offset", reason) of a dead letter keyed by election."""
+    try:
+        letter = read_stored(DeadLetter, value)
+    except ValidationError:
+        return None
+    if not letter.key or not ELECTION_ID.match(letter.key):
+        return None
+    return ElectionKeys(letter.key).refused, f"{letter.topic}/{letter.partition}/{letter.offset}", letter.reason
 
 
 class RedisFill(ConsumerRebalanceListener):

@@ -31,6 +31,7 @@ from rich.text import Text
 from tallyroom.consumers.keys import ElectionKeys
 from tallyroom.consumers.reader import ElectionState, read_state
 from tallyroom.schemas import Alert
+from tallyroom.schemas.common import read_stored
 from tallyroom.schemas.parties import UK
 
 ALERTS_SHOWN = 12
@@ -200,6 +201,8 @@ def header(state: ElectionState, status: str | None) -> Text:
         text.append(f"   majority {majority_line(state)}", style="dim")
     if status:
         text.append(f"   {status}", style="bold red")
+    if state.refused:
+        text.append(f"   {state.refused} refused or quarantined: see tallyroom:dead-letters", style="bold yellow")
     return text
 
 
@@ -332,7 +335,7 @@ class Follower:
     def _take(self, entries: Iterable[tuple[str, dict[str, str]]]) -> bool:
         took = False
         for entry_id, fields in entries:
-            self.alerts.append(Alert.model_validate_json(fields["json"]))
+            self.alerts.append(read_stored(Alert, fields["json"]))
             self.last_id = entry_id
             took = True
         return took

@@ -45,7 +45,7 @@ import faust
 from pydantic import ValidationError
 
 from tallyroom.schemas import DeadLetter, NightOpened, RecountNotice, ResultUpdate, parse_event
-from tallyroom.schemas.common import STORED
+from tallyroom.schemas.common import read_stored
 from tallyroom.schemas.limits import Breach, Limits, event_breaches, payload_breach
 from tallyroom.settings import Settings
 from tallyroom.streams import faults, faust_compat
@@ -378,9 +378,8 @@ def _election_of(value: bytes | None) -> str:
 
 
 def _read_night(held: Any) -> NightOpened:
-    if isinstance(held, bytes | str):
-        return NightOpened.model_validate_json(held, context=STORED)
-    return NightOpened.model_validate(held, context=STORED)
+    # Faust's table keeps a night as the dict its json codec read.
+    return read_stored(NightOpened, held if isinstance(held, bytes | str) else json.dumps(held))
 
 
 def _as_bytes(value: Any) -> bytes:

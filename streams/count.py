@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pydantic import ValidationError
 
 from tallyroom.schemas import Alert, Declaration, NightOpened, RecountNotice, ResultUpdate, SeatResult
-from tallyroom.schemas.common import STORED
+from tallyroom.schemas.common import read_stored
 from tallyroom.streams.rules import RuleConfig, SeatChange, evaluate, recount, seat_change
 from tallyroom.streams.tally import Tally, seat_result
 
@@ -50,7 +50,7 @@ class Book:
 
     def result(self, ons_id: str) -> SeatResult | None:
         raw = self.results.get(ons_id)
-        return SeatResult.model_validate_json(raw, context=STORED) if raw is not None else None
+        return read_stored(SeatResult, raw) if raw is not None else None
 
     def keep(self, seat: SeatResult, raw: bytes | None = None) -> bytes:
         raw = raw if raw is not None else seat.model_dump_json().encode()
@@ -99,7 +99,7 @@ class Count:
         keyed = stored if isinstance(stored, Mapping) else {str(i): raw for i, raw in enumerate(stored)}
         for key, raw in keyed.items():
             try:
-                pairs.append((SeatResult.model_validate_json(raw, context=STORED), raw))
+                pairs.append((read_stored(SeatResult, raw), raw))
             except ValidationError as exc:
                 unreadable[key] = f"unreadable stored seat result: {_first_error(exc)}"
                 _hold_revision(book, raw)

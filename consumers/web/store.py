@@ -7,6 +7,7 @@ from redis.asyncio import Redis
 from tallyroom.consumers.keys import ElectionKeys
 from tallyroom.consumers.web.view import FeedItem, state_json
 from tallyroom.schemas import Alert, SeatResult, TallySnapshot
+from tallyroom.schemas.common import read_stored
 
 StreamEntry = tuple[str, dict[str, str]]
 
@@ -18,14 +19,16 @@ async def read_state(client: Redis, election: str) -> dict:
         pipe.mget(keys.declared, keys.total, keys.tally)
         pipe.hgetall(keys.seats)
         pipe.hgetall(keys.votes)
-        (declared, total, tally), seats, votes = await pipe.execute()
+        pipe.hlen(keys.refused)
+        (declared, total, tally), seats, votes, refused = await pipe.execute()
     return state_json(
         election,
         declared=int(declared or 0),
         total=int(total or 0),
         seats={p: int(n) for p, n in seats.items()},
         votes={p: int(n) for p, n in votes.items()},
-        tally=TallySnapshot.model_validate_json(tally) if tally else None,
+        tally=read_stored(TallySnapshot, tally) if tally else None,
+        refused=int(refused),
     )
 
 
@@ -36,7 +39,7 @@ async def tally_version(client: Redis, election: str) -> int:
 
 async def read_seat(client: Redis, election: str, ons_id: str) -> SeatResult | None:
     raw = await client.get(ElectionKeys(election).seat(ons_id))
-    return SeatResult.model_validate_json(raw) if raw else None
+    return read_stored(SeatResult, raw) if raw else None
 
 
 async def latest_alerts(client: Redis, election: str, count: int) -> list[FeedItem]:
@@ -52,4 +55,4 @@ async def alerts_after(client: Redis, election: str, after: str, count: int) -> 
 
 def feed_item(entry: StreamEntry) -> FeedItem:
     stream_id, fields = entry
-    return FeedItem(stream_id=stream_id, alert=Alert.model_validate_json(fields["json"]))
+    return FeedItem(stream_id=stream_id, alert=read_stored(Alert, fields["json"]))

@@ -59,9 +59,19 @@ def valid_stream_id(value: str) -> bool:
 
 
 def state_json(
-    election: str, declared: int, total: int, seats: dict[str, int], votes: dict[str, int], tally: TallySnapshot | None
+    election: str,
+    declared: int,
+    total: int,
+    seats: dict[str, int],
+    votes: dict[str, int],
+    tally: TallySnapshot | None,
+    refused: int = 0,
 ) -> dict:
-    """The body of ``/api/e/E/state`` and of each SSE ``tally`` event."""
+    """The body of ``/api/e/E/state`` and of each SSE ``tally`` event.
+
+    ``refused``: events and stored records of this election the worker refused or
+    quarantined (``tallyroom:E:refused``); the page says so, for an operator to look.
+    """
     return {
         "election": election,
         "declared": declared,
@@ -69,6 +79,7 @@ def state_json(
         "seats": seats,
         "votes": votes,
         "tally": tally.model_dump(mode="json") if tally else None,
+        "refused": refused,
     }
 
 

@@ -355,6 +355,8 @@ def test_a_rule_that_raises_for_one_seat_dead_letters_it_and_counts_the_rest(fau
     assert len(refused) == 1, refused
     assert "InjectedFault" in refused[0]["reason"] and poisoned.ons_id in refused[0]["reason"]
     assert refused[0]["topic"] == pipe.settings.topic_declarations
+    # The operator's notice for this election (web page, watch), from the sink.
+    assert read_state(pipe.redis, night.election).refused == 1
     assert "could not count" in this_run_log(pipe.worker)
 
 
@@ -450,3 +452,5 @@ def test_an_unreadable_stored_seat_is_quarantined_and_the_rest_and_the_next_elec
     assert (quarantined[0]["partition"], quarantined[0]["offset"]) == (0, written.offset)
     assert quarantined[0]["key"] == night.election and "candidates" in quarantined[0]["reason"]
     assert "quarantined the stored seats record" in this_run_log(pipe.worker)
+    assert read_state(pipe.redis, night.election).refused == 1  # once, however often it was quarantined
+    assert read_state(pipe.redis, second.election).refused == 0

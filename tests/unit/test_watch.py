@@ -205,3 +205,11 @@ def test_a_party_with_the_majority_line_always_covers_the_mark(width, total):
     short = bar(line - 1 - total // 10, total, width, "red", marker)
     assert short.get_style_at_offset(console, marker).bgcolor is None  # a bar short of the line leaves it bare
     assert bar(total, total, width, "red", None).plain == "█" * width
+
+
+def test_header_tells_the_operator_of_refused_or_quarantined_records():
+    from dataclasses import replace
+
+    assert "refused" not in draw(render(NIGHT, ALERTS))[0].splitlines()[0]
+    text, _ = draw(render(replace(NIGHT, refused=2), ALERTS))
+    assert "2 refused or quarantined: see tallyroom:dead-letters" in " ".join(text.split())

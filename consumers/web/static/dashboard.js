@@ -98,6 +98,8 @@
     declared.dataset.total = state.total;
     declared.textContent = state.declared + "/" + state.total;
     $("progress-fill").style.width = (state.total ? (100 * state.declared) / state.total : 0) + "%";
+    $("refused-count").textContent = state.refused || 0;
+    $("refused").classList.toggle("hidden", !state.refused);
     document.title = config.election + ": " + state.declared + " of " + state.total + " declared · Tallyroom";
     const tally = state.tally;
     $("clock").textContent = nightClock(tally && tally.as_of);
