@@ -14,6 +14,7 @@ from tallyroom.schemas.events import Candidate
 class SeatResult(Record):
     """The latest accepted result of one seat."""
 
+    schema_version: int = SCHEMA_VERSION
     election: ElectionId
     ons_id: OnsId
     constituency: str
@@ -70,6 +71,8 @@ class ResultUpdate(Record):
     The alerts ride along with the seat and tally they came from, so a reader
     that has seen a tally has also seen every alert raised up to it.
     """
+
+    schema_version: int = SCHEMA_VERSION
 
     election: ElectionId
     alerts: list[Alert] = Field(default_factory=list)
