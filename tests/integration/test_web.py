@@ -252,14 +252,23 @@ def blocked_readers(client) -> int:
 def test_state_api(web):
     server, _, client, _ = web
     state = httpx.get(f"{server.url}/api/e/{ELECTION}/state", timeout=10).json()
-    assert set(state) == {"election", "declared", "total", "seats", "votes", "tally"}
+    assert set(state) == {"election", "declared", "total", "seats", "votes", "tally", "refused"}
+    assert state["refused"] == client.hlen(ElectionKeys(ELECTION).refused) == 0
     assert state["declared"] == int(client.get(ElectionKeys(ELECTION).declared))
     assert state["total"] == 4
     assert state["seats"] == {p: int(n) for p, n in client.hgetall(ElectionKeys(ELECTION).seats).items()}
     assert state["tally"]["majority_line"] == 3
     assert state["tally"]["parties"]["Lab"]["gains"] == state["seats"]["Lab"]
     empty = httpx.get(f"{server.url}/api/e/never-held/state", timeout=10).json()
-    assert empty == {"election": "never-held", "declared": 0, "total": 0, "seats": {}, "votes": {}, "tally": None}
+    assert empty == {
+        "election": "never-held",
+        "declared": 0,
+        "total": 0,
+        "seats": {},
+        "votes": {},
+        "tally": None,
+        "refused": 0,
+    }
     assert httpx.get(f"{server.url}/api/e/bad%20id/state", timeout=10).status_code == 422
 
 
