@@ -31,56 +31,19 @@ from rich.text import Text
 from tallyroom.consumers.keys import ElectionKeys
 from tallyroom.consumers.reader import ElectionState, read_state
 from tallyroom.schemas import Alert
-from tallyroom.schemas.parties import UK
+from tallyroom.schemas.alerts import ALERT_KINDS
+from tallyroom.schemas.parties import UK, party_colour
 
 ALERTS_SHOWN = 12
 MAJORITY_MARK = "│"
 PARTIAL_BLOCKS = " ▏▎▍▌▋▊▉"  # index = eighths of a cell
-UNKNOWN_COLOUR = "grey62"
+LABEL_WIDTH = max(len(info.label) for info in ALERT_KINDS.values())
 
-# Broadcasters' customary colours; a party not listed is drawn grey.
-PARTY_COLOURS: dict[str, str] = {
-    "Lab": "#e4003b",
-    "Con": "#0087dc",
-    "LD": "#faa61a",
-    "SNP": "#fdf38e",
-    "Green": "#6ab023",
-    "RUK": "#12b6cf",
-    "PC": "#00815b",
-    "SF": "#326760",
-    "DUP": "#d46a4c",
-    "SDLP": "#2aa82c",
-    "UUP": "#48a5ee",
-    "APNI": "#f6cb2f",
-    "TUV": "#6f8fc9",
-    "Spk": "grey70",
-    "Ind": "grey62",
-}
+# A terminal's plain "white" is light grey; the registry's white means the bright one.
+TERMINAL_COLOURS: dict[str, str] = {"white": "bright_white"}
 
-ALERT_LABELS: dict[str, str] = {
-    "gain": "GAIN",
-    "independent_gain": "INDEPENDENT GAIN",
-    "incumbent_defeated": "MP DEFEATED",
-    "marginal": "MARGINAL",
-    "near_upset": "NEAR UPSET",
-    "majority_reached": "MAJORITY",
-    "correction": "CORRECTION",
-    "recount": "RECOUNT",
-    "data_flaw": "DATA FLAW",
-}
-LABEL_WIDTH = max(len(label) for label in ALERT_LABELS.values())
-
-# The two kinds a newsroom must not miss are drawn reversed, so they stand out in the feed.
-ALERT_STYLES: dict[str, str] = {
-    "independent_gain": "bold reverse bright_white",
-    "incumbent_defeated": "bold reverse red",
-    "marginal": "yellow",
-    "near_upset": "yellow",
-    "majority_reached": "bold green",
-    "correction": "magenta",
-    "recount": "magenta",
-    "data_flaw": "dim red",
-}
+# How each emphasis in the kind registry (schemas/alerts.py) is drawn in a terminal.
+EMPHASIS_STYLES: dict[str, str] = {"loud": "bold reverse", "strong": "bold", "plain": "", "quiet": "dim"}
 
 # Columns around the bar: "party " + bar + " seats   net  gain  loss", five characters each.
 PARTY_WIDTH = 6
@@ -88,15 +51,14 @@ NUMBER_COLUMNS = ("seats", "net", "gain", "loss")
 NUMBERS_WIDTH = 6 * len(NUMBER_COLUMNS)
 
 
-def party_colour(party: str) -> str:
-    return PARTY_COLOURS.get(party, UNKNOWN_COLOUR)
-
-
 def alert_style(alert: Alert) -> Style:
-    """A gain is drawn in the winner's colour; every other kind has its own style."""
-    if alert.kind.value == "gain":
-        return Style.parse(f"bold {party_colour(str(alert.facts.get('winner_party', '')))}")
-    return Style.parse(ALERT_STYLES.get(alert.kind.value, ""))
+    """Each kind is drawn in its registry colour and emphasis; a kind without a colour (a gain) in its party's."""
+    info = ALERT_KINDS[alert.kind]
+    if info.colour is None:
+        colour = party_colour(str(alert.facts.get(info.party_fact or "", "")))
+    else:
+        colour = TERMINAL_COLOURS.get(info.colour, info.colour)
+    return Style.parse(f"{EMPHASIS_STYLES[info.emphasis]} {colour}")
 
 
 def uk_clock(moment: datetime) -> str:
@@ -224,7 +186,7 @@ def alert_line(alert: Alert) -> Text:
     style = alert_style(alert)
     line = Text()
     line.append(f"{alert.occurred_at.astimezone(UK):%H:%M} ", style="dim")
-    line.append(f"{ALERT_LABELS.get(alert.kind.value, alert.kind.value.upper()):^{LABEL_WIDTH}}", style=style)
+    line.append(f"{ALERT_KINDS[alert.kind].label.upper():^{LABEL_WIDTH}}", style=style)
     line.append(" ")
     # The headline keeps the kind's colour but not its reverse, so only the badge shouts.
     line.append(alert.headline, style=style + Style(reverse=False))

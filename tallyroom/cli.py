@@ -68,14 +68,20 @@ def stack_status() -> None:
 
 
 @schemas_app.command("export")
-def schemas_export(directory: Path = typer.Argument(Path("schemas/json"))) -> None:
-    """Write one JSON Schema file per event and alert."""
-    from tallyroom.schemas.export import json_schemas
+def schemas_export(
+    directory: Path = typer.Argument(Path("schemas/json")),
+    readme: Path = typer.Option(Path("README.md"), help="redraw this README's table of alert kinds, if it exists"),
+) -> None:
+    """Write one JSON Schema file per event and alert, and redraw the README's table of alert kinds."""
+    from tallyroom.schemas.export import json_schemas, with_kinds_table
 
     directory.mkdir(parents=True, exist_ok=True)
     for name, schema in json_schemas().items():
         (directory / f"{name}.schema.json").write_text(json.dumps(schema, indent=2, sort_keys=True) + "\n")
         console.print(f"wrote {directory / name}.schema.json")
+    if readme.is_file():
+        readme.write_text(with_kinds_table(readme.read_text()))
+        console.print(f"wrote the table of alert kinds in {readme}")
 
 
 @app.command()
