@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import signal
 import time
 from dataclasses import dataclass
 
@@ -23,6 +22,7 @@ from kafka.errors import KafkaError
 from pydantic import ValidationError
 
 from tallyroom.consumers.keys import DEAD_LETTERS, ElectionKeys, sink_filled
+from tallyroom.lifecycle import Stop, retrying
 from tallyroom.schemas import Alert, ResultUpdate
 from tallyroom.settings import Settings
 
@@ -211,7 +211,7 @@ class RedisFill(ConsumerRebalanceListener):
         try:
             held = {f.decode() if isinstance(f, bytes) else f for f in self.sink.redis.hkeys(self.key)}
         except (redis.ConnectionError, redis.TimeoutError):
-            held = set()  # cannot tell: reading from the start is always safe
+            held = set()  # cannot tell: reading from the start is always safe (a refused password: see run_sink)
         unfilled = [tp for tp in assigned if self.field(tp) not in held]
         if unfilled:
             log.info(
@@ -236,9 +236,11 @@ class RedisFill(ConsumerRebalanceListener):
             self.marked = True
 
 
-def run_sink(settings: Settings, stop_after: float | None = None) -> SinkCounts:
+def run_sink(settings: Settings, stop_after: float | None = None, stop: Stop | None = None) -> SinkCounts:
     """Consume until SIGTERM/SIGINT (or ``stop_after`` seconds), committing after each Redis write batch."""
+    stop = stop or Stop()
     sink = RedisSink(settings)
+    retrying(sink.redis.ping, stop)  # a refused password ends the sink here, before it joins the group
     consumer = KafkaConsumer(
         group_id=settings.sink_group,
         enable_auto_commit=False,
@@ -249,52 +251,25 @@ def run_sink(settings: Settings, stop_after: float | None = None) -> SinkCounts:
     )
     fill = RedisFill(sink, consumer, settings.sink_group)
     consumer.subscribe([settings.topic_results, settings.topic_dead_letters], listener=fill)
-    stopping = False
-
-    def _stop(*_):
-        nonlocal stopping
-        stopping = True
-
-    def is_stopping() -> bool:
-        return stopping
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
     started = time.monotonic()
     try:
-        while not stopping and (stop_after is None or time.monotonic() - started < stop_after):
-            batches = consumer.poll(timeout_ms=500)
-            # A wipe between this check and the write below is caught at the next poll:
-            # the mark stays gone until it is set again after a refill.
-            if _retry_redis(fill.wiped, is_stopping):
-                continue
-            if not batches:
-                continue
-            records = [(tp.topic, record.value) for tp, batch in batches.items() for record in batch]
-            _retry_redis(lambda: sink.write_records(records), is_stopping)
-            try:
-                consumer.commit()
-            except KafkaError as exc:  # a rebalance: the records will come again, writes are idempotent
-                log.warning("offset commit failed (%s); records will be re-delivered", exc)
-                continue
-            _retry_redis(fill.committed, is_stopping)
+        with stop.on_signals():
+            while not stop and (stop_after is None or time.monotonic() - started < stop_after):
+                batches = consumer.poll(timeout_ms=500)
+                # A wipe between this check and the write below is caught at the next poll:
+                # the mark stays gone until it is set again after a refill.
+                if retrying(fill.wiped, stop):
+                    continue
+                if not batches:
+                    continue
+                records = [(tp.topic, record.value) for tp, batch in batches.items() for record in batch]
+                retrying(lambda: sink.write_records(records), stop)
+                try:
+                    consumer.commit()
+                except KafkaError as exc:  # a rebalance: the records will come again, writes are idempotent
+                    log.warning("offset commit failed (%s); records will be re-delivered", exc)
+                    continue
+                retrying(fill.committed, stop)
     finally:
         consumer.close()
     return sink.counts
-
-
-def _retry_redis(action, stopping):
-    """Redis going away must not lose a record: keep trying until it is back.
-
-    Re-writing a batch that partly landed is harmless: every write is idempotent.
-    """
-    delay = 0.2
-    while True:
-        try:
-            return action()
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            if stopping():
-                raise
-            log.warning("Redis unavailable (%s); retrying in %.1fs", exc, delay)
-            time.sleep(delay)
-            delay = min(delay * 2, 5.0)

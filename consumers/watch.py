@@ -14,8 +14,6 @@ Two halves, kept apart so the picture can be tested without Redis:
 from __future__ import annotations
 
 import math
-import signal
-import time
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +28,7 @@ from rich.text import Text
 
 from tallyroom.consumers.keys import ElectionKeys
 from tallyroom.consumers.reader import ElectionState, read_state
+from tallyroom.lifecycle import Stop, authentication_failure
 from tallyroom.schemas import Alert
 from tallyroom.schemas.alerts import ALERT_KINDS
 from tallyroom.schemas.parties import UK, party_colour
@@ -300,27 +299,14 @@ class Follower:
         return took
 
 
-class _StopFlag:
-    """Ctrl-C and SIGTERM only set a flag; the loop notices within one poll.
-
-    Raising from the signal handler could land inside Rich or redis-py and end
-    the process by the signal instead of a clean exit (seen under CI load).
-    """
-
-    def __init__(self) -> None:
-        self.set = False
-
-    def __call__(self, *_: object) -> None:
-        self.set = True
-
-
 def watch(client: redis.Redis, election: str, console: Console, block_ms: int = 500) -> None:
     """Follow the night full-screen until Ctrl-C (or SIGTERM); the terminal is restored on the way out."""
     follower = Follower(client, election)
     follower.start()
-    stop = _StopFlag()
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
+    # Ctrl-C and SIGTERM only set the stop; the loop notices within one poll. Raising from the
+    # signal handler could land inside Rich or redis-py and end the process by the signal
+    # instead of a clean exit (seen under CI load).
+    with Stop().on_signals() as stop:
         with Live(
             follower.frame(fit_height=True),
             console=console,
@@ -330,24 +316,23 @@ def watch(client: redis.Redis, election: str, console: Console, block_ms: int = 
             redirect_stderr=False,
         ) as live:
             _follow(follower, live, block_ms, stop)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
-def _follow(follower: Follower, live: Live, block_ms: int, stop: _StopFlag) -> None:
+def _follow(follower: Follower, live: Live, block_ms: int, stop: Stop) -> None:
     status = None
     size = live.console.size
-    while not stop.set:
+    while not stop:
         try:
             changed = follower.poll(block_ms)
             if status is not None:  # back after an outage
                 status, changed = None, True
-        except redis.ConnectionError:
+        except redis.ConnectionError as exc:
+            if authentication_failure(exc):
+                raise
             # A restarted Redis should not end the night's view: say so and keep trying.
             changed = status is None
             status = "Redis unreachable, retrying"
-            time.sleep(1)
+            stop.wait(1)
         if live.console.size != size:  # the terminal was resized: lay the frame out again
             size, changed = live.console.size, True
         if changed:
