@@ -25,7 +25,7 @@ from typing import TextIO
 
 import redis
 
-from tallyroom.consumers.keys import ElectionKeys
+from tallyroom.consumers.keys import ElectionKeys, read_entries
 from tallyroom.lifecycle import Stop, retrying
 from tallyroom.schemas import AlertKind
 
@@ -127,13 +127,14 @@ class Subscriber:
 
     def _claim_abandoned(self) -> None:
         """Take over entries another consumer of the group read and never acknowledged."""
-        if self.claim_idle_ms is None:
+        idle_ms = self.claim_idle_ms
+        if idle_ms is None:
             return
         start = "0-0"
         while True:
             reply = retrying(
                 lambda: self.client.xautoclaim(
-                    self.stream, self.group, self.consumer, self.claim_idle_ms, start_id=start, count=BATCH
+                    self.stream, self.group, self.consumer, idle_ms, start_id=start, count=BATCH
                 ),
                 self.stop,
             )
@@ -150,7 +151,7 @@ class Subscriber:
             ),
             self.stop,
         )
-        return reply[0][1] if reply else []
+        return read_entries(reply)
 
     def _batch_size(self) -> int:
         # Never take more than can still be printed: what is read is pending for this consumer.

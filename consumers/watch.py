@@ -26,7 +26,7 @@ from rich.rule import Rule
 from rich.style import Style
 from rich.text import Text
 
-from tallyroom.consumers.keys import ElectionKeys
+from tallyroom.consumers.keys import ElectionKeys, read_entries, stream_entries
 from tallyroom.consumers.reader import ElectionState, read_state
 from tallyroom.lifecycle import Stop, authentication_failure
 from tallyroom.schemas import Alert
@@ -58,6 +58,10 @@ def alert_style(alert: Alert) -> Style:
     else:
         colour = TERMINAL_COLOURS.get(info.colour, info.colour)
     return Style.parse(f"{EMPHASIS_STYLES[info.emphasis]} {colour}")
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
 
 
 def uk_clock(moment: datetime) -> str:
@@ -268,18 +272,16 @@ class Follower:
     def start(self) -> None:
         """Read what is already there. The stream position is taken from the newest alert read,
         so anything added afterwards is picked up by the first XREAD."""
-        self.version = self.client.get(self.keys.version)
+        self.version = _text(self.client.get(self.keys.version))
         self.state = read_state(self.client, self.election)
-        newest_first = self.client.xrevrange(self.keys.alerts, count=self.keep)
+        newest_first = stream_entries(self.client.xrevrange(self.keys.alerts, count=self.keep))
         self._take(reversed(newest_first))
 
     def poll(self, block_ms: int) -> bool:
         """Wait up to ``block_ms`` for new alerts; re-read the tally if its version moved. True if anything changed."""
-        streams = self.client.xread({self.keys.alerts: self.last_id}, count=500, block=block_ms)
-        changed = False
-        for _, entries in streams or []:
-            changed |= self._take(entries)
-        version = self.client.get(self.keys.version)
+        entries = read_entries(self.client.xread({self.keys.alerts: self.last_id}, count=500, block=block_ms))
+        changed = self._take(entries)
+        version = _text(self.client.get(self.keys.version))
         if version != self.version:
             self.version = version
             self.state = read_state(self.client, self.election)

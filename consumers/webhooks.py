@@ -23,7 +23,7 @@ import httpx
 import redis
 import redis.asyncio as aioredis
 
-from tallyroom.consumers.keys import PREFIX, ElectionKeys
+from tallyroom.consumers.keys import PREFIX, ElectionKeys, StreamEntry, read_entries, stream_entries
 from tallyroom.lifecycle import Stop, retrying_async
 from tallyroom.settings import Settings
 
@@ -48,7 +48,7 @@ def signature(secret: str | bytes, body: bytes) -> str:
 
 def verify_signature(secret: str | bytes, body: bytes, header: str | None) -> bool:
     """What a receiver does: recompute over the raw body, compare in constant time."""
-    return bool(header) and hmac.compare_digest(signature(secret, body), header)
+    return header is not None and hmac.compare_digest(signature(secret, body), header)
 
 
 def backoff_schedule(max_attempts: int, first: float, cap: float) -> list[float]:
@@ -162,9 +162,9 @@ class Endpoint:
             if "BUSYGROUP" not in str(exc):
                 raise
 
-    async def _read(self, after: str, block: int | None):
+    async def _read(self, after: str, block: int | None) -> list[StreamEntry]:
         reply = await self.redis.xreadgroup(self.group, CONSUMER, {self.stream: after}, count=BATCH, block=block)
-        return reply[0][1] if reply else []
+        return read_entries(reply)
 
     async def _deliver(self, stream_id: str, fields: dict[str, str]) -> bool:
         """POST one alert, with retries; acknowledge it once sent or recorded as failed. False if stopped."""
@@ -261,4 +261,5 @@ async def deliver_webhooks(
 
 def read_failures(client: redis.Redis, election: str) -> list[dict[str, str]]:
     """The failures stream, oldest first, each entry with its ``entry_id``."""
-    return [{"entry_id": entry_id, **fields} for entry_id, fields in client.xrange(failures_key(election))]
+    entries = stream_entries(client.xrange(failures_key(election)))
+    return [{"entry_id": entry_id, **fields} for entry_id, fields in entries]

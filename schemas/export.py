@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel
 
 from tallyroom.schemas.alerts import Alert, kinds_table
@@ -20,7 +22,7 @@ EXPORTED: dict[str, type[BaseModel]] = {
 }
 
 
-def json_schemas() -> dict[str, dict]:
+def json_schemas() -> dict[str, dict[str, Any]]:
     return {name: model.model_json_schema(mode="serialization") for name, model in EXPORTED.items()}
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from tallyroom.schemas import Alert, Declaration, NightOpened, RecountNotice, ResultUpdate, SeatResult
+from tallyroom.schemas import Alert, Declaration, NightOpened, RecountNotice, ResultUpdate, SeatResult, TallySnapshot
 from tallyroom.streams.rules import RuleConfig, evaluate, recount, seat_change
 from tallyroom.streams.tally import Tally, seat_result
 
@@ -83,7 +83,7 @@ class Count:
         book = self.books.get(election)
         return book.result(ons_id) if book else None
 
-    def snapshot(self, election: str):
+    def snapshot(self, election: str) -> TallySnapshot:
         return self.books[election].tally.snapshot()
 
     def declare(self, declaration: Declaration, snapshot: bool = True) -> Outcome:

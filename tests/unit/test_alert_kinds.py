@@ -24,7 +24,7 @@ def test_every_alert_kind_has_an_entry():
 
 def test_the_readme_table_of_kinds_is_the_registry():
     text = README.read_text()
-    assert with_kinds_table(text) == text, "run `python3 -m tallyroom schemas export` to redraw it"
+    assert with_kinds_table(text) == text, "run `tallyroom schemas export` to redraw it"
 
 
 def alerts_of_a_night_with_every_kind():
