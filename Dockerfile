@@ -25,8 +25,8 @@ RUN pip install . \
 # Nights to replay: `tallyroom replay --night data/ge2024` resolves from /app.
 COPY data ./data
 
-# Settings default their state directories to the source tree (REPO_ROOT/.stack),
-# which for an installed package is site-packages: point them at /app instead.
+# Installed (not a checkout), settings default their state directories to the user's
+# data folder (~/.local/share/tallyroom): keep them under /app instead.
 ENV TALLYROOM_STACK_DIR=/app/.stack \
     TALLYROOM_WORKER_DATA_DIR=/app/.stack/worker
 

@@ -20,7 +20,8 @@ from datetime import UTC, datetime, timedelta
 from functools import cached_property
 
 from tallyroom.schemas import Candidate, Declaration, NightOpened, SeatBaseline
-from tallyroom.schemas.events import INDEPENDENT, MAX_SEATS
+from tallyroom.schemas.events import MAX_SEATS
+from tallyroom.schemas.parties import INDEPENDENT
 
 # ONS ids are a nation letter and eight digits; "14" is the Westminster
 # constituency entity type. A million seats per letter, then the next letter.
@@ -106,7 +107,7 @@ def ons_id(index: int) -> str:
     return f"{ONS_LETTERS[letter]}14{number:06d}"
 
 
-def _rng(*parts: int) -> random.Random:
+def _rng(*parts: int | str) -> random.Random:
     # String seeds hash deterministically (unlike hash() of a tuple across runs).
     return random.Random("/".join(str(p) for p in parts))
 

@@ -107,6 +107,7 @@ class LandingProbe:
             text=True,
             env=env,
         )
+        assert process.stdout is not None and process.stdin is not None  # both PIPE
         first = process.stdout.readline().strip()
         if first != "ready":
             process.kill()
@@ -115,17 +116,19 @@ class LandingProbe:
 
     def finish(self, timeout: float) -> list[tuple[float, int]]:
         """Wait for the target (or ``timeout`` seconds), then collect the trace."""
-        readable, _, _ = select.select([self.process.stdout], [], [], max(timeout, 0))
+        stdout, stdin = self.process.stdout, self.process.stdin
+        assert stdout is not None and stdin is not None  # both PIPE
+        readable, _, _ = select.select([stdout], [], [], max(timeout, 0))
         if not readable:
-            self.process.stdin.close()  # asks the probe to stop and report what it saw
+            stdin.close()  # asks the probe to stop and report what it saw
         try:
             out, _ = self.process.communicate(timeout=30)
         except subprocess.TimeoutExpired:
             self.process.kill()
             return []
         finally:
-            if not self.process.stdin.closed:
-                self.process.stdin.close()
+            if not stdin.closed:
+                stdin.close()
         line = out.strip().splitlines()[-1] if out.strip() else "[]"
         return [(float(t), int(v)) for t, v in json.loads(line)]
 

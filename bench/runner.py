@@ -276,6 +276,7 @@ def _past_night_load(
 ) -> LoadResult:
     from tallyroom.producers.nights import load_night
 
+    assert options.night is not None, "called only with a night"
     loaded = load_night(options.night, f"bench-{run_id}-{Path(options.night).name}"[:64])
     label = f"{Path(options.night).name} max"
     console.print(f"load {label}: {len(loaded.declarations)} declarations of a real night, warm stack ...")
@@ -420,7 +421,7 @@ def _targets(results: dict) -> dict:
         "p99_at_500_per_s": {
             "target": "<= 100 ms",
             "measured_ms": at_500 and at_500["latency"]["p99_ms"],
-            "met": bool(at_500) and at_500["latency"]["p99_ms"] <= 100,
+            "met": bool(at_500 and at_500["latency"]["p99_ms"] <= 100),
         },
         "p99_vs_kafka": {
             "target": "<= 3x Kafka's EndToEndLatency p99",
@@ -431,7 +432,7 @@ def _targets(results: dict) -> dict:
             "target": "< 2 s on a warm stack",
             "night": past and past["label"],
             "measured_s": past and past["seconds_to_last_landing"],
-            "met": bool(past) and past["complete"] and past["seconds_to_last_landing"] < 2,
+            "met": bool(past and past["complete"] and past["seconds_to_last_landing"] < 2),
         },
         "worker_memory": {
             "target": "< 300 MB after 1,000,000 events",

@@ -16,7 +16,22 @@ For election ``E``:
 
 from __future__ import annotations
 
+from typing import Any
+
 PREFIX = "tallyroom"
+
+# One stream entry as a client with decode_responses=True returns it: (entry id, fields).
+StreamEntry = tuple[str, dict[str, str]]
+
+
+def stream_entries(reply: Any) -> list[StreamEntry]:
+    """An XRANGE/XREVRANGE reply as entries (redis-py types replies for every decoding at once)."""
+    return list(reply or [])
+
+
+def read_entries(reply: Any) -> list[StreamEntry]:
+    """The entries of the one stream an XREAD/XREADGROUP read ([] when it timed out)."""
+    return list(reply[0][1]) if reply else []
 
 
 class ElectionKeys:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import redis
 
-from tallyroom.consumers.keys import ElectionKeys
+from tallyroom.consumers.keys import ElectionKeys, stream_entries
 from tallyroom.schemas import Alert, TallySnapshot
 from tallyroom.schemas.common import read_stored
 
@@ -31,18 +31,18 @@ def read_state(client: redis.Redis, election: str) -> ElectionState:
         election=election,
         declared=int(declared or 0),
         total=int(total or 0),
-        seats={p: int(n) for p, n in client.hgetall(keys.seats).items()},
-        votes={p: int(n) for p, n in client.hgetall(keys.votes).items()},
+        seats={str(p): int(n) for p, n in client.hgetall(keys.seats).items()},
+        votes={str(p): int(n) for p, n in client.hgetall(keys.votes).items()},
         tally=read_stored(TallySnapshot, tally) if tally else None,
         refused=client.hlen(keys.refused),
     )
 
 
 def read_alerts(client: redis.Redis, election: str, kinds: set[str] | None = None) -> list[Alert]:
-    alerts = []
+    alerts: list[Alert] = []
     last = "-"
     while True:
-        entries = client.xrange(ElectionKeys(election).alerts, min=last, max="+", count=1000)
+        entries = stream_entries(client.xrange(ElectionKeys(election).alerts, min=last, max="+", count=1000))
         if last != "-":
             entries = entries[1:]
         if not entries:

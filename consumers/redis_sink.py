@@ -3,7 +3,8 @@
 It reads the results topic, where each update carries the alerts raised with it,
 so alerts land in Redis before the tally that follows them.
 
-At-least-once from Kafka (offsets are committed after Redis has the writes),
+Run by the one consumer loop (``consumers/loop.py``), which commits offsets only
+after Redis has the writes: at-least-once from Kafka,
 made idempotent in Redis by Lua scripts that run atomically:
 an alert id is added to the stream only once; a tally or seat result is only
 written when it is newer than what Redis holds.
@@ -13,16 +14,16 @@ from __future__ import annotations
 
 import json
 import logging
-import signal
-import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import redis
 from kafka import ConsumerRebalanceListener, KafkaConsumer
-from kafka.errors import KafkaError
 from pydantic import ValidationError
 
 from tallyroom.consumers.keys import DEAD_LETTERS, ElectionKeys, sink_filled
+from tallyroom.consumers.loop import run_consumer
+from tallyroom.lifecycle import Stop
 from tallyroom.schemas import Alert, DeadLetter, ResultUpdate
 from tallyroom.schemas.common import ELECTION_ID, read_stored
 from tallyroom.settings import Settings
@@ -76,6 +77,11 @@ def redis_client(settings: Settings) -> redis.Redis:
 
 
 class RedisSink:
+    """Results and dead letters into Redis: a sink for ``consumers.loop.run_consumer``, refilling a wiped Redis.
+
+    ``write_update``, ``write_alert`` and ``write_records`` also write directly, for tests and tools.
+    """
+
     def __init__(self, settings: Settings, client: redis.Redis | None = None):
         self.settings = settings
         self.redis = client or redis_client(settings)
@@ -83,6 +89,42 @@ class RedisSink:
         self._set_tally = self.redis.register_script(SET_TALLY)
         self._set_seat = self.redis.register_script(SET_SEAT)
         self.counts = SinkCounts()
+        self.fill: RedisFill | None = None
+        self._taken: list[tuple[str, bytes]] = []
+
+    # --- as a sink of the consumer loop ----------------------------------------------------------
+
+    @property
+    def topics(self) -> list[str]:
+        return [self.settings.topic_results, self.settings.topic_dead_letters]
+
+    def open(self, consumer: KafkaConsumer) -> RedisFill:
+        self.redis.ping()  # a refused password ends the sink here, before it joins the group
+        self.fill = RedisFill(self, consumer, self.settings.sink_group)
+        return self.fill
+
+    def write(self, records: Sequence[tuple[str, bytes]]) -> bool:
+        # A wipe between this check and the flush is caught at the next poll:
+        # the mark stays gone until it is set again after a refill.
+        if self.fill is not None and self.fill.wiped():
+            self._taken = []
+            return False
+        self._taken = list(records)
+        return True
+
+    def flush(self) -> None:
+        """One round trip for the poll's records; re-sent whole after a failure (every write is idempotent)."""
+        self.write_records(self._taken)
+        self._taken = []
+
+    def committed(self) -> None:
+        if self.fill is not None:
+            self.fill.committed()
+
+    def close(self) -> None:
+        self.redis.close()
+
+    # --- writing -------------------------------------------------------------------------------------
 
     def write_alert(self, alert: Alert) -> bool:
         """Add one alert now; False if its id was already there."""
@@ -227,7 +269,7 @@ class RedisFill(ConsumerRebalanceListener):
         try:
             held = {f.decode() if isinstance(f, bytes) else f for f in self.sink.redis.hkeys(self.key)}
         except (redis.ConnectionError, redis.TimeoutError):
-            held = set()  # cannot tell: reading from the start is always safe
+            held = set()  # cannot tell: reading from the start is always safe (a refused password: see run_sink)
         unfilled = [tp for tp in assigned if self.field(tp) not in held]
         if unfilled:
             log.info(
@@ -252,65 +294,10 @@ class RedisFill(ConsumerRebalanceListener):
             self.marked = True
 
 
-def run_sink(settings: Settings, stop_after: float | None = None) -> SinkCounts:
+def run_sink(settings: Settings, stop_after: float | None = None, stop: Stop | None = None) -> SinkCounts:
     """Consume until SIGTERM/SIGINT (or ``stop_after`` seconds), committing after each Redis write batch."""
+    stop = stop or Stop()
     sink = RedisSink(settings)
-    consumer = KafkaConsumer(
-        group_id=settings.sink_group,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        max_poll_records=500,
-        fetch_max_wait_ms=settings.fetch_max_wait_ms,
-        **settings.kafka_python_config(),
-    )
-    fill = RedisFill(sink, consumer, settings.sink_group)
-    consumer.subscribe([settings.topic_results, settings.topic_dead_letters], listener=fill)
-    stopping = False
-
-    def _stop(*_):
-        nonlocal stopping
-        stopping = True
-
-    def is_stopping() -> bool:
-        return stopping
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    started = time.monotonic()
-    try:
-        while not stopping and (stop_after is None or time.monotonic() - started < stop_after):
-            batches = consumer.poll(timeout_ms=500)
-            # A wipe between this check and the write below is caught at the next poll:
-            # the mark stays gone until it is set again after a refill.
-            if _retry_redis(fill.wiped, is_stopping):
-                continue
-            if not batches:
-                continue
-            records = [(tp.topic, record.value) for tp, batch in batches.items() for record in batch]
-            _retry_redis(lambda: sink.write_records(records), is_stopping)
-            try:
-                consumer.commit()
-            except KafkaError as exc:  # a rebalance: the records will come again, writes are idempotent
-                log.warning("offset commit failed (%s); records will be re-delivered", exc)
-                continue
-            _retry_redis(fill.committed, is_stopping)
-    finally:
-        consumer.close()
+    with stop.on_signals():
+        run_consumer(settings, sink, sink.topics, settings.sink_group, stop, stop_after)
     return sink.counts
-
-
-def _retry_redis(action, stopping):
-    """Redis going away must not lose a record: keep trying until it is back.
-
-    Re-writing a batch that partly landed is harmless: every write is idempotent.
-    """
-    delay = 0.2
-    while True:
-        try:
-            return action()
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            if stopping():
-                raise
-            log.warning("Redis unavailable (%s); retrying in %.1fs", exc, delay)
-            time.sleep(delay)
-            delay = min(delay * 2, 5.0)

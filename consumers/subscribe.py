@@ -17,17 +17,16 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import socket
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TextIO
 
 import redis
 
-from tallyroom.consumers.keys import ElectionKeys
+from tallyroom.consumers.keys import ElectionKeys, read_entries
+from tallyroom.lifecycle import Stop, retrying
 from tallyroom.schemas import AlertKind
 
 log = logging.getLogger("tallyroom.subscribe")
@@ -91,16 +90,16 @@ class Subscriber:
     block_ms: int = 1000
     crash_after: int | None = None  # debug: die after writing the Nth line, before its XACK
     counts: SubscribeCounts = field(default_factory=SubscribeCounts)
-    stopping: bool = False
+    stop: Stop = field(default_factory=Stop)
 
     @property
     def stream(self) -> str:
         return ElectionKeys(self.election).alerts
 
     def run(self, limit: int | None = None) -> SubscribeCounts:
-        """Print alerts until ``limit`` have been printed, or ``stop()``."""
+        """Print alerts until ``limit`` have been printed, or ``stop`` is set."""
         self._limit = limit
-        self._retrying(lambda: ensure_group(self.client, self.stream, self.group))
+        retrying(lambda: ensure_group(self.client, self.stream, self.group), self.stop)
         self._claim_abandoned()
         self._deliver_pending()
         last_claim = time.monotonic()
@@ -112,9 +111,6 @@ class Subscriber:
                 self._deliver_pending()
                 last_claim = time.monotonic()
         return self.counts
-
-    def stop(self, *_) -> None:
-        self.stopping = True
 
     # --- reading -------------------------------------------------------------------------------
 
@@ -131,14 +127,16 @@ class Subscriber:
 
     def _claim_abandoned(self) -> None:
         """Take over entries another consumer of the group read and never acknowledged."""
-        if self.claim_idle_ms is None:
+        idle_ms = self.claim_idle_ms
+        if idle_ms is None:
             return
         start = "0-0"
         while True:
-            reply = self._retrying(
+            reply = retrying(
                 lambda: self.client.xautoclaim(
-                    self.stream, self.group, self.consumer, self.claim_idle_ms, start_id=start, count=BATCH
-                )
+                    self.stream, self.group, self.consumer, idle_ms, start_id=start, count=BATCH
+                ),
+                self.stop,
             )
             # Claimed entries join this consumer's pending list; _deliver_pending hands them out.
             start, claimed = reply[0], reply[1]
@@ -147,12 +145,13 @@ class Subscriber:
                 return
 
     def _read(self, after: str, block: int | None = None) -> list[tuple[str, dict[str, str]]]:
-        reply = self._retrying(
+        reply = retrying(
             lambda: self.client.xreadgroup(
                 self.group, self.consumer, {self.stream: after}, count=self._batch_size(), block=block
-            )
+            ),
+            self.stop,
         )
-        return reply[0][1] if reply else []
+        return read_entries(reply)
 
     def _batch_size(self) -> int:
         # Never take more than can still be printed: what is read is pending for this consumer.
@@ -178,23 +177,10 @@ class Subscriber:
         else:
             # Filtered out, or trimmed from the stream (empty fields): nothing to print.
             self.counts.skipped += 1
-        self._retrying(lambda: self.client.xack(self.stream, self.group, stream_id))
+        retrying(lambda: self.client.xack(self.stream, self.group, stream_id), self.stop)
 
     def _done(self) -> bool:
-        return self.stopping or (self._limit is not None and self.counts.printed >= self._limit)
-
-    def _retrying(self, call: Callable):
-        """Redis going away must not lose an alert or an acknowledgement: wait for it to come back."""
-        delay = 0.2
-        while True:
-            try:
-                return call()
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
-                if self.stopping:
-                    raise
-                log.warning("Redis unavailable (%s); retrying in %.1fs", exc, delay)
-                time.sleep(delay)
-                delay = min(delay * 2, 5.0)
+        return self.stop.is_set() or (self._limit is not None and self.counts.printed >= self._limit)
 
 
 def subscribe(
@@ -212,6 +198,5 @@ def subscribe(
     subscriber = Subscriber(
         client, election, group, consumer, kinds, out=out, claim_idle_ms=claim_idle_ms, crash_after=crash_after
     )
-    signal.signal(signal.SIGTERM, subscriber.stop)
-    signal.signal(signal.SIGINT, subscriber.stop)
-    return subscriber.run(limit)
+    with subscriber.stop.on_signals():
+        return subscriber.run(limit)

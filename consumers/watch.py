@@ -14,8 +14,6 @@ Two halves, kept apart so the picture can be tested without Redis:
 from __future__ import annotations
 
 import math
-import signal
-import time
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -28,60 +26,24 @@ from rich.rule import Rule
 from rich.style import Style
 from rich.text import Text
 
-from tallyroom.consumers.keys import ElectionKeys
+from tallyroom.consumers.keys import ElectionKeys, read_entries, stream_entries
 from tallyroom.consumers.reader import ElectionState, read_state
+from tallyroom.lifecycle import Stop, authentication_failure
 from tallyroom.schemas import Alert
+from tallyroom.schemas.alerts import ALERT_KINDS
 from tallyroom.schemas.common import read_stored
-from tallyroom.schemas.parties import UK
+from tallyroom.schemas.parties import UK, party_colour
 
 ALERTS_SHOWN = 12
 MAJORITY_MARK = "│"
 PARTIAL_BLOCKS = " ▏▎▍▌▋▊▉"  # index = eighths of a cell
-UNKNOWN_COLOUR = "grey62"
+LABEL_WIDTH = max(len(info.label) for info in ALERT_KINDS.values())
 
-# Broadcasters' customary colours; a party not listed is drawn grey.
-PARTY_COLOURS: dict[str, str] = {
-    "Lab": "#e4003b",
-    "Con": "#0087dc",
-    "LD": "#faa61a",
-    "SNP": "#fdf38e",
-    "Green": "#6ab023",
-    "RUK": "#12b6cf",
-    "PC": "#00815b",
-    "SF": "#326760",
-    "DUP": "#d46a4c",
-    "SDLP": "#2aa82c",
-    "UUP": "#48a5ee",
-    "APNI": "#f6cb2f",
-    "TUV": "#6f8fc9",
-    "Spk": "grey70",
-    "Ind": "grey62",
-}
+# A terminal's plain "white" is light grey; the registry's white means the bright one.
+TERMINAL_COLOURS: dict[str, str] = {"white": "bright_white"}
 
-ALERT_LABELS: dict[str, str] = {
-    "gain": "GAIN",
-    "independent_gain": "INDEPENDENT GAIN",
-    "incumbent_defeated": "MP DEFEATED",
-    "marginal": "MARGINAL",
-    "near_upset": "NEAR UPSET",
-    "majority_reached": "MAJORITY",
-    "correction": "CORRECTION",
-    "recount": "RECOUNT",
-    "data_flaw": "DATA FLAW",
-}
-LABEL_WIDTH = max(len(label) for label in ALERT_LABELS.values())
-
-# The two kinds a newsroom must not miss are drawn reversed, so they stand out in the feed.
-ALERT_STYLES: dict[str, str] = {
-    "independent_gain": "bold reverse bright_white",
-    "incumbent_defeated": "bold reverse red",
-    "marginal": "yellow",
-    "near_upset": "yellow",
-    "majority_reached": "bold green",
-    "correction": "magenta",
-    "recount": "magenta",
-    "data_flaw": "dim red",
-}
+# How each emphasis in the kind registry (schemas/alerts.py) is drawn in a terminal.
+EMPHASIS_STYLES: dict[str, str] = {"loud": "bold reverse", "strong": "bold", "plain": "", "quiet": "dim"}
 
 # Columns around the bar: "party " + bar + " seats   net  gain  loss", five characters each.
 PARTY_WIDTH = 6
@@ -89,15 +51,18 @@ NUMBER_COLUMNS = ("seats", "net", "gain", "loss")
 NUMBERS_WIDTH = 6 * len(NUMBER_COLUMNS)
 
 
-def party_colour(party: str) -> str:
-    return PARTY_COLOURS.get(party, UNKNOWN_COLOUR)
-
-
 def alert_style(alert: Alert) -> Style:
-    """A gain is drawn in the winner's colour; every other kind has its own style."""
-    if alert.kind.value == "gain":
-        return Style.parse(f"bold {party_colour(str(alert.facts.get('winner_party', '')))}")
-    return Style.parse(ALERT_STYLES.get(alert.kind.value, ""))
+    """Each kind is drawn in its registry colour and emphasis; a kind without a colour (a gain) in its party's."""
+    info = ALERT_KINDS[alert.kind]
+    if info.colour is None:
+        colour = party_colour(str(alert.facts.get(info.party_fact or "", "")))
+    else:
+        colour = TERMINAL_COLOURS.get(info.colour, info.colour)
+    return Style.parse(f"{EMPHASIS_STYLES[info.emphasis]} {colour}")
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
 
 
 def uk_clock(moment: datetime) -> str:
@@ -227,7 +192,7 @@ def alert_line(alert: Alert) -> Text:
     style = alert_style(alert)
     line = Text()
     line.append(f"{alert.occurred_at.astimezone(UK):%H:%M} ", style="dim")
-    line.append(f"{ALERT_LABELS.get(alert.kind.value, alert.kind.value.upper()):^{LABEL_WIDTH}}", style=style)
+    line.append(f"{ALERT_KINDS[alert.kind].label.upper():^{LABEL_WIDTH}}", style=style)
     line.append(" ")
     # The headline keeps the kind's colour but not its reverse, so only the badge shouts.
     line.append(alert.headline, style=style + Style(reverse=False))
@@ -310,18 +275,16 @@ class Follower:
     def start(self) -> None:
         """Read what is already there. The stream position is taken from the newest alert read,
         so anything added afterwards is picked up by the first XREAD."""
-        self.version = self.client.get(self.keys.version)
+        self.version = _text(self.client.get(self.keys.version))
         self.state = read_state(self.client, self.election)
-        newest_first = self.client.xrevrange(self.keys.alerts, count=self.keep)
+        newest_first = stream_entries(self.client.xrevrange(self.keys.alerts, count=self.keep))
         self._take(reversed(newest_first))
 
     def poll(self, block_ms: int) -> bool:
         """Wait up to ``block_ms`` for new alerts; re-read the tally if its version moved. True if anything changed."""
-        streams = self.client.xread({self.keys.alerts: self.last_id}, count=500, block=block_ms)
-        changed = False
-        for _, entries in streams or []:
-            changed |= self._take(entries)
-        version = self.client.get(self.keys.version)
+        entries = read_entries(self.client.xread({self.keys.alerts: self.last_id}, count=500, block=block_ms))
+        changed = self._take(entries)
+        version = _text(self.client.get(self.keys.version))
         if version != self.version:
             self.version = version
             self.state = read_state(self.client, self.election)
@@ -341,27 +304,14 @@ class Follower:
         return took
 
 
-class _StopFlag:
-    """Ctrl-C and SIGTERM only set a flag; the loop notices within one poll.
-
-    Raising from the signal handler could land inside Rich or redis-py and end
-    the process by the signal instead of a clean exit (seen under CI load).
-    """
-
-    def __init__(self) -> None:
-        self.set = False
-
-    def __call__(self, *_: object) -> None:
-        self.set = True
-
-
 def watch(client: redis.Redis, election: str, console: Console, block_ms: int = 500) -> None:
     """Follow the night full-screen until Ctrl-C (or SIGTERM); the terminal is restored on the way out."""
     follower = Follower(client, election)
     follower.start()
-    stop = _StopFlag()
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
+    # Ctrl-C and SIGTERM only set the stop; the loop notices within one poll. Raising from the
+    # signal handler could land inside Rich or redis-py and end the process by the signal
+    # instead of a clean exit (seen under CI load).
+    with Stop().on_signals() as stop:
         with Live(
             follower.frame(fit_height=True),
             console=console,
@@ -371,24 +321,23 @@ def watch(client: redis.Redis, election: str, console: Console, block_ms: int = 
             redirect_stderr=False,
         ) as live:
             _follow(follower, live, block_ms, stop)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
-def _follow(follower: Follower, live: Live, block_ms: int, stop: _StopFlag) -> None:
+def _follow(follower: Follower, live: Live, block_ms: int, stop: Stop) -> None:
     status = None
     size = live.console.size
-    while not stop.set:
+    while not stop:
         try:
             changed = follower.poll(block_ms)
             if status is not None:  # back after an outage
                 status, changed = None, True
-        except redis.ConnectionError:
+        except redis.ConnectionError as exc:
+            if authentication_failure(exc):
+                raise
             # A restarted Redis should not end the night's view: say so and keep trying.
             changed = status is None
             status = "Redis unreachable, retrying"
-            time.sleep(1)
+            stop.wait(1)
         if live.console.size != size:  # the terminal was resized: lay the frame out again
             size, changed = live.console.size, True
         if changed:

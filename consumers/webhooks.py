@@ -17,14 +17,14 @@ import asyncio
 import hashlib
 import hmac
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import httpx
 import redis
 import redis.asyncio as aioredis
 
-from tallyroom.consumers.keys import PREFIX, ElectionKeys
+from tallyroom.consumers.keys import PREFIX, ElectionKeys, StreamEntry, read_entries, stream_entries
+from tallyroom.lifecycle import Stop, retrying_async
 from tallyroom.settings import Settings
 
 log = logging.getLogger("tallyroom.webhooks")
@@ -48,7 +48,7 @@ def signature(secret: str | bytes, body: bytes) -> str:
 
 def verify_signature(secret: str | bytes, body: bytes, header: str | None) -> bool:
     """What a receiver does: recompute over the raw body, compare in constant time."""
-    return bool(header) and hmac.compare_digest(signature(secret, body), header)
+    return header is not None and hmac.compare_digest(signature(secret, body), header)
 
 
 def backoff_schedule(max_attempts: int, first: float, cap: float) -> list[float]:
@@ -123,7 +123,7 @@ class Endpoint:
         http: httpx.AsyncClient,
         policy: RetryPolicy,
         secret: str | None,
-        stop: asyncio.Event,
+        stop: Stop,
         block_ms: int = 1000,
     ):
         self.url, self.election, self.redis, self.http = url, election, client, http
@@ -134,12 +134,12 @@ class Endpoint:
 
     async def run(self, drain: bool = False) -> EndpointReport:
         """Deliver until stopped; with ``drain``, until the stream has nothing new for this endpoint."""
-        await self._redis(self._ensure_group)
+        await retrying_async(self._ensure_group, self.stop)
         after = "0"  # this endpoint's pending entries first: what a previous run read and never finished
         while not self.stop.is_set():
             pending = after != ">"
             block = None if pending or drain else self.block_ms
-            entries = await self._redis(lambda: self._read(after, block))
+            entries = await retrying_async(lambda: self._read(after, block), self.stop)
             if not entries:
                 if pending:
                     after = ">"
@@ -162,14 +162,14 @@ class Endpoint:
             if "BUSYGROUP" not in str(exc):
                 raise
 
-    async def _read(self, after: str, block: int | None):
+    async def _read(self, after: str, block: int | None) -> list[StreamEntry]:
         reply = await self.redis.xreadgroup(self.group, CONSUMER, {self.stream: after}, count=BATCH, block=block)
-        return reply[0][1] if reply else []
+        return read_entries(reply)
 
     async def _deliver(self, stream_id: str, fields: dict[str, str]) -> bool:
         """POST one alert, with retries; acknowledge it once sent or recorded as failed. False if stopped."""
         if not fields.get("json"):
-            await self._redis(lambda: self.redis.xack(self.stream, self.group, stream_id))  # trimmed away
+            await retrying_async(lambda: self.redis.xack(self.stream, self.group, stream_id), self.stop)  # trimmed
             return True
         body = fields["json"].encode()
         headers = request_headers(fields.get("id", ""), self.election, body, self.secret)
@@ -178,7 +178,7 @@ class Endpoint:
             return False
         if outcome.ok:
             self.report.delivered += 1
-            await self._redis(lambda: self.redis.xack(self.stream, self.group, stream_id))
+            await retrying_async(lambda: self.redis.xack(self.stream, self.group, stream_id), self.stop)
         else:
             self.report.failed += 1
             log.warning(
@@ -189,7 +189,7 @@ class Endpoint:
                 outcome.last_error,
                 failures_key(self.election),
             )
-            await self._redis(lambda: self._record_failure(stream_id, fields, outcome))
+            await retrying_async(lambda: self._record_failure(stream_id, fields, outcome), self.stop)
         return True
 
     async def _post_with_retries(self, body: bytes, headers: dict[str, str]) -> Outcome | None:
@@ -204,7 +204,7 @@ class Endpoint:
                 log.info(
                     "%s: attempt %d failed (%s); next in %.2fs", self.url, attempt, last_error, delays[attempt - 1]
                 )
-                if await self._stopped_within(delays[attempt - 1]):
+                if await self.stop.wait_async(delays[attempt - 1]):
                     return None
         return Outcome(False, self.policy.max_attempts, last_error)
 
@@ -237,35 +237,14 @@ class Endpoint:
             pipe.xack(self.stream, self.group, stream_id)
             await pipe.execute()
 
-    async def _stopped_within(self, seconds: float) -> bool:
-        try:
-            await asyncio.wait_for(self.stop.wait(), timeout=seconds)
-            return True
-        except TimeoutError:
-            return False
-
-    async def _redis(self, call: Callable[[], Awaitable]):
-        """Redis going away must not lose an alert: wait for it to come back (unless stopping)."""
-        delay = 0.2
-        while True:
-            try:
-                return await call()
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
-                if self.stop.is_set():
-                    raise
-                log.warning("Redis unavailable (%s); retrying in %.1fs", exc, delay)
-                if await self._stopped_within(delay):
-                    raise
-                delay = min(delay * 2, 5.0)
-
 
 async def deliver_webhooks(
-    settings: Settings, election: str, stop: asyncio.Event | None = None, drain: bool = False, block_ms: int = 1000
+    settings: Settings, election: str, stop: Stop | None = None, drain: bool = False, block_ms: int = 1000
 ) -> list[EndpointReport]:
     """Run one Endpoint per configured URL, side by side, until ``stop`` (or drained)."""
     if not settings.webhook_urls:
         raise ValueError("webhook_urls: no webhook URLs configured (set TALLYROOM_WEBHOOK_URLS)")
-    stop = stop or asyncio.Event()
+    stop = stop or Stop()
     policy = RetryPolicy.from_settings(settings)
     secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
     client = aioredis.Redis.from_url(settings.redis_url, **settings.redis_kwargs())
@@ -282,4 +261,5 @@ async def deliver_webhooks(
 
 def read_failures(client: redis.Redis, election: str) -> list[dict[str, str]]:
     """The failures stream, oldest first, each entry with its ``entry_id``."""
-    return [{"entry_id": entry_id, **fields} for entry_id, fields in client.xrange(failures_key(election))]
+    entries = stream_entries(client.xrange(failures_key(election)))
+    return [{"entry_id": entry_id, **fields} for entry_id, fields in entries]

@@ -70,7 +70,7 @@ def split_body(body: bytes, ndjson: bool) -> list[str | bytes]:
     if ndjson:
         # "\n" only: splitlines() also splits on U+2028, U+2029 and U+0085, which JSON
         # allows unescaped inside strings (a name with one became two bad records).
-        return body.decode("utf-8").split("\n")
+        return [line for line in body.decode("utf-8").split("\n")]
     document = json.loads(body)
     items = document if isinstance(document, list) else [document]
     # Re-encoded so the schema parses JSON (timestamps as strings) exactly as from a line.

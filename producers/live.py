@@ -6,8 +6,9 @@ with the record and field named, and the valid ones around it are still sent.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -48,7 +49,7 @@ class NightSeats:
 
 def check_record(
     number: int, raw: str | bytes, limits: Limits = Limits(), seats: NightSeats | None = None
-) -> tuple[object | None, list[Refusal]]:
+) -> tuple[NightOpened | Declaration | RecountNotice | None, list[Refusal]]:
     """Validate one record; returns the event or the reasons it was refused."""
     if breach := payload_breach(raw, limits):
         return None, [Refusal(number, breach.field, breach.message)]
@@ -62,7 +63,7 @@ def check_record(
     return (None, refusals) if refusals else (event, [])
 
 
-def _field_of(error: dict) -> str:
+def _field_of(error: Mapping[str, Any]) -> str:
     if error["loc"]:
         return ".".join(str(p) for p in error["loc"])
     # pydantic reports a missing or unknown discriminator at the top level: it is `kind`.
@@ -107,7 +108,7 @@ def send_records(
             continue
         if isinstance(event, NightOpened):
             sender.open_night(event)
-        else:
+        elif event is not None:
             sender.send(event)
         report.accepted += 1
     report.acknowledged, report.failures = sender.flush()
@@ -116,4 +117,5 @@ def send_records(
 
 def send_lines(lines: Iterable[str | bytes], sender: DeclarationSender, seats: NightSeats | None = None) -> EntryReport:
     """Lines as text or, so that a line that is not UTF-8 is refused alone, as bytes."""
-    return send_records((line.rstrip(b"\n" if isinstance(line, bytes) else "\n") for line in lines), sender, seats)
+    stripped = (line.rstrip(b"\n") if isinstance(line, bytes) else line.rstrip("\n") for line in lines)
+    return send_records(stripped, sender, seats)

@@ -12,6 +12,7 @@ import csv
 import io
 import re
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -119,7 +120,7 @@ def _normalise_header(header: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", header.strip().lstrip("\ufeff").casefold()).strip("_")
 
 
-def _read_rows(path: Path, columns: dict[str, tuple[str, ...]], required: tuple[str, ...]) -> list[_Row]:
+def _read_rows(path: Path, columns: Mapping[str, tuple[str, ...]], required: tuple[str, ...]) -> list[_Row]:
     # utf-8-sig drops a BOM; newline="" lets csv handle CRLF and LF alike.
     text = path.read_text(encoding="utf-8-sig")
     reader = csv.reader(io.StringIO(text, newline=""))

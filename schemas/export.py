@@ -1,10 +1,12 @@
-"""JSON Schema for every model on the wire (pure: returns dicts, writes nothing)."""
+"""JSON Schema for every model on the wire, and the README's table of alert kinds (pure: returns, writes nothing)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel
 
-from tallyroom.schemas.alerts import Alert
+from tallyroom.schemas.alerts import Alert, kinds_table
 from tallyroom.schemas.events import Declaration, NightOpened, RecountNotice
 from tallyroom.schemas.results import DeadLetter, ResultUpdate, SeatResult, TallySnapshot
 
@@ -20,5 +22,18 @@ EXPORTED: dict[str, type[BaseModel]] = {
 }
 
 
-def json_schemas() -> dict[str, dict]:
+def json_schemas() -> dict[str, dict[str, Any]]:
     return {name: model.model_json_schema(mode="serialization") for name, model in EXPORTED.items()}
+
+
+KINDS_BEGIN = "<!-- alert kinds: drawn from schemas/alerts.py by `tallyroom schemas export` -->"
+KINDS_END = "<!-- end of alert kinds -->"
+
+
+def with_kinds_table(readme: str) -> str:
+    """The README text with its table of alert kinds redrawn from the registry."""
+    head, found, rest = readme.partition(KINDS_BEGIN)
+    _, found_end, tail = rest.partition(KINDS_END)
+    if not (found and found_end):
+        raise ValueError(f"README has no {KINDS_BEGIN!r} ... {KINDS_END!r} block")
+    return f"{head}{KINDS_BEGIN}\n{kinds_table()}{KINDS_END}{tail}"

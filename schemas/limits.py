@@ -7,8 +7,16 @@ what the worker (``tallyroom.streams.app``) would dead-letter after receiving.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from tallyroom.schemas.events import MAX_CANDIDATES, Declaration, NightOpened, RecountNotice
+
+
+class _HasLimits(Protocol):
+    @property
+    def max_payload_bytes(self) -> int: ...
+    @property
+    def max_candidates(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -17,7 +25,7 @@ class Limits:
     max_candidates: int = MAX_CANDIDATES
 
     @classmethod
-    def from_settings(cls, settings: object) -> Limits:
+    def from_settings(cls, settings: _HasLimits) -> Limits:
         """From anything with ``max_payload_bytes`` and ``max_candidates`` (``tallyroom.settings.Settings``)."""
         return cls(settings.max_payload_bytes, settings.max_candidates)
 

@@ -49,7 +49,7 @@ from tallyroom.schemas.common import read_stored
 from tallyroom.schemas.limits import Breach, Limits, event_breaches, payload_breach
 from tallyroom.settings import Settings
 from tallyroom.streams import faults, faust_compat
-from tallyroom.streams.count import Count, Outcome
+from tallyroom.streams.count import Count, Evaluate, Outcome
 from tallyroom.streams.partitioning import election_partition
 from tallyroom.streams.rules import RuleConfig, evaluate
 
@@ -86,9 +86,12 @@ class SendRecord(Protocol):
 class TableAccess(Protocol):
     """The worker's two tables, as the tallier reads and writes them."""
 
-    seats: MutableMapping[str, bytes]  # "election/ons_id" -> SeatResult JSON (the local store)
-    seats_changelog: str
-    nights_changelog: str
+    @property
+    def seats(self) -> MutableMapping[str, bytes]: ...  # "election/ons_id" -> SeatResult JSON (the local store)
+    @property
+    def seats_changelog(self) -> str: ...
+    @property
+    def nights_changelog(self) -> str: ...
 
     def nights(self) -> Iterable[tuple[str, Any]]: ...
     def night(self, election: str) -> Any: ...
@@ -190,7 +193,7 @@ class Tallier:
             self._over_limit(handled, received, "invalid", breach)
             return handled
         try:
-            parsed = parse_event(received.value)
+            parsed = parse_event(received.value or b"")  # no payload at all was refused just above
         except ValidationError as exc:
             reason, errors = _validation_errors(exc)
             self._dead_letter(handled, received, "invalid", reason, errors)
@@ -279,8 +282,8 @@ class Tallier:
         would write: its changelog topic, its JSON key, the raw value, the
         partition of the event; recovery reads them back as ever.
         """
-        for received, election, value in batch.nights:
-            self.tables.set_night(received, election, value)
+        for received, election, night in batch.nights:
+            self.tables.set_night(received, election, night)
         if not batch.seats:
             return
         changelog = self.tables.seats_changelog
@@ -507,8 +510,7 @@ def build_worker(settings: Settings) -> Worker:
     faust_compat.check()
     app = create_app(settings)
     faust_compat.shorten_fetch_wait(app, settings.fetch_max_wait_ms)
-    raw = {"key_serializer": "raw", "value_serializer": "raw"}
-    declarations = app.topic(settings.topic_declarations, **raw)
+    declarations = app.topic(settings.topic_declarations, key_serializer="raw", value_serializer="raw")
     # Latest accepted result per seat, keyed "election/ons_id", as SeatResult JSON;
     # nights keyed by election. Raw bytes: the seat is serialised once by pydantic,
     # not turned into a dict and then serialised again by the table.
@@ -516,7 +518,7 @@ def build_worker(settings: Settings) -> Worker:
         app, "seats", key_type=str, value_type=bytes, partitions=settings.topic_partitions
     )
     nights_table = faust_compat.origin_table(app, "nights", key_type=str, partitions=settings.topic_partitions)
-    rules = evaluate
+    rules: Evaluate = evaluate
     if settings.fault_rule_seat:
         rules = faults.failing_rules_for_seat(rules, settings.fault_rule_seat)
     count = Count(RuleConfig(settings.marginal_votes, settings.marginal_share), evaluate=rules)
@@ -533,14 +535,18 @@ def build_worker(settings: Settings) -> Worker:
     )
 
     @app.on_rebalance_complete.connect
-    async def tables_recovered(sender: Any, **kwargs: Any) -> None:
+    async def tables_recovered(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         tallier.books_stale = True
 
     @app.agent(declarations, concurrency=1, name="count_declarations")  # >1 can commit past events (#606)
     async def count_declarations(stream: faust.StreamT) -> None:
         in_batch = False
         try:
-            async for events in stream.take_events(settings.worker_batch_size, within=settings.worker_batch_seconds):
+            # StreamT's stub lacks take_events, which Stream has (faust-streaming 0.15.3).
+            batches = stream.take_events(  # type: ignore[attr-defined]
+                settings.worker_batch_size, within=settings.worker_batch_seconds
+            )
+            async for events in batches:
                 in_batch = True
                 await tallier.count_batch(Received.of(event) for event in events)
                 in_batch = False

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
-from tallyroom.schemas import Alert, Declaration, NightOpened, RecountNotice, ResultUpdate, SeatResult
+from tallyroom.schemas import Alert, Declaration, NightOpened, RecountNotice, ResultUpdate, SeatResult, TallySnapshot
 from tallyroom.schemas.common import read_stored
 from tallyroom.streams.rules import RuleConfig, SeatChange, evaluate, recount, seat_change
 from tallyroom.streams.tally import Tally, seat_result
@@ -115,7 +115,7 @@ class Count:
         book = self.books.get(election)
         return book.result(ons_id) if book else None
 
-    def snapshot(self, election: str):
+    def snapshot(self, election: str) -> TallySnapshot:
         return self.books[election].tally.snapshot()
 
     def declare(self, declaration: Declaration, snapshot: bool = True) -> Outcome:

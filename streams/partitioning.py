@@ -18,4 +18,5 @@ from kafka.partitioner.default import murmur2
 # and a night has a handful of elections.
 @lru_cache(maxsize=4096)
 def election_partition(election: str, partitions: int) -> int:
-    return (murmur2(election.encode("utf-8")) & 0x7FFFFFFF) % partitions
+    hashed: int = murmur2(election.encode("utf-8"))
+    return (hashed & 0x7FFFFFFF) % partitions

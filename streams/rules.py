@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from tallyroom.schemas import Alert, AlertKind, Candidate, DeclarationRef, RecountNotice, SeatResult
 from tallyroom.schemas.alerts import alert_id
@@ -42,7 +43,9 @@ class SeatChange:
         return bool(self.seat.held_by) and self.seat.winning_party != self.seat.held_by
 
 
-def _alert(change: SeatChange, kind: AlertKind, headline: str, facts: dict, subject: str | None = None) -> Alert:
+def _alert(
+    change: SeatChange, kind: AlertKind, headline: str, facts: dict[str, Any], subject: str | None = None
+) -> Alert:
     seat = change.seat
     return Alert(
         id=alert_id(seat.election, subject or seat.ons_id, kind, seat.revision),
@@ -61,7 +64,7 @@ def _who(candidate: Candidate) -> str:
     return f"{candidate.name} ({candidate.party})"
 
 
-def _base_facts(seat: SeatResult) -> dict:
+def _base_facts(seat: SeatResult) -> dict[str, Any]:
     return {
         "winner": seat.winner.name,
         "winner_party": seat.winning_party,

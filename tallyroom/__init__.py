@@ -13,6 +13,9 @@ from pathlib import Path as _Path
 
 __version__ = "0.1.0"
 
-_checkout = _Path(__file__).resolve().parent.parent
-if (_checkout / "pyproject.toml").is_file() and (_checkout / "streams" / "__init__.py").is_file():
-    __path__.append(str(_checkout))  # noqa: F821  (a package's own __path__)
+_root = _Path(__file__).resolve().parent.parent
+# The source checkout this package runs from, or None when it is installed from a wheel.
+_is_checkout = (_root / "pyproject.toml").is_file() and (_root / "streams" / "__init__.py").is_file()
+CHECKOUT: _Path | None = _root if _is_checkout else None
+if CHECKOUT is not None:
+    __path__.append(str(CHECKOUT))  # noqa: F821  (a package's own __path__)

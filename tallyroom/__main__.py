@@ -1,3 +1,3 @@
-from tallyroom.cli import app
+from tallyroom.cli import main
 
-app(prog_name="tallyroom")
+main()

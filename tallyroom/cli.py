@@ -75,14 +75,20 @@ def stack_status() -> None:
 
 
 @schemas_app.command("export")
-def schemas_export(directory: Path = typer.Argument(Path("schemas/json"))) -> None:
-    """Write one JSON Schema file per event and alert."""
-    from tallyroom.schemas.export import json_schemas
+def schemas_export(
+    directory: Path = typer.Argument(Path("schemas/json")),
+    readme: Path = typer.Option(Path("README.md"), help="redraw this README's table of alert kinds, if it exists"),
+) -> None:
+    """Write one JSON Schema file per event and alert, and redraw the README's table of alert kinds."""
+    from tallyroom.schemas.export import json_schemas, with_kinds_table
 
     directory.mkdir(parents=True, exist_ok=True)
     for name, schema in json_schemas().items():
         (directory / f"{name}.schema.json").write_text(json.dumps(schema, indent=2, sort_keys=True) + "\n")
         console.print(f"wrote {directory / name}.schema.json")
+    if readme.is_file():
+        readme.write_text(with_kinds_table(readme.read_text()))
+        console.print(f"wrote the table of alert kinds in {readme}")
 
 
 @app.command()
@@ -314,7 +320,8 @@ def serve(
 
     names = ["worker", "sink"] + (["web"] if web else []) + (["webhooks"] if webhooks else [])
     console.print(f"supervising {', '.join(names)}; logs in {get_settings().stack_dir / 'logs'}")
-    processes.supervise(names, get_settings(), console)
+    if code := processes.supervise(names, get_settings(), console):
+        raise typer.Exit(code)
 
 
 @app.command()
@@ -337,6 +344,7 @@ def watch(
 
     from tallyroom.consumers import watch as watch_view
     from tallyroom.consumers.redis_sink import redis_client
+    from tallyroom.lifecycle import authentication_failure
 
     settings = get_settings()
     client = redis_client(settings)
@@ -348,6 +356,8 @@ def watch(
         else:
             watch_view.watch(client, _election_or_default(election), console)
     except redis_lib.ConnectionError as exc:
+        if authentication_failure(exc):
+            raise
         where = settings.redis_url.rsplit("@", 1)[-1]  # never print a password from the URL
         err.print(f"[red]cannot reach Redis at {where}: {exc}")
         raise typer.Exit(1)
@@ -467,6 +477,7 @@ def webhooks(
     import logging
 
     from tallyroom.consumers.webhooks import deliver_webhooks
+    from tallyroom.lifecycle import Stop
 
     settings = get_settings()
     if not settings.webhook_urls:
@@ -476,13 +487,9 @@ def webhooks(
         err.print("[yellow]webhook_secret is not set: deliveries go out without X-Tallyroom-Signature")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
-    async def main():
-        stop = asyncio.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
-        return await deliver_webhooks(settings, election, stop, drain=drain)
-
-    for report in asyncio.run(main()):
+    with Stop().on_signals() as stop:
+        reports = asyncio.run(deliver_webhooks(settings, election, stop, drain=drain))
+    for report in reports:
         console.print(f"{report.url}: {report.delivered} delivered, {report.failed} failed, {report.requests} requests")
 
 
@@ -598,3 +605,17 @@ def bench(
     except ValueError as exc:
         err.print(f"[red]{exc}")
         raise typer.Exit(2)
+
+
+def main() -> None:
+    """The console script: ``app``, with a refused password reported in one line and no traceback."""
+    from tallyroom.lifecycle import AUTH_EXIT_STATUS, authentication_failure
+
+    try:
+        app(prog_name="tallyroom")
+    except Exception as exc:
+        failure = authentication_failure(exc)
+        if failure is None:
+            raise
+        print(f"tallyroom: {failure}", file=sys.stderr)
+        raise SystemExit(AUTH_EXIT_STATUS) from None

@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tallyroom.lifecycle import AUTH_EXIT_STATUS, Stop
 from tallyroom.settings import Settings
 
 
@@ -90,34 +91,35 @@ def wait_alive(background: Background, seconds: float) -> None:
         time.sleep(0.2)
 
 
-def supervise(names: list[str], settings: Settings, console=None, poll: float = 1.0) -> None:
+def supervise(names: list[str], settings: Settings, console=None, poll: float = 1.0, stop: Stop | None = None) -> int:
     """Run each ``tallyroom <name>`` in the background and restart any that dies, until SIGTERM/SIGINT.
 
     A restart waits a little longer each time a process keeps dying (up to 30 s),
-    so a broker outage does not turn into a tight restart loop.
+    so a broker outage does not turn into a tight restart loop. A process that exits
+    because a password was refused (``AUTH_EXIT_STATUS``) is not restarted: everything
+    stops, and that status is returned.
     """
-    stopping = False
-
-    def _stop(*_):
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+    stop = stop or Stop()
     children = {name: start(name, settings) for name in names}
     delays = {name: 1.0 for name in names}
     try:
-        while not stopping:
-            time.sleep(poll)
-            for name, child in list(children.items()):
-                code = child.process.poll()
-                if code is None or stopping:
-                    continue
-                if console:
-                    console.print(f"[yellow]{name} exited with {code}; restarting in {delays[name]:.0f}s[/]")
-                time.sleep(delays[name])
-                delays[name] = min(delays[name] * 2, 30.0)
-                children[name] = start(name, settings)
+        with stop.on_signals():
+            while not stop.wait(poll):
+                for name, child in list(children.items()):
+                    code = child.process.poll()
+                    if code is None or stop:
+                        continue
+                    if code == AUTH_EXIT_STATUS:
+                        if console:
+                            console.print(f"[red]{name}: {child.log_tail(1)}; not restarting")
+                        return code
+                    if console:
+                        console.print(f"[yellow]{name} exited with {code}; restarting in {delays[name]:.0f}s[/]")
+                    if stop.wait(delays[name]):
+                        break
+                    delays[name] = min(delays[name] * 2, 30.0)
+                    children[name] = start(name, settings)
     finally:
         for child in children.values():
             child.stop()
+    return 0

@@ -7,6 +7,7 @@ are the local stack that ``tallyroom stack up`` starts.
 from __future__ import annotations
 
 import json
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
@@ -14,7 +15,22 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from tallyroom import CHECKOUT
+
+# The source checkout's root; installed from a wheel, this is site-packages (see CHECKOUT).
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def default_stack_dir() -> Path:
+    """``.stack/`` in a checkout; installed, the user's data folder (``$XDG_DATA_HOME/tallyroom``,
+    else ``~/.local/share/tallyroom``), so `stack up` and `stack down` agree from any directory."""
+    if CHECKOUT is not None:
+        return CHECKOUT / ".stack"
+    data_home = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(data_home) / "tallyroom"
+
+
+DEFAULT_STACK_DIR = default_stack_dir()
 
 
 class Settings(BaseSettings):
@@ -50,14 +66,14 @@ class Settings(BaseSettings):
     marginal_share: float = 0.02
 
     # Local stack (tallyroom stack up)
-    stack_dir: Path = REPO_ROOT / ".stack"
+    stack_dir: Path = DEFAULT_STACK_DIR
     kafka_controller_port: int = 9093
     kafka_heap: str = "512m"
 
     # Worker
     worker_id: str = "tallyroom"
     worker_web_port: int = 6066
-    worker_data_dir: Path = REPO_ROOT / ".stack" / "worker"
+    worker_data_dir: Path = DEFAULT_STACK_DIR / "worker"
     sink_group: str = "tallyroom-redis-sink"
     worker_batch_size: int = 500
     worker_session_timeout: float = 10.0

@@ -23,10 +23,12 @@ from urllib.parse import urlsplit
 
 from rich.console import Console
 
-from tallyroom.settings import REPO_ROOT, Settings, get_settings
+from tallyroom.settings import Settings, get_settings
 
-POM = REPO_ROOT / "stack" / "pom.xml"
-LOG4J2_CONFIG = REPO_ROOT / "stack" / "log4j2.properties"
+# Package data (tallyroom/stack_files/), so an installed wheel can start the stack too.
+STACK_FILES = Path(__file__).resolve().with_name("stack_files")
+POM = STACK_FILES / "pom.xml"
+LOG4J2_CONFIG = STACK_FILES / "log4j2.properties"
 
 KAFKA_START_TIMEOUT = 90.0
 REDIS_START_TIMEOUT = 30.0
@@ -230,7 +232,7 @@ def _pom_hash() -> str:
 
 
 def ensure_kafka_jars(settings: Settings, console: Console | None = None) -> Path:
-    """Copy the broker's jars from Maven Central once per version of ``stack/pom.xml``."""
+    """Copy the broker's jars from Maven Central once per version of ``stack_files/pom.xml``."""
     jars = _jars_dir(settings)
     marker = jars / ".pom-sha256"
     wanted = _pom_hash()

@@ -160,15 +160,15 @@ def dashboard_context(election: str, state: dict, feed: list[view.FeedItem]) -> 
         "clock": view.night_clock(tally["as_of"] if tally else None),
         "progress": round(100 * state["declared"] / state["total"], 2) if state["total"] else 0,
         "feed": feed,
-        "labels": view.ALERT_LABELS,
+        "labels": view.kind_labels(),
         "seat_href": lambda ons_id: f"/e/{election}/seat/{ons_id}" if ons_id else "",
         "config": {
             "election": election,
             "events": f"/e/{election}/events",
             "after": feed[0].stream_id if feed else FROM_START,
-            "colours": view.PARTY_COLOURS,
+            "parties": view.parties_json(),
             "unknownColour": view.UNKNOWN_COLOUR,
-            "labels": view.ALERT_LABELS,
+            "kinds": view.kinds_json(),
             "feedMax": FEED_ON_PAGE,
         },
     }

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 from sse_starlette import ServerSentEvent
 
-from tallyroom.consumers.keys import ElectionKeys
+from tallyroom.consumers.keys import ElectionKeys, read_entries
 from tallyroom.consumers.web.store import read_state, tally_version
 
 FROM_START = "0-0"
@@ -53,7 +53,7 @@ async def live_events(
     while True:
         entries = await client.xread({stream: last_id}, count=timing.batch, block=block)
         block = timing.block_ms
-        records = entries[0][1] if entries else []
+        records = read_entries(entries)
         for stream_id, fields in records:
             yield ServerSentEvent(data=fields["json"], id=stream_id, retry=retry)
             retry = None

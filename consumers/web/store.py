@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 
-from tallyroom.consumers.keys import ElectionKeys
+from tallyroom.consumers.keys import ElectionKeys, StreamEntry, stream_entries
 from tallyroom.consumers.web.view import FeedItem, state_json
 from tallyroom.schemas import Alert, SeatResult, TallySnapshot
 from tallyroom.schemas.common import read_stored
-
-StreamEntry = tuple[str, dict[str, str]]
 
 
 async def read_state(client: Redis, election: str) -> dict:
@@ -44,13 +42,13 @@ async def read_seat(client: Redis, election: str, ons_id: str) -> SeatResult | N
 
 async def latest_alerts(client: Redis, election: str, count: int) -> list[FeedItem]:
     """The newest ``count`` alerts, newest first."""
-    entries = await client.xrevrange(ElectionKeys(election).alerts, count=count)
+    entries = stream_entries(await client.xrevrange(ElectionKeys(election).alerts, count=count))
     return [feed_item(entry) for entry in entries]
 
 
 async def alerts_after(client: Redis, election: str, after: str, count: int) -> list[StreamEntry]:
     """Up to ``count`` stream entries strictly after ``after``, oldest first."""
-    return await client.xrange(ElectionKeys(election).alerts, min=f"({after}", max="+", count=count)
+    return stream_entries(await client.xrange(ElectionKeys(election).alerts, min=f"({after}", max="+", count=count))
 
 
 def feed_item(entry: StreamEntry) -> FeedItem:

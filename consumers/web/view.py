@@ -1,7 +1,8 @@
 """What the web page shows, worked out from the Redis contract. Pure: no I/O.
 
 The browser does the same sums in ``static/dashboard.js`` when a tally event
-arrives; the colour map is handed to it from here so there is one source.
+arrives; the party and kind maps (schemas/parties.py, schemas/alerts.py) are handed
+to it from here so there is one source.
 """
 
 from __future__ import annotations
@@ -11,47 +12,31 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from tallyroom.schemas import Alert, SeatResult, TallySnapshot
+from tallyroom.schemas.alerts import ALERT_KINDS
+from tallyroom.schemas.parties import PARTIES, UNKNOWN_COLOUR, party_colour, party_name
 
 DEFAULT_ELECTION = "ge2024"
-UNKNOWN_COLOUR = "#9a9a9a"
+colour = party_colour  # the page's name for it
 
-# Broadcasters' customary colours; a party not listed is drawn grey.
-PARTY_COLOURS: dict[str, str] = {
-    "Lab": "#d50000",
-    "Con": "#0087dc",
-    "LD": "#fdbb30",
-    "SNP": "#fff95d",
-    "Green": "#6ab023",
-    "RUK": "#12b6cf",
-    "PC": "#005b54",
-    "SF": "#326760",
-    "DUP": "#8b1a1a",
-    "SDLP": "#2aa82c",
-    "UUP": "#48a5ee",
-    "APNI": "#f6cb2f",
-    "TUV": "#0c3a6a",
-    "Spk": "#5a5a5a",
-    "Ind": UNKNOWN_COLOUR,
-}
 
-ALERT_LABELS: dict[str, str] = {
-    "gain": "Gain",
-    "independent_gain": "Independent gain",
-    "incumbent_defeated": "MP defeated",
-    "marginal": "Marginal",
-    "near_upset": "Near upset",
-    "majority_reached": "Majority",
-    "correction": "Correction",
-    "recount": "Recount",
-    "data_flaw": "Data flaw",
-}
+def kind_labels() -> dict[str, str]:
+    return {kind.value: info.label for kind, info in ALERT_KINDS.items()}
+
+
+def kinds_json() -> dict[str, dict[str, str | None]]:
+    """What dashboard.js needs of each kind (the registry, in schemas/alerts.py)."""
+    return {
+        kind.value: {"label": info.label, "colour": info.colour, "partyFact": info.party_fact}
+        for kind, info in ALERT_KINDS.items()
+    }
+
+
+def parties_json() -> dict[str, dict[str, str]]:
+    return {abbr: {"name": party.name, "colour": party.colour} for abbr, party in PARTIES.items()}
+
 
 # A Redis stream entry id: milliseconds, optionally "-sequence".
 STREAM_ID = re.compile(r"^\d{1,20}(-\d{1,20})?$")
-
-
-def colour(party: str) -> str:
-    return PARTY_COLOURS.get(party, UNKNOWN_COLOUR)
 
 
 def valid_stream_id(value: str) -> bool:
@@ -93,6 +78,10 @@ class Bar:
     losses: int
     colour: str
     width: float  # percent of all seats in the night
+
+    @property
+    def name(self) -> str:
+        return party_name(self.party)
 
     @property
     def net(self) -> int:
@@ -160,7 +149,7 @@ class FeedItem:
 
     @property
     def label(self) -> str:
-        return ALERT_LABELS.get(self.alert.kind.value, self.alert.kind.value)
+        return ALERT_KINDS[self.alert.kind].label
 
     @property
     def clock(self) -> str:
@@ -169,10 +158,12 @@ class FeedItem:
 
     @property
     def accent(self) -> str:
-        """The colour of the party the alert is about: the winner, or the party reaching a majority."""
-        facts = self.alert.facts
-        party = facts.get("winner_party") or facts.get("party")
-        return colour(party) if isinstance(party, str) else UNKNOWN_COLOUR
+        """The colour of the party the alert is about (the winner, the party reaching a majority), else its kind's."""
+        info = ALERT_KINDS[self.alert.kind]
+        party = self.alert.facts.get(info.party_fact) if info.party_fact else None
+        if isinstance(party, str):
+            return colour(party)
+        return info.colour or UNKNOWN_COLOUR
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,22 @@
   const config = JSON.parse(document.getElementById("dashboard-config").textContent);
   const $ = (id) => document.getElementById(id);
 
+  // Party colours and names and each alert kind's label and colour come from the server
+  // (schemas/parties.py and the kind registry in schemas/alerts.py), never from here.
   function colour(party) {
-    return config.colours[party] || config.unknownColour;
+    const known = config.parties[party];
+    return known ? known.colour : config.unknownColour;
+  }
+
+  function partyName(party) {
+    const known = config.parties[party];
+    return known ? known.name : party;
+  }
+
+  function accent(alert) {
+    const kind = config.kinds[alert.kind] || {};
+    const party = kind.partyFact && (alert.facts || {})[kind.partyFact];
+    return typeof party === "string" ? colour(party) : kind.colour || config.unknownColour;
   }
 
   function signed(n) {
@@ -69,7 +83,7 @@
     const node = cloneTemplate("bar-template");
     node.dataset.party = row.party;
     node.dataset.seats = row.seats;
-    fill(node, "party", row.party);
+    fill(node, "party", row.party).title = partyName(row.party);
     const bar = node.querySelector('[data-field="fill"]');
     bar.style.width = row.width.toFixed(3) + "%";
     bar.style.background = colour(row.party);
@@ -85,7 +99,7 @@
     node.dataset.gains = row.gains;
     node.dataset.losses = row.losses;
     node.querySelector('[data-field="swatch"]').style.background = colour(row.party);
-    fill(node, "party", row.party);
+    fill(node, "party", row.party).title = partyName(row.party);
     fill(node, "gains", row.gains);
     fill(node, "losses", row.losses);
     netClass(fill(node, "net", row.net ? signed(row.net) : "0"), row.net);
@@ -122,10 +136,9 @@
     node.className = "alert kind-" + alert.kind;
     node.dataset.kind = alert.kind;
     node.dataset.streamId = streamId;
-    const facts = alert.facts || {};
-    node.style.borderLeftColor = colour(facts.winner_party || facts.party);
+    node.style.borderLeftColor = accent(alert);
     fill(node, "clock", alertClock(alert.occurred_at));
-    fill(node, "label", config.labels[alert.kind] || alert.kind);
+    fill(node, "label", (config.kinds[alert.kind] || {}).label || alert.kind);
     const link = fill(node, "headline", alert.headline);
     if (alert.ons_id) link.href = "/e/" + encodeURIComponent(config.election) + "/seat/" + encodeURIComponent(alert.ons_id);
     return node;
@@ -136,13 +149,21 @@
     if (feed.querySelector('[data-stream-id="' + CSS.escape(streamId) + '"]')) return;  // already shown
     const item = alertItem(streamId, alert);
     item.classList.add("fresh");
+    item.classList.toggle("filtered-out", !shown(item));
     feed.prepend(item);
     while (feed.children.length > config.feedMax) feed.lastElementChild.remove();
     $("no-alerts").classList.add("hidden");
   }
 
+  // The kind filter hides the other kinds' alerts, whichever kinds the registry has.
+  function shown(item) {
+    const filter = $("feed").dataset.filter;
+    return !filter || item.dataset.kind === filter;
+  }
+
   $("kind-filter").addEventListener("change", (event) => {
     $("feed").dataset.filter = event.target.value;
+    for (const item of $("feed").children) item.classList.toggle("filtered-out", !shown(item));
   });
 
   // --- the connection ---------------------------------------------------------------------

@@ -1,0 +1,89 @@
+"""The one loop from Kafka to somewhere: it polls, hands each batch to a sink, commits after
+the sink has flushed it, retries a sink whose service is away, and stops on ``Stop``.
+
+A sink is anything with these five methods (``RedisSink`` is one):
+
+- ``open(consumer)``: connect; may return a rebalance listener for the subscription.
+- ``write(records)``: take one poll's ``(topic, value)`` records, in order (called after
+  every poll, also with none, so a sink can look at its own state once per poll). False
+  means the sink rewound the consumer and dropped the batch: nothing is committed.
+- ``flush()``: make what it took durable. Offsets are committed only after it returns.
+- ``committed()``: the offsets of what was flushed are committed.
+- ``close()``.
+
+Delivery is at-least-once: a batch flushed but not committed comes again after a restart or
+a rebalance, so a sink's writes must be idempotent. ``write``, ``flush`` and ``committed`` are
+retried (``lifecycle.retrying``) while their service is unreachable; a refused password is not.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from typing import Protocol
+
+from kafka import ConsumerRebalanceListener, KafkaConsumer
+from kafka.errors import KafkaError
+
+from tallyroom.lifecycle import Stop, retrying
+from tallyroom.settings import Settings
+
+log = logging.getLogger("tallyroom.loop")
+
+Record = tuple[str, bytes]  # (topic, value)
+POLL_MS = 500
+MAX_POLL_RECORDS = 500
+
+
+class Sink(Protocol):
+    def open(self, consumer: KafkaConsumer) -> ConsumerRebalanceListener | None: ...
+
+    def write(self, records: Sequence[Record]) -> bool: ...
+
+    def flush(self) -> None: ...
+
+    def committed(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def run_consumer(
+    settings: Settings,
+    sink: Sink,
+    topics: Sequence[str],
+    group: str,
+    stop: Stop,
+    stop_after: float | None = None,
+    what: str = "Redis",
+) -> None:
+    """Feed ``topics`` (as consumer group ``group``) into ``sink`` until ``stop`` (or ``stop_after`` seconds)."""
+    consumer = KafkaConsumer(
+        group_id=group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=MAX_POLL_RECORDS,
+        fetch_max_wait_ms=settings.fetch_max_wait_ms,
+        **settings.kafka_python_config(),
+    )
+    try:
+        listener = retrying(lambda: sink.open(consumer), stop, what)
+        consumer.subscribe(list(topics), listener=listener) if listener else consumer.subscribe(list(topics))
+        started = time.monotonic()
+        while not stop and (stop_after is None or time.monotonic() - started < stop_after):
+            batches = consumer.poll(timeout_ms=POLL_MS)
+            records = [(tp.topic, record.value) for tp, batch in batches.items() for record in batch]
+            if not retrying(lambda: sink.write(records), stop, what) or not records:
+                continue
+            retrying(sink.flush, stop, what)
+            try:
+                consumer.commit()
+            except KafkaError as exc:  # a rebalance: the records will come again, writes are idempotent
+                log.warning("offset commit failed (%s); records will be re-delivered", exc)
+                continue
+            retrying(sink.committed, stop, what)
+    finally:
+        try:
+            consumer.close()
+        finally:
+            sink.close()

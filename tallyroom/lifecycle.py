@@ -1,0 +1,139 @@
+"""How every long-running command stops, retries, and gives up on a bad password.
+
+- ``Stop``: one small object, set by SIGTERM/SIGINT (``with stop.on_signals():``)
+  or by code. Loops check it between steps and sleep through ``stop.wait``, so a
+  signal never raises inside Rich, redis-py or kafka-python; the command finishes
+  what it has in hand and leaves cleanly.
+- ``retrying`` / ``retrying_async``: a service going away must not lose a record.
+  The call is repeated (0.2 s, 0.4 s, ... at most 5 s apart) until it succeeds or
+  the process is stopping. Every write retried this way is idempotent.
+- An authentication failure is never retried: no wait makes a wrong password right.
+  It is raised as ``AuthenticationFailed``, which the CLI turns into one line naming
+  the service and the setting, and exit status ``AUTH_EXIT_STATUS``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar
+
+import redis
+from kafka.errors import SaslAuthenticationFailedError
+
+log = logging.getLogger("tallyroom")
+
+T = TypeVar("T")
+
+AUTH_EXIT_STATUS = 78  # EX_CONFIG: a supervisor does not restart a process that exits with it
+FIRST_DELAY, MAX_DELAY = 0.2, 5.0
+TRANSIENT: tuple[type[Exception], ...] = (redis.ConnectionError, redis.TimeoutError)
+
+
+class Stop:
+    """Set once, by a signal or by code; every loop of the process looks at the same one."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def set(self, *_: object) -> None:  # also a signal handler
+        self._event.set()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    def __bool__(self) -> bool:
+        return self.is_set()
+
+    def wait(self, seconds: float) -> bool:
+        """Sleep up to ``seconds``; True (at once) if stopped meanwhile."""
+        return self._event.wait(seconds)
+
+    async def wait_async(self, seconds: float) -> bool:
+        """``wait`` for asyncio code: the signal handler runs on the loop's thread, so poll briefly."""
+        deadline = time.monotonic() + seconds
+        while not self.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            await asyncio.sleep(min(left, 0.05))
+        return True
+
+    @contextmanager
+    def on_signals(self, *signals: signal.Signals) -> Iterator[Stop]:
+        """Set on SIGTERM and SIGINT (or ``signals``) inside the block; the previous handlers come back after."""
+        chosen = signals or (signal.SIGTERM, signal.SIGINT)
+        previous = {sig: signal.signal(sig, self.set) for sig in chosen}
+        try:
+            yield self
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+class AuthenticationFailed(Exception):
+    """A service refused our credentials: names the service and the setting to fix."""
+
+    def __init__(self, service: str, setting: str, detail: str):
+        super().__init__(f"{service} refused authentication ({detail}): check {setting}")
+        self.service, self.setting = service, setting
+
+
+def authentication_failure(exc: BaseException) -> AuthenticationFailed | None:
+    """The ``AuthenticationFailed`` an exception amounts to, or None if it is not about credentials."""
+    if isinstance(exc, AuthenticationFailed):
+        return exc
+    # redis-py: WRONGPASS, NOAUTH, "AUTH ... without any password configured" (AuthenticationError, itself a
+    # ConnectionError, so it must be told apart before retrying) and NOPERM (an ACL user lacking a right).
+    if isinstance(exc, redis.AuthenticationError | redis.exceptions.AuthenticationWrongNumberOfArgsError):
+        return AuthenticationFailed("Redis", "TALLYROOM_REDIS_PASSWORD", str(exc) or type(exc).__name__)
+    if isinstance(exc, redis.exceptions.NoPermissionError):
+        return AuthenticationFailed("Redis", "TALLYROOM_REDIS_PASSWORD", str(exc) or type(exc).__name__)
+    if isinstance(exc, SaslAuthenticationFailedError):
+        return AuthenticationFailed("Kafka", "TALLYROOM_KAFKA_SASL_PASSWORD", str(exc) or type(exc).__name__)
+    return None
+
+
+def _transient(exc: Exception) -> bool:
+    if (failure := authentication_failure(exc)) is not None:
+        raise failure from exc
+    return isinstance(exc, TRANSIENT)
+
+
+def retrying(action: Callable[[], T], stop: Stop | None = None, what: str = "Redis") -> T:
+    """``action()``, repeated while it fails on a connection; raises once ``stop`` is set."""
+    delay = FIRST_DELAY
+    while True:
+        try:
+            return action()
+        except Exception as exc:
+            if not _transient(exc) or (stop is not None and stop.is_set()):
+                raise
+            log.warning("%s unavailable (%s); retrying in %.1fs", what, exc, delay)
+            if stop is not None and stop.wait(delay):
+                raise
+            if stop is None:
+                time.sleep(delay)
+            delay = min(delay * 2, MAX_DELAY)
+
+
+async def retrying_async(action: Callable[[], Awaitable[T]], stop: Stop | None = None, what: str = "Redis") -> T:
+    """``retrying`` for coroutines."""
+    delay = FIRST_DELAY
+    while True:
+        try:
+            return await action()
+        except Exception as exc:
+            if not _transient(exc) or (stop is not None and stop.is_set()):
+                raise
+            log.warning("%s unavailable (%s); retrying in %.1fs", what, exc, delay)
+            if stop is not None and await stop.wait_async(delay):
+                raise
+            if stop is None:
+                await asyncio.sleep(delay)
+            delay = min(delay * 2, MAX_DELAY)

@@ -1,0 +1,63 @@
+"""The registry of alert kinds and the party map: complete, and what every view is drawn from."""
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from tallyroom.consumers.web import view
+from tallyroom.schemas import AlertKind, RecountNotice
+from tallyroom.schemas.alerts import ALERT_KINDS
+from tallyroom.schemas.export import with_kinds_table
+from tallyroom.schemas.parties import INDEPENDENT, PARTIES, UNKNOWN_COLOUR, party_colour, party_name
+from tallyroom.streams.count import Count
+from tests.factories import cand, decl, night
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def test_every_alert_kind_has_an_entry():
+    assert set(ALERT_KINDS) == set(AlertKind)
+    for kind, info in ALERT_KINDS.items():
+        assert info.label and info.description and info.facts, kind
+        assert info.colour or info.party_fact, f"{kind}: neither a colour nor a party to take one from"
+        assert info.party_fact is None or info.party_fact in info.facts, kind
+
+
+def test_the_readme_table_of_kinds_is_the_registry():
+    text = README.read_text()
+    assert with_kinds_table(text) == text, "run `tallyroom schemas export` to redraw it"
+
+
+def alerts_of_a_night_with_every_kind():
+    count = Count()
+    count.open_night(night({"E14000001": "Con", "E14000002": "Lab", "E14000003": "Lab"}))
+    outcomes = [
+        # gain, sitting MP defeated, marginal
+        count.declare(decl("E14000001", cand("A", "Lab", 5000), cand("B", "Con", 4900, sitting=True))),
+        # hold with an independent close behind (near upset, marginal), and Lab reaches 2 of 3
+        count.declare(decl("E14000002", cand("C", "Lab", 5000), cand("D", "Ind", 4500))),
+        # independent gain
+        count.declare(decl("E14000003", cand("E", "Ind", 6000), cand("F", "Lab", 1000))),
+        # correction
+        count.declare(decl("E14000001", cand("A", "Lab", 5200), cand("B", "Con", 4900, sitting=True), revision=2)),
+        count.recount(RecountNotice(election="test", ons_id="E14000002", announced_at=datetime.now(UTC), reason="x")),
+    ]
+    flawed = Count()
+    flawed.open_night(night({"E14000001": "Con"}))
+    declaration = decl("E14000001", cand("G", "Con", 10), cand("H", "Lab", 5))
+    outcomes.append(flawed.declare(declaration.model_copy(update={"flaws": ["valid votes 16 differ from 15"]})))
+    return [alert for outcome in outcomes for alert in outcome.alerts]
+
+
+def test_each_alert_carries_the_facts_its_entry_lists():
+    alerts = alerts_of_a_night_with_every_kind()
+    assert {a.kind for a in alerts} == set(AlertKind)
+    for alert in alerts:
+        assert set(alert.facts) == set(ALERT_KINDS[alert.kind].facts), alert.kind
+
+
+def test_one_party_map_for_every_view():
+    assert party_colour("Con") == PARTIES["Con"].colour == view.colour("Con")
+    assert party_colour("Nobody") == UNKNOWN_COLOUR and party_name("Nobody") == "Nobody"
+    assert party_name("Lab") == "Labour" and INDEPENDENT in PARTIES
+    assert view.parties_json()["SNP"] == {"name": "Scottish National Party", "colour": PARTIES["SNP"].colour}
+    assert view.kinds_json()["gain"]["label"] == ALERT_KINDS[AlertKind.GAIN].label

@@ -1,0 +1,87 @@
+"""The one stop mechanism and the one retry helper, without any service running."""
+
+import asyncio
+import os
+import signal
+import time
+
+import pytest
+import redis
+from kafka.errors import SaslAuthenticationFailedError
+
+from tallyroom.lifecycle import AuthenticationFailed, Stop, authentication_failure, retrying, retrying_async
+
+
+def failing(times: int, error: Exception):
+    calls = []
+
+    def action():
+        calls.append(1)
+        if len(calls) <= times:
+            raise error
+        return len(calls)
+
+    return action, calls
+
+
+def test_a_connection_error_is_retried_until_it_succeeds():
+    action, calls = failing(2, redis.ConnectionError("gone"))
+    assert retrying(action) == 3 and len(calls) == 3
+
+
+@pytest.mark.parametrize(
+    ("error", "setting"),
+    [
+        (redis.AuthenticationError("WRONGPASS invalid username-password pair"), "TALLYROOM_REDIS_PASSWORD"),
+        (redis.AuthenticationError("NOAUTH Authentication required."), "TALLYROOM_REDIS_PASSWORD"),
+        (redis.exceptions.NoPermissionError("NOPERM this user has no permissions"), "TALLYROOM_REDIS_PASSWORD"),
+        (SaslAuthenticationFailedError("invalid credentials"), "TALLYROOM_KAFKA_SASL_PASSWORD"),
+    ],
+)
+def test_an_authentication_error_is_never_retried(error, setting):
+    action, calls = failing(5, error)
+    with pytest.raises(AuthenticationFailed) as raised:
+        retrying(action)
+    assert len(calls) == 1 and setting in str(raised.value)
+    with pytest.raises(AuthenticationFailed):
+        asyncio.run(retrying_async(lambda: asyncio.sleep(0, result=action())))
+
+
+def test_other_errors_are_not_retried_or_renamed():
+    action, calls = failing(5, redis.ResponseError("WRONGTYPE"))
+    with pytest.raises(redis.ResponseError):
+        retrying(action)
+    assert len(calls) == 1 and authentication_failure(redis.ResponseError("x")) is None
+
+
+def test_a_stop_ends_the_retries():
+    stop = Stop()
+    action, calls = failing(1000, redis.ConnectionError("gone"))
+    stop.set()
+    with pytest.raises(redis.ConnectionError):
+        retrying(action, stop)
+    assert len(calls) == 1
+
+
+def test_sigterm_sets_the_stop_and_the_old_handler_comes_back():
+    before = signal.getsignal(signal.SIGTERM)
+    with Stop().on_signals() as stop:
+        os.kill(os.getpid(), signal.SIGTERM)
+        started = time.monotonic()
+        assert stop.wait(5) and time.monotonic() - started < 1
+    assert signal.getsignal(signal.SIGTERM) == before and stop
+
+
+def test_async_wait_returns_when_stopped():
+    stop = Stop()
+
+    async def later():
+        await asyncio.sleep(0.05)
+        stop.set()
+
+    async def main():
+        asyncio.get_running_loop().create_task(later())
+        return await stop.wait_async(5)
+
+    assert asyncio.run(main()) is True
+    assert asyncio.run(Stop().wait_async(0.05)) is False
