@@ -248,6 +248,9 @@ class RedisFill(ConsumerRebalanceListener):
     Kafka keeps every result; Redis may lose them (restarted without persistence,
     flushed by hand). A partition this Redis has no mark for is read again from its
     start: every write is idempotent, so reading a result twice changes nothing.
+    A Redis that restarted (a new ``run_id``) is refilled too, mark or not: with the
+    append-only file's default ``appendfsync everysec``, a crash loses up to its last
+    second of writes, which the sink may already have committed in Kafka.
     The mark is set only after the first commit that follows, so a sink that dies
     before then starts over instead of resuming past what Redis never got.
     It is the consumer's rebalance listener, to check each partition it is given.
@@ -257,6 +260,7 @@ class RedisFill(ConsumerRebalanceListener):
         self.sink, self.consumer = sink, consumer
         self.key = sink_filled(group)
         self.marked = False
+        self.run_id: str | None = None  # the Redis server process this sink has been writing to
 
     @staticmethod
     def field(tp) -> str:
@@ -281,9 +285,23 @@ class RedisFill(ConsumerRebalanceListener):
 
     def wiped(self) -> bool:
         """True, and everything re-read from the start, if Redis has lost what it was filled with."""
-        if not self.marked or self.sink.redis.exists(self.key):
+        pipe = self.sink.redis.pipeline(transaction=False)
+        pipe.exists(self.key)
+        pipe.info("server")
+        exists, server = pipe.execute()
+        run_id = server.get("run_id")
+        restarted = self.run_id is not None and run_id != self.run_id
+        self.run_id = run_id
+        if not restarted and (exists or not self.marked):
             return False
-        log.warning("Redis has lost its data (no %s): refilling it from the start of every partition", self.key)
+        if restarted:
+            log.warning(
+                "Redis restarted (run_id %s): it may have lost its last writes, so it is refilled from the "
+                "start of every partition",
+                run_id,
+            )
+        else:
+            log.warning("Redis has lost its data (no %s): refilling it from the start of every partition", self.key)
         self.consumer.seek_to_beginning(*self.consumer.assignment())
         self.marked = False
         return True

@@ -454,3 +454,32 @@ def test_an_unreadable_stored_seat_is_quarantined_and_the_rest_and_the_next_elec
     assert "quarantined the stored seats record" in this_run_log(pipe.worker)
     assert read_state(pipe.redis, night.election).refused == 1  # once, however often it was quarantined
     assert read_state(pipe.redis, second.election).refused == 0
+
+
+def test_redis_sigkilled_mid_night_comes_back_with_its_data_and_the_books_balance(fault_pipeline, fault_stack):
+    import os
+    import signal
+
+    pipe = fault_pipeline
+    night = load_night(NIGHT, "ge2024-faults-redis-kill")
+    sender = DeclarationSender(pipe.settings)
+    replay = ReplayInBackground(night, sender, paced(night, 40), max_gap=1.0)
+    time.sleep(12)
+    before = read_state(pipe.redis, night.election)
+    assert 0 < before.declared < 650, "the night was not under way when Redis was killed: nothing was tested"
+    (redis_status,) = [s for s in local_stack.status(fault_stack) if s.name == "redis"]
+    os.kill(redis_status.pid, signal.SIGKILL)
+    time.sleep(3)
+    local_stack.redis_up(fault_stack)
+    # The append-only file brought the night back (all but, at most, its last second of writes).
+    after = read_state(pipe.redis, night.election)
+    assert after.declared >= before.declared * 0.5, (before.declared, after.declared)
+    assert pipe.redis.xlen(ElectionKeys(night.election).alerts) > 0
+    report = replay.join()
+    sender.close()
+    assert report.acknowledged == report.sent == 651 and not report.failures, report.failures[:3]
+
+    assert_running(pipe.worker, pipe.sink)
+    assert_books_balance(pipe, night)
+    assert "Redis restarted" in this_run_log(pipe.sink), "the sink never noticed the restart"
+    print(f"\nRedis SIGKILLed with {before.declared} declared; {after.declared} there on its restart")
