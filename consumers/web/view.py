@@ -6,7 +6,6 @@ arrives; the colour map is handed to it from here so there is one source.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -46,16 +45,9 @@ ALERT_LABELS: dict[str, str] = {
     "data_flaw": "Data flaw",
 }
 
-# A Redis stream entry id: milliseconds, optionally "-sequence".
-STREAM_ID = re.compile(r"^\d{1,20}(-\d{1,20})?$")
-
 
 def colour(party: str) -> str:
     return PARTY_COLOURS.get(party, UNKNOWN_COLOUR)
-
-
-def valid_stream_id(value: str) -> bool:
-    return bool(STREAM_ID.match(value))
 
 
 def state_json(
