@@ -27,6 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tallyroom.consumers.web import store, view
 from tallyroom.consumers.web.events import FROM_START, FeedConfig, Feeds, FeedUnavailable, ViewerResponse, resume_point
+from tallyroom.consumers.web.headers import SecurityHeaders
 from tallyroom.consumers.web.stream_ids import parse_stream_id
 from tallyroom.settings import Settings
 
@@ -78,6 +79,7 @@ def create_web_app(settings: Settings, feed_config: FeedConfig = FeedConfig()) -
     app = FastAPI(
         title="Tallyroom", lifespan=lifespan, docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json"
     )
+    app.add_middleware(SecurityHeaders, docs_path=app.docs_url)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     templates = Jinja2Templates(directory=HERE / "templates")
 

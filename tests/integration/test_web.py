@@ -372,3 +372,22 @@ def settings_on_db(db: int) -> Settings:
 
 def stream_ids_of(client, stream: str) -> list[str]:
     return [entry_id for entry_id, _ in client.xrange(stream)]
+
+
+def test_every_page_sends_a_content_security_policy_and_refuses_frames(web):
+    server = web[0]
+    pages = ("/", f"/e/{ELECTION}", f"/e/{ELECTION}/seat/{seat_id(2)}", "/no/such/page", f"/api/e/{ELECTION}/state")
+    for path in pages:
+        answer = httpx.get(server.url + path, timeout=10)
+        policy = answer.headers["content-security-policy"]
+        assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy, path
+        assert "unsafe-inline" not in policy.split("script-src")[1].split(";")[0], path
+        assert answer.headers["x-frame-options"] == "DENY", path
+
+
+def test_static_and_script_urls_do_not_follow_the_host_header(web):
+    server = web[0]
+    html = httpx.get(f"{server.url}/e/{ELECTION}", headers={"Host": "evil.example:666"}, timeout=10).text
+    assert "evil.example" not in html
+    assert 'href="/static/style.css"' in html and 'src="/static/dashboard.js"' in html
+    assert httpx.get(f"{server.url}/static/dashboard.js", timeout=10).status_code == 200
