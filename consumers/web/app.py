@@ -12,6 +12,7 @@ page never writes. Routes:
 
 from __future__ import annotations
 
+import logging
 import re
 from contextlib import asynccontextmanager
 from pathlib import Path as FilePath
@@ -23,6 +24,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import AfterValidator
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tallyroom.consumers.web import store, view
@@ -31,6 +33,7 @@ from tallyroom.consumers.web.headers import SecurityHeaders
 from tallyroom.consumers.web.stream_ids import parse_stream_id
 from tallyroom.settings import Settings
 
+log = logging.getLogger("tallyroom.web")
 HERE = FilePath(__file__).resolve().parent
 ELECTION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"  # as schemas.common.ElectionId
 ONS_PATTERN = r"^[EWSNL]\d{8}$"  # as schemas.common.OnsId
@@ -97,6 +100,13 @@ def create_web_app(settings: Settings, feed_config: FeedConfig = FeedConfig()) -
         if exc.status_code == 404 and not request.url.path.startswith("/api/"):
             return not_found(request, f"There is no page at {request.url.path}.")
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RedisError)
+    async def redis_down(request: Request, exc: RedisError):
+        # Redis is a dependency, not a bug of the page: say what is wrong, as a 503.
+        problem = store.redis_problem(exc, settings)
+        log.warning("%s %s: %s", request.method, request.url.path, problem)
+        return JSONResponse({"detail": problem}, status_code=503, headers={"Retry-After": "5"})
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def home(request: Request):
@@ -169,8 +179,16 @@ def create_web_app(settings: Settings, feed_config: FeedConfig = FeedConfig()) -
         ]
 
     @app.get("/healthz", include_in_schema=False)
-    async def health(request: Request) -> dict:
-        await redis_of(request).ping()
+    async def health(request: Request):
+        """200 ``{"redis": "ok"}``; 503 with what is down (unreachable, credentials refused) otherwise."""
+        try:
+            await redis_of(request).ping()
+        except RedisError as exc:
+            return JSONResponse(
+                {"redis": "down", "detail": store.redis_problem(exc, settings)},
+                status_code=503,
+                headers={"Retry-After": "5"},
+            )
         return {"redis": "ok"}
 
     return app
