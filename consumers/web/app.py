@@ -31,6 +31,7 @@ from tallyroom.consumers.web import store, view
 from tallyroom.consumers.web.events import FROM_START, FeedConfig, Feeds, FeedUnavailable, ViewerResponse, resume_point
 from tallyroom.consumers.web.headers import SecurityHeaders
 from tallyroom.consumers.web.stream_ids import parse_stream_id
+from tallyroom.metrics import FeedFigures, serve_metrics, web_metrics
 from tallyroom.settings import Settings
 
 log = logging.getLogger("tallyroom.web")
@@ -83,6 +84,16 @@ def create_web_app(settings: Settings, feed_config: FeedConfig = FeedConfig()) -
         title="Tallyroom", lifespan=lifespan, docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json"
     )
     app.add_middleware(SecurityHeaders, docs_path=app.docs_url)
+
+    def feed_figures() -> FeedFigures:
+        feeds: Feeds | None = getattr(app.state, "feeds", None)  # made at startup
+        if feeds is None:
+            return FeedFigures()
+        return FeedFigures(
+            feeds.viewers, len(feeds.feeds), feeds.counts.alerts_fanned_out, feeds.counts.viewers_dropped
+        )
+
+    serve_metrics(app, web_metrics(feed_figures))
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     templates = Jinja2Templates(directory=HERE / "templates")
 

@@ -184,6 +184,7 @@ class ElectionFeed:
             held = self.frames[bisect_right(self.ids, after) :]
         missing = None if self.complete or not self.ids or after >= self.ids[0] else self.ids[0]
         first = b"".join(held) + (self.tally_frame or b"")
+        self.counts.alerts_fanned_out += len(held)
         if first:
             viewer.pending.append(first)
         self.viewers.add(viewer)
@@ -241,7 +242,7 @@ class ElectionFeed:
         self.publish_tally(state)
 
 
-async def catch_up(client: Redis, election: str, after: StreamId, before: StreamId, page: int = 1000) -> bytes:
+async def catch_up(client: Redis, election: str, after: StreamId, before: StreamId, page: int = 1000) -> list[bytes]:
     """Alert frames strictly between ``after`` and ``before``, read from Redis (older than a feed's history)."""
     stream = ElectionKeys(election).alerts
     frames: list[bytes] = []
@@ -250,7 +251,7 @@ async def catch_up(client: Redis, election: str, after: StreamId, before: Stream
         entries = await client.xrange(stream, min=f"({low}", max=f"({format_stream_id(before)}", count=page)
         frames.extend(ServerSentEvent(data=fields["json"], id=sid).encode() for sid, fields in entries)
         if len(entries) < page:
-            return b"".join(frames)
+            return frames
         low = entries[-1][0]
 
 
@@ -305,7 +306,9 @@ class Feeds:
         prefix = b"retry: %d\r\n" % self.config.retry_ms  # sse-starlette's line separator
         try:
             if missing is not None:
-                viewer.pending.insert(0, await catch_up(self.client, feed.election, after, missing))
+                older = await catch_up(self.client, feed.election, after, missing)
+                viewer.pending.insert(0, b"".join(older))
+                self.counts.alerts_fanned_out += len(older)
             while True:
                 chunk = await viewer.next_chunk()
                 if chunk is None:

@@ -19,7 +19,7 @@ import uvicorn
 from tallyroom.consumers.keys import ElectionKeys
 from tallyroom.consumers.redis_sink import RedisSink, redis_client
 from tallyroom.consumers.web import create_web_app
-from tallyroom.consumers.web.events import FeedConfig
+from tallyroom.consumers.web.events import FROM_START, FeedConfig
 from tallyroom.schemas import ResultUpdate
 from tallyroom.settings import Settings, get_settings
 from tallyroom.streams.count import Count
@@ -360,8 +360,10 @@ def test_a_viewer_that_stops_reading_is_dropped_with_a_retry_hint_and_the_rest_g
                 break
             received += data
         slow.close()
+        dropped = metric(server.url, "tallyroom_web_viewers_dropped_total")
     client.delete(stream)
     assert b": dropped" in received and b"retry: 5000\r\n" in received
+    assert dropped == 1
     assert received.count(b"\r\nid: ") + received.count(b"\nid: ") < len(held)  # it was cut off, not sent all
 
 
@@ -391,3 +393,41 @@ def test_static_and_script_urls_do_not_follow_the_host_header(web):
     assert "evil.example" not in html
     assert 'href="/static/style.css"' in html and 'src="/static/dashboard.js"' in html
     assert httpx.get(f"{server.url}/static/dashboard.js", timeout=10).status_code == 200
+
+
+def metric(url: str, name: str) -> float:
+    """One unlabelled sample from the server's /metrics."""
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    (line,) = [line for line in text.splitlines() if line.startswith(f"{name} ")]
+    return float(line.split()[1])
+
+
+def test_metrics_count_viewers_fan_out_and_requests(web):
+    server, _, client, _ = web
+    before = metric(server.url, "tallyroom_web_alerts_fanned_out_total")
+    with httpx.stream("GET", f"{server.url}/e/{ELECTION}/events", timeout=10) as response:
+        reader = SseReader(response.iter_lines())  # held: dropping the line iterator closes the response
+        alerts, _ = reader.until_tally()
+        assert metric(server.url, "tallyroom_web_sse_clients") == 1
+        assert metric(server.url, "tallyroom_web_elections_followed") >= 1
+    assert (
+        metric(server.url, "tallyroom_web_alerts_fanned_out_total")
+        == before + len(alerts)
+        == before + len(stream_ids(client))
+    )
+    httpx.get(f"{server.url}/api/e/bad%20id/state", timeout=10)
+    text = httpx.get(f"{server.url}/metrics", timeout=10).text
+    assert 'tallyroom_http_requests_total{route="/api/e/{election}/state",status="422"}' in text
+    assert 'tallyroom_http_requests_total{route="/e/{election}/events",status="200"}' in text
+
+
+def test_alerts_older_than_the_history_holds_come_from_redis(web):
+    _, _, client, _ = web
+    held = stream_ids(client)
+    small = FeedConfig(block_ms=200, tally_interval=0.1, history_max=4, idle_seconds=1.0)  # holds the newest 4
+    assert len(held) > small.history_max
+    with WebServer(settings_on_db(WEB_REDIS_DB).model_copy(update={"election": ELECTION}), small) as server:
+        for after, expected in ((FROM_START, held), (held[0], held[1:])):
+            with httpx.stream("GET", f"{server.url}/e/{ELECTION}/events?after={after}", timeout=10) as response:
+                alerts, _ = SseReader(response.iter_lines()).until_tally()
+            assert [e.id for e in alerts] == expected
