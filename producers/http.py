@@ -23,6 +23,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from tallyroom.metrics import entry_metrics, serve_metrics
 from tallyroom.producers.kafka import DeclarationSender
 from tallyroom.producers.live import EntryReport, NightSeats, Refusal, send_records
 from tallyroom.settings import Settings
@@ -97,6 +98,8 @@ def create_entry_app(
             await run_in_threadpool(app.state.sender.close)
 
     app = FastAPI(title="Tallyroom live entry", lifespan=lifespan)
+    metrics = entry_metrics()
+    serve_metrics(app, metrics)
 
     @app.get("/healthz")
     async def healthz() -> dict:
@@ -104,6 +107,11 @@ def create_entry_app(
 
     @app.post("/declarations")
     async def declarations(request: Request) -> JSONResponse:
+        answer = await declare(request)
+        metrics.count_answer(json.loads(bytes(answer.body)))
+        return answer
+
+    async def declare(request: Request) -> JSONResponse:
         try:
             body = await _read_body(request)
         except BodyTooLarge as exc:

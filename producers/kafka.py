@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import ipaddress
+import logging
+from dataclasses import dataclass
+
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
 from tallyroom.schemas import Declaration, NightOpened, RecountNotice
 from tallyroom.settings import Settings
+
+log = logging.getLogger("tallyroom.kafka")
 
 
 def make_producer(settings: Settings, **overrides) -> KafkaProducer:
@@ -24,28 +30,128 @@ def make_producer(settings: Settings, **overrides) -> KafkaProducer:
     return KafkaProducer(**(config | overrides))
 
 
-def ensure_topics(settings: Settings) -> None:
-    """Create Tallyroom's topics with the configured partitions (a no-op when they exist)."""
+MAX_REPLICATION = 3
+KEEP_FOREVER = -1  # retention.ms: no time-based deletion
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """How one topic is created: partitions, replicas and its topic-level configs."""
+
+    name: str
+    partitions: int
+    replication_factor: int
+    configs: dict[str, str]
+
+    def new_topic(self) -> NewTopic:
+        return NewTopic(self.name, self.partitions, self.replication_factor, topic_configs=dict(self.configs))
+
+
+def topic_spec(
+    name: str,
+    partitions: int,
+    brokers: int,
+    replication_factor: int | None = None,
+    retention_ms: int | None = None,
+    compacted: bool = False,
+) -> TopicSpec:
+    """A topic replicated for the cluster it is on. Pure: the worker's changelog topics use it too.
+
+    Replicas default to min(3, brokers). With 3 or more, ``min.insync.replicas`` is 2, so an
+    ``acks=all`` write is on two brokers before it is acknowledged and one broker may be lost.
+    ``retention_ms`` (-1: kept for ever) overrides the broker's time-based deletion; a
+    compacted topic (a table's changelog) keeps each key's latest record instead.
+    """
+    if brokers < 1:
+        raise ValueError(f"brokers: {brokers} (a cluster has at least one)")
+    replicas = replication_factor if replication_factor is not None else min(MAX_REPLICATION, brokers)
+    if not 1 <= replicas <= brokers:
+        raise ValueError(f"topic_replication_factor: {replicas} for {name}, but the cluster has {brokers} broker(s)")
+    configs: dict[str, str] = {}
+    if replicas >= MAX_REPLICATION:
+        configs["min.insync.replicas"] = "2"
+    if compacted:
+        configs["cleanup.policy"] = "compact"
+    if retention_ms is not None:
+        configs["retention.ms"] = str(retention_ms)
+    return TopicSpec(name, partitions, replicas, configs)
+
+
+def tallyroom_topics(settings: Settings, brokers: int) -> list[TopicSpec]:
+    """Tallyroom's own four topics. Declarations and results are the record the sink refills a
+    wiped Redis from, so they are kept (``TALLYROOM_TOPIC_RETENTION_MS``, -1 by default)."""
+    kept = settings.topic_retention_ms
+
+    def spec(name: str, retention_ms: int | None = None) -> TopicSpec:
+        return topic_spec(name, settings.topic_partitions, brokers, settings.topic_replication_factor, retention_ms)
+
+    return [
+        spec(settings.topic_declarations, kept),
+        spec(settings.topic_alerts),
+        spec(settings.topic_results, kept),
+        spec(settings.topic_dead_letters),
+    ]
+
+
+def replication_warning(replication_factor: int, brokers: int, bootstrap: str) -> str | None:
+    """Why a replication factor of 1 is dangerous here, or None when it is only a local stack."""
+    if replication_factor > 1:
+        return None
+    remote = [host for host in bootstrap_hosts(bootstrap) if not is_loopback(host)]
+    if brokers > 1:
+        why = f"the cluster has {brokers} brokers, but each topic would live on one of them"
+    elif remote:
+        why = f"the broker ({', '.join(remote)}) is not on this machine's loopback, so this is not a dev stack"
+    else:
+        return None
+    return (
+        f"REPLICATION FACTOR 1: {why}. Losing that broker loses the night's declarations and results "
+        "(Kafka is the record). Set TALLYROOM_TOPIC_REPLICATION_FACTOR (or leave it unset for min(3, brokers))."
+    )
+
+
+def bootstrap_hosts(bootstrap: str) -> list[str]:
+    return [server.strip().rpartition(":")[0].strip("[]") or server.strip() for server in bootstrap.split(",")]
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def ensure_topics(settings: Settings) -> list[TopicSpec]:
+    """Create Tallyroom's topics as ``tallyroom_topics`` says (a no-op for those that exist).
+
+    Warns loudly when a topic (new or existing) has one replica on a multi-broker cluster or
+    on a broker that is not on loopback.
+    """
     admin = KafkaAdminClient(**settings.kafka_python_config())
     try:
+        brokers = len(admin.describe_cluster()["brokers"])
+        specs = tallyroom_topics(settings, brokers)
         existing = set(admin.list_topics())
-        wanted = [
-            NewTopic(name, settings.topic_partitions, settings.topic_replication_factor)
-            for name in (
-                settings.topic_declarations,
-                settings.topic_alerts,
-                settings.topic_results,
-                settings.topic_dead_letters,
-            )
-            if name not in existing
-        ]
+        wanted = [spec for spec in specs if spec.name not in existing]
+        replicas = {spec.name: spec.replication_factor for spec in wanted}
+        held = [spec.name for spec in specs if spec.name in existing]
+        if held:
+            for topic in admin.describe_topics(held):
+                replicas[topic["name"]] = min((len(p["replica_nodes"]) for p in topic["partitions"]), default=1)
         if wanted:
             try:
-                admin.create_topics(wanted)
+                admin.create_topics([spec.new_topic() for spec in wanted])
             except TopicAlreadyExistsError:
                 pass
     finally:
         admin.close()
+    for name, count in replicas.items():
+        warning = replication_warning(count, brokers, settings.kafka_bootstrap)
+        if warning:
+            log.warning("\n%s\n%s: %s\n%s", "!" * 100, name, warning, "!" * 100)
+    return specs
 
 
 class DeclarationSender:

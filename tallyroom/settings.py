@@ -52,7 +52,12 @@ class Settings(BaseSettings):
     topic_results: str = "tallyroom.results"
     topic_dead_letters: str = "tallyroom.dead-letters"
     topic_partitions: int = 1
-    topic_replication_factor: int = 1
+    topic_replication_factor: int | None = Field(
+        None, ge=1, description="replicas of each topic; unset: min(3, brokers in the cluster)"
+    )
+    topic_retention_ms: int = Field(
+        -1, ge=-1, description="retention.ms of declarations and results; -1 keeps them (the sink's refill reads them)"
+    )
 
     # Redis
     redis_url: str = "redis://127.0.0.1:6379/0"

@@ -12,46 +12,88 @@ page never writes. Routes:
 
 from __future__ import annotations
 
+import logging
 import re
 from contextlib import asynccontextmanager
 from pathlib import Path as FilePath
+from typing import Annotated
 
 from fastapi import FastAPI, Header, HTTPException, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from redis.asyncio import Redis
-from sse_starlette import EventSourceResponse
+from pydantic import AfterValidator
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tallyroom.consumers.web import store, view
-from tallyroom.consumers.web.events import FROM_START, FeedTiming, live_events, resume_point
+from tallyroom.consumers.web.events import FROM_START, FeedConfig, Feeds, FeedUnavailable, ViewerResponse, resume_point
+from tallyroom.consumers.web.headers import SecurityHeaders
+from tallyroom.consumers.web.stream_ids import parse_stream_id
+from tallyroom.metrics import FeedFigures, serve_metrics, web_metrics
 from tallyroom.settings import Settings
 
+log = logging.getLogger("tallyroom.web")
 HERE = FilePath(__file__).resolve().parent
 ELECTION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"  # as schemas.common.ElectionId
 ONS_PATTERN = r"^[EWSNL]\d{8}$"  # as schemas.common.OnsId
-STREAM_ID_PATTERN = view.STREAM_ID.pattern
 FEED_ON_PAGE = 1000  # alerts rendered into the first page; a whole night is about 600
 API_PAGE_MAX = 1000
 
 ElectionParam = Path(pattern=ELECTION_PATTERN, description="election id, e.g. ge2024")
 
 
-def create_web_app(settings: Settings, timing: FeedTiming = FeedTiming()) -> FastAPI:
+def stream_id_check(name: str) -> AfterValidator:
+    """A parameter that must be a stream id Redis can hold; a 422 naming ``name`` otherwise (never a 500)."""
+
+    def check(value: str | None) -> str | None:
+        if value is not None:
+            parse_stream_id(value, name)
+        return value
+
+    return AfterValidator(check)
+
+
+REDIS_CONNECTIONS = 100  # page and API requests; each election's feed holds one more while it reads
+REDIS_WAIT_SECONDS = 5.0  # a request waits this long for a free connection before a 503
+
+
+def create_web_app(settings: Settings, feed_config: FeedConfig = FeedConfig()) -> FastAPI:
     default_election = settings.election or view.DEFAULT_ELECTION
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        app.state.redis = Redis.from_url(settings.redis_url, **settings.redis_kwargs())
+        # A blocking pool: a burst of requests queues for a connection instead of failing.
+        pool = BlockingConnectionPool.from_url(
+            settings.redis_url,
+            max_connections=REDIS_CONNECTIONS + feed_config.max_feeds,
+            timeout=REDIS_WAIT_SECONDS,
+            **settings.redis_kwargs(),
+        )
+        app.state.redis = Redis(connection_pool=pool)
+        app.state.feeds = Feeds(app.state.redis, feed_config)
         try:
             yield
         finally:
+            await app.state.feeds.close()
             await app.state.redis.aclose()
+            await pool.aclose()
 
     app = FastAPI(
         title="Tallyroom", lifespan=lifespan, docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json"
     )
+    app.add_middleware(SecurityHeaders, docs_path=app.docs_url)
+
+    def feed_figures() -> FeedFigures:
+        feeds: Feeds | None = getattr(app.state, "feeds", None)  # made at startup
+        if feeds is None:
+            return FeedFigures()
+        return FeedFigures(
+            feeds.viewers, len(feeds.feeds), feeds.counts.alerts_fanned_out, feeds.counts.viewers_dropped
+        )
+
+    serve_metrics(app, web_metrics(feed_figures))
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     templates = Jinja2Templates(directory=HERE / "templates")
 
@@ -68,7 +110,14 @@ def create_web_app(settings: Settings, timing: FeedTiming = FeedTiming()) -> Fas
         # People get a page, programs get JSON.
         if exc.status_code == 404 and not request.url.path.startswith("/api/"):
             return not_found(request, f"There is no page at {request.url.path}.")
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RedisError)
+    async def redis_down(request: Request, exc: RedisError):
+        # Redis is a dependency, not a bug of the page: say what is wrong, as a 503.
+        problem = store.redis_problem(exc, settings)
+        log.warning("%s %s: %s", request.method, request.url.path, problem)
+        return JSONResponse({"detail": problem}, status_code=503, headers={"Retry-After": "5"})
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def home(request: Request):
@@ -106,16 +155,17 @@ def create_web_app(settings: Settings, timing: FeedTiming = FeedTiming()) -> Fas
     async def events(
         request: Request,
         election: str = ElectionParam,
-        after: str | None = Query(None, pattern=STREAM_ID_PATTERN, description="resume after this stream id"),
-        last_event_id: str | None = Header(None, alias="Last-Event-ID"),
+        after: Annotated[str | None, Query(description="resume after this stream id"), stream_id_check("after")] = None,
+        last_event_id: Annotated[str | None, Header(alias="Last-Event-ID"), stream_id_check("Last-Event-ID")] = None,
     ):
-        if last_event_id is not None and not view.valid_stream_id(last_event_id):
-            raise HTTPException(422, f"header Last-Event-ID: {last_event_id!r} is not a Redis stream id")
-        start = resume_point(last_event_id, after)
-        return EventSourceResponse(
-            live_events(redis_of(request), election, start, timing),
-            ping=15,
-            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        start = parse_stream_id(resume_point(last_event_id, after))
+        feeds: Feeds = request.app.state.feeds
+        try:
+            feed = await feeds.open(election)
+        except FeedUnavailable as exc:
+            raise HTTPException(503, str(exc), headers={"Retry-After": "5"}) from None
+        return ViewerResponse(
+            feeds, feed, start, ping=15, headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
         )
 
     @app.get("/api/e/{election}/state")
@@ -127,9 +177,9 @@ def create_web_app(settings: Settings, timing: FeedTiming = FeedTiming()) -> Fas
     async def alerts_api(
         request: Request,
         election: str = ElectionParam,
-        after: str = Query(
-            FROM_START, pattern=STREAM_ID_PATTERN, description="stream id: only alerts strictly after it"
-        ),
+        after: Annotated[
+            str, Query(description="stream id: only alerts strictly after it"), stream_id_check("after")
+        ] = FROM_START,
         limit: int = Query(500, ge=1, le=API_PAGE_MAX),
     ) -> list[dict]:
         """Alerts after ``after``, oldest first; each is the Alert JSON plus its ``stream_id``."""
@@ -140,8 +190,16 @@ def create_web_app(settings: Settings, timing: FeedTiming = FeedTiming()) -> Fas
         ]
 
     @app.get("/healthz", include_in_schema=False)
-    async def health(request: Request) -> dict:
-        await redis_of(request).ping()
+    async def health(request: Request):
+        """200 ``{"redis": "ok"}``; 503 with what is down (unreachable, credentials refused) otherwise."""
+        try:
+            await redis_of(request).ping()
+        except RedisError as exc:
+            return JSONResponse(
+                {"redis": "down", "detail": store.redis_problem(exc, settings)},
+                status_code=503,
+                headers={"Retry-After": "5"},
+            )
         return {"redis": "ok"}
 
     return app

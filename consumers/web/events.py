@@ -1,67 +1,384 @@
-"""The live feed as Server-Sent Events: alerts from the Redis stream, tallies as they change.
+"""The live feed as Server-Sent Events: each election read from Redis once per process, fanned out to every viewer.
 
-Each alert event carries its Redis stream entry id as the SSE ``id``, so a
-browser that reconnects sends ``Last-Event-ID`` and resumes strictly after the
-last alert it saw: every alert it missed, none twice. Tally events carry no
-``id`` (the browser's resume point must only ever be an alert).
+One ``ElectionFeed`` per election follows the alert stream (``XREAD BLOCK`` on one pooled
+connection) and the tally (a ``GET`` of its version every ``tally_interval``, one ``MULTI``
+read when it changed). Each alert is encoded as an SSE frame once and kept in the feed's
+history; each batch read goes to every viewer as the same bytes. A viewer holds no Redis
+connection: it is a bounded list of chunks waiting to be sent and an event that wakes it.
+
+Resume: an alert's SSE ``id`` is its stream entry id. A viewer joining with
+``Last-Event-ID`` (or ``?after=``) gets every alert after it from the history (or, for an
+id older than the history holds, from Redis), then the latest tally, then whatever lands:
+none missed, none twice. Tally events carry no ``id``, so a browser's resume point is always
+an alert, and each goes out after the alerts of the seats it counts.
+
+A viewer that falls ``viewer_queue`` chunks behind (its socket is not being read) is
+dropped: its stream ends with a ``retry:`` hint, and the browser reconnects with
+``Last-Event-ID`` and catches up from the history. A send blocked for ``send_timeout``
+ends the stream too. Neither stops the feed or the process.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-import time
+import logging
+from bisect import bisect_right
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
-from sse_starlette import ServerSentEvent
+from redis.exceptions import RedisError
+from sse_starlette import EventSourceResponse, ServerSentEvent
+from sse_starlette.sse import SendTimeoutError
 
-from tallyroom.consumers.keys import ElectionKeys, read_entries
+from tallyroom.consumers.keys import ElectionKeys, StreamEntry, read_entries, stream_entries
 from tallyroom.consumers.web.store import read_state, tally_version
+from tallyroom.consumers.web.stream_ids import StreamId, format_stream_id, parse_stream_id
+
+log = logging.getLogger("tallyroom.web.events")
 
 FROM_START = "0-0"
 
 
 @dataclass(frozen=True)
-class FeedTiming:
-    block_ms: int = 500  # longest XREAD BLOCK; also how late a tally event can be
+class FeedConfig:
+    block_ms: int = 500  # longest XREAD BLOCK
     tally_interval: float = 0.5  # at most one tally event this often (a --max replay changes it 650 times)
-    batch: int = 200  # alerts read per XREAD
-    retry_ms: int = 2000  # the browser's reconnect delay
+    batch: int = 500  # alerts read per XREAD
+    retry_ms: int = 2000  # the browser's reconnect delay, sent first on every stream
+    drop_retry_ms: int = 5000  # a dropped viewer's: longer, so a crowd dropped at once comes back spread out
+    viewer_queue: int = 256  # chunks a viewer may have waiting before it is dropped
+    send_timeout: float = 30.0  # a send to a viewer blocked this long (nothing read) ends its stream
+    history_max: int = 20_000  # alert frames kept per election (a UK night has about 600)
+    idle_seconds: float = 30.0  # a feed nobody watches stops after this
+    max_feeds: int = 64  # elections followed at once by one process
+    max_viewers: int = 10_000  # viewers held at once by one process
+    ready_timeout: float = 10.0  # how long a new viewer waits for its feed's first read of Redis
+
+
+class FeedUnavailable(Exception):
+    """A viewer cannot be taken on now (too many viewers or elections, or Redis is not answering)."""
+
+
+@dataclass
+class FeedCounts:
+    """What the feeds have done, for /metrics."""
+
+    alerts_fanned_out: int = 0  # alert frames handed to viewers (one per viewer per alert)
+    viewers_dropped: int = 0  # viewers cut off for falling behind (queue full or a send timed out)
+
+
+class Viewer:
+    """One browser's stream: chunks waiting to be sent, bounded by ``limit``."""
+
+    __slots__ = ("pending", "wake", "dropped", "skip_through", "limit")
+
+    def __init__(self, limit: int, skip_through: StreamId | None = None):
+        self.pending: list[bytes] = []
+        self.wake = asyncio.Event()
+        self.dropped = False
+        self.skip_through = skip_through  # resumed after an id the feed has not read yet: skip up to it
+        self.limit = limit
+
+    def offer(self, chunk: bytes) -> bool:
+        """Queue a chunk; False (and the viewer dropped) when ``limit`` chunks are already waiting."""
+        if self.dropped:
+            return False
+        if len(self.pending) >= self.limit:
+            self.dropped = True
+            self.pending.clear()  # the browser catches up from the history when it reconnects
+            self.wake.set()
+            return False
+        self.pending.append(chunk)
+        self.wake.set()
+        return True
+
+    async def next_chunk(self) -> bytes | None:
+        """Everything waiting, as one chunk (one send); None once dropped."""
+        while not self.pending and not self.dropped:
+            self.wake.clear()
+            await self.wake.wait()
+        if self.dropped:
+            return None
+        chunk = self.pending[0] if len(self.pending) == 1 else b"".join(self.pending)
+        self.pending.clear()
+        return chunk
+
+
+@dataclass
+class ElectionFeed:
+    """One election's alerts and tally, read once, for every viewer of it in this process."""
+
+    election: str
+    config: FeedConfig
+    counts: FeedCounts = field(default_factory=FeedCounts)
+    ids: list[StreamId] = field(default_factory=list)  # the history: entry ids, oldest first ...
+    frames: list[bytes] = field(default_factory=list)  # ... and their SSE frames
+    complete: bool = True  # the history holds every entry since the stream's start
+    last_id: StreamId = (0, 0)
+    tally_frame: bytes | None = None
+    tally_version: int | None = None
+    viewers: set[Viewer] = field(default_factory=set)
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    next_tally: float = 0.0
+
+    # --- what viewers get (no I/O) -------------------------------------------------------------
+
+    def publish_alerts(self, entries: list[tuple[str, dict[str, str]]]) -> None:
+        ids: list[StreamId] = []
+        frames: list[bytes] = []
+        last = self.last_id
+        for stream_id, fields in entries:
+            ident = parse_stream_id(stream_id)
+            if ident <= last:
+                continue  # already held (a read that overlapped the last one)
+            last = ident
+            if "json" not in fields:
+                log.warning("%s: stream entry %s has no json field; skipped", self.election, stream_id)
+                continue
+            ids.append(ident)
+            frames.append(ServerSentEvent(data=fields["json"], id=stream_id).encode())
+        self.last_id = last
+        if not frames:
+            return
+        self.ids.extend(ids)
+        self.frames.extend(frames)
+        if len(self.ids) > self.config.history_max:
+            cut = len(self.ids) - self.config.history_max // 2  # trim in halves, not one entry per alert
+            del self.ids[:cut], self.frames[:cut]
+            self.complete = False
+        chunk = b"".join(frames)
+        for viewer in list(self.viewers):
+            if viewer.skip_through is None:
+                self._deliver(viewer, chunk, len(frames))
+            else:
+                start = bisect_right(ids, viewer.skip_through)
+                if start < len(ids):
+                    viewer.skip_through = None
+                    self._deliver(viewer, b"".join(frames[start:]), len(frames) - start)
+
+    def publish_tally(self, state: dict) -> None:
+        self.tally_version = state["tally"]["version"] if state["tally"] else -1
+        self.tally_frame = ServerSentEvent(data=json.dumps(state, separators=(",", ":")), event="tally").encode()
+        for viewer in list(self.viewers):
+            self._deliver(viewer, self.tally_frame, 0)
+
+    def _deliver(self, viewer: Viewer, chunk: bytes, alerts: int) -> None:
+        if viewer.offer(chunk):
+            self.counts.alerts_fanned_out += alerts
+        else:
+            self.viewers.discard(viewer)
+            self.counts.viewers_dropped += 1
+
+    def join(self, viewer: Viewer, after: StreamId) -> StreamId | None:
+        """Take on ``viewer``, with every held alert after ``after`` and the latest tally queued for it.
+
+        Returns the oldest held id when there are alerts after ``after`` older than the
+        history holds: the caller reads those from Redis (``catch_up``) and queues them first.
+        """
+        if after > self.last_id:
+            viewer.skip_through = after
+            held: list[bytes] = []
+        else:
+            held = self.frames[bisect_right(self.ids, after) :]
+        missing = None if self.complete or not self.ids or after >= self.ids[0] else self.ids[0]
+        first = b"".join(held) + (self.tally_frame or b"")
+        self.counts.alerts_fanned_out += len(held)
+        if first:
+            viewer.pending.append(first)
+        self.viewers.add(viewer)
+        return missing
+
+    # --- reading Redis -------------------------------------------------------------------------
+
+    async def run(self, client: Redis) -> None:
+        """Follow the election until cancelled; a Redis outage is waited out, the viewers kept."""
+        delay = 0.5
+        while True:
+            try:
+                if not self.ready.is_set():
+                    await self._load(client)
+                    await self._read_tally(client)
+                    self.ready.set()
+                await self._follow(client)
+                delay = 0.5
+            except RedisError as exc:
+                log.warning("%s: Redis unavailable (%s); retrying in %.1fs", self.election, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+            except Exception:  # noqa: BLE001 - the feed outlives a bad read; its viewers wait for the next
+                log.exception("%s: the feed failed; retrying in %.1fs", self.election, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _load(self, client: Redis) -> None:
+        newest_first = stream_entries(
+            await client.xrevrange(ElectionKeys(self.election).alerts, count=self.config.history_max)
+        )
+        self.publish_alerts(newest_first[::-1])
+        self.complete = len(newest_first) < self.config.history_max
+
+    async def _follow(self, client: Redis) -> None:
+        loop = asyncio.get_running_loop()
+        until_tally_ms = int((self.next_tally - loop.time()) * 1000)
+        records = await self._read_alerts(client, block=max(1, min(self.config.block_ms, until_tally_ms)))
+        if len(records) < self.config.batch and loop.time() >= self.next_tally:
+            if await tally_version(client, self.election) != self.tally_version:
+                await self._read_tally(client)
+            self.next_tally = loop.time() + self.config.tally_interval
+
+    async def _read_alerts(self, client: Redis, block: int | None) -> list[StreamEntry]:
+        entries = await client.xread(
+            {ElectionKeys(self.election).alerts: format_stream_id(self.last_id)}, count=self.config.batch, block=block
+        )
+        records = read_entries(entries)
+        self.publish_alerts(records)
+        return records
+
+    async def _read_tally(self, client: Redis) -> None:
+        state = await read_state(client, self.election)
+        # Every alert of the seats this tally counts landed before it: send those first.
+        while len(await self._read_alerts(client, block=None)) == self.config.batch:
+            pass
+        self.publish_tally(state)
+
+
+async def catch_up(client: Redis, election: str, after: StreamId, before: StreamId, page: int = 1000) -> list[bytes]:
+    """Alert frames strictly between ``after`` and ``before``, read from Redis (older than a feed's history)."""
+    stream = ElectionKeys(election).alerts
+    frames: list[bytes] = []
+    low = format_stream_id(after)
+    while True:
+        entries = stream_entries(
+            await client.xrange(stream, min=f"({low}", max=f"({format_stream_id(before)}", count=page)
+        )
+        frames.extend(ServerSentEvent(data=fields["json"], id=sid).encode() for sid, fields in entries)
+        if len(entries) < page:
+            return frames
+        low = entries[-1][0]
+
+
+class Feeds:
+    """Every election followed by this process: started for its first viewer, stopped when left idle."""
+
+    def __init__(self, client: Redis, config: FeedConfig = FeedConfig()):
+        self.client = client
+        self.config = config
+        self.counts = FeedCounts()
+        self.feeds: dict[str, ElectionFeed] = {}
+        self._tasks: dict[str, asyncio.Task] = {}
+        self._idle: dict[str, asyncio.TimerHandle] = {}
+
+    @property
+    def viewers(self) -> int:
+        return sum(len(feed.viewers) for feed in self.feeds.values())
+
+    async def open(self, election: str) -> ElectionFeed:
+        """The election's feed, once it has read Redis; FeedUnavailable if a viewer cannot be taken on now."""
+        if self.viewers >= self.config.max_viewers:
+            raise FeedUnavailable(f"this server holds {self.config.max_viewers} viewers already")
+        feed = self.feeds.get(election)
+        if feed is None:
+            if len(self.feeds) >= self.config.max_feeds:
+                raise FeedUnavailable(f"this server follows {self.config.max_feeds} elections already")
+            feed = self.feeds[election] = ElectionFeed(election, self.config, self.counts)
+            self._tasks[election] = asyncio.create_task(feed.run(self.client), name=f"feed {election}")
+            self._stop_when_idle(feed)  # until a viewer joins: a stream never started must not keep it
+        if not feed.ready.is_set():
+            try:
+                await asyncio.wait_for(feed.ready.wait(), self.config.ready_timeout)
+            except TimeoutError:
+                raise FeedUnavailable(
+                    f"redis: no answer for {election} within {self.config.ready_timeout:g}s"
+                ) from None
+        return feed
+
+    def viewer(self) -> Viewer:
+        return Viewer(self.config.viewer_queue)
+
+    async def stream(self, feed: ElectionFeed, viewer: Viewer, after: StreamId) -> AsyncIterator[bytes]:
+        """The viewer's SSE body, until the browser goes away (the task is cancelled) or it is dropped.
+
+        The viewer joins the feed only here, once the response is streaming, so a response
+        that never starts leaves nothing behind.
+        """
+        if self.feeds.get(feed.election) is not feed:
+            feed = await self.open(feed.election)  # stopped as idle between the request and its first send
+        missing = feed.join(viewer, after)
+        self._cancel_idle(feed.election)
+        prefix = b"retry: %d\r\n" % self.config.retry_ms  # sse-starlette's line separator
+        try:
+            if missing is not None:
+                older = await catch_up(self.client, feed.election, after, missing)
+                viewer.pending.insert(0, b"".join(older))
+                self.counts.alerts_fanned_out += len(older)
+            while True:
+                chunk = await viewer.next_chunk()
+                if chunk is None:
+                    yield ServerSentEvent(
+                        comment="dropped: this stream fell behind; reconnect with Last-Event-ID to resume",
+                        retry=self.config.drop_retry_ms,
+                    ).encode()
+                    return
+                yield prefix + chunk if prefix else chunk
+                prefix = b""
+        finally:
+            feed.viewers.discard(viewer)
+            if not feed.viewers:
+                self._stop_when_idle(feed)
+
+    def send_timed_out(self, viewer: Viewer) -> None:
+        """A send to ``viewer`` was blocked for ``send_timeout``: its stream is closed."""
+        if not viewer.dropped:
+            viewer.dropped = True
+            self.counts.viewers_dropped += 1
+
+    def _stop_when_idle(self, feed: ElectionFeed) -> None:
+        if self.feeds.get(feed.election) is feed and feed.election not in self._idle:
+            loop = asyncio.get_running_loop()
+            self._idle[feed.election] = loop.call_later(self.config.idle_seconds, self._stop_if_idle, feed.election)
+
+    def _cancel_idle(self, election: str) -> None:
+        handle = self._idle.pop(election, None)
+        if handle is not None:
+            handle.cancel()
+
+    def _stop_if_idle(self, election: str) -> None:
+        self._idle.pop(election, None)
+        feed = self.feeds.get(election)
+        if feed is not None and not feed.viewers:
+            del self.feeds[election]
+            self._tasks.pop(election).cancel()
+
+    async def close(self) -> None:
+        for handle in self._idle.values():
+            handle.cancel()
+        self._idle.clear()
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self.feeds.clear()
+        self._tasks.clear()
+
+
+class ViewerResponse(EventSourceResponse):
+    """One viewer's event stream; a send blocked past ``send_timeout`` closes it quietly, not as an error."""
+
+    def __init__(self, feeds: Feeds, feed: ElectionFeed, after: StreamId, **kwargs):
+        self.viewer = feeds.viewer()
+        self.feeds = feeds
+        super().__init__(feeds.stream(feed, self.viewer, after), send_timeout=feeds.config.send_timeout, **kwargs)
+
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except SendTimeoutError:
+            self.feeds.send_timed_out(self.viewer)
+            log.info("a viewer read nothing for %gs: its stream is closed", self.feeds.config.send_timeout)
 
 
 def resume_point(last_event_id: str | None, after: str | None) -> str:
     """A reconnect's Last-Event-ID wins over the page's ``after``; neither means the whole stream."""
     return last_event_id or after or FROM_START
-
-
-async def live_events(
-    client: Redis, election: str, after: str, timing: FeedTiming = FeedTiming()
-) -> AsyncIterator[ServerSentEvent]:
-    """Alerts after ``after``, then whatever lands, until the client goes away (the task is cancelled).
-
-    Alerts are plain ``message`` events; the tally is a ``tally`` event, sent
-    when its version has changed and the alerts read so far have caught up
-    with the stream, so the browser sees a seat's alerts before its tally.
-    """
-    stream = ElectionKeys(election).alerts
-    last_id = after
-    sent_version: int | None = None
-    next_tally = 0.0
-    retry: int | None = timing.retry_ms  # sent once: how long the browser waits before reconnecting
-    block: int | None = None  # the first read returns at once, so the first tally is not held up
-    while True:
-        entries = await client.xread({stream: last_id}, count=timing.batch, block=block)
-        block = timing.block_ms
-        records = read_entries(entries)
-        for stream_id, fields in records:
-            yield ServerSentEvent(data=fields["json"], id=stream_id, retry=retry)
-            retry = None
-            last_id = stream_id
-        if len(records) < timing.batch and time.monotonic() >= next_tally:
-            if await tally_version(client, election) != sent_version:
-                state = await read_state(client, election)
-                yield ServerSentEvent(data=json.dumps(state, separators=(",", ":")), event="tally", retry=retry)
-                retry = None
-                sent_version = state["tally"]["version"] if state["tally"] else -1
-                next_tally = time.monotonic() + timing.tally_interval

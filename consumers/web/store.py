@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from redis.asyncio import Redis
+from redis.exceptions import AuthenticationError, NoPermissionError, RedisError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from tallyroom.consumers.keys import ElectionKeys, StreamEntry, stream_entries
 from tallyroom.consumers.web.view import FeedItem, state_json
 from tallyroom.schemas import Alert, SeatResult, TallySnapshot
 from tallyroom.schemas.common import read_stored
+from tallyroom.settings import Settings
 
 
 async def read_state(client: Redis, election: str) -> dict:
@@ -54,3 +60,19 @@ async def alerts_after(client: Redis, election: str, after: str, count: int) -> 
 def feed_item(entry: StreamEntry) -> FeedItem:
     stream_id, fields = entry
     return FeedItem(stream_id=stream_id, alert=read_stored(Alert, fields["json"]))
+
+
+def redis_problem(exc: RedisError, settings: Settings) -> str:
+    """What is wrong with Redis, in one line an operator can act on (no password in it)."""
+    url = urlsplit(settings.redis_url)
+    where = f"{url.hostname or '127.0.0.1'}:{url.port or 6379}"
+    if isinstance(exc, AuthenticationError):
+        given = "the one in TALLYROOM_REDIS_PASSWORD" if settings.redis_password or url.password else "none given"
+        return f"redis at {where} refused the credentials ({given}): {exc}"
+    if isinstance(exc, NoPermissionError):
+        return f"redis at {where}: this user may not run the command: {exc}"
+    if isinstance(exc, RedisTimeoutError):
+        return f"redis at {where} did not answer in time: {exc}"
+    if isinstance(exc, RedisConnectionError):
+        return f"redis at {where} is unreachable: {exc}"
+    return f"redis at {where}: {exc}"

@@ -7,7 +7,6 @@ to it from here so there is one source.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -33,14 +32,6 @@ def kinds_json() -> dict[str, dict[str, str | None]]:
 
 def parties_json() -> dict[str, dict[str, str]]:
     return {abbr: {"name": party.name, "colour": party.colour} for abbr, party in PARTIES.items()}
-
-
-# A Redis stream entry id: milliseconds, optionally "-sequence".
-STREAM_ID = re.compile(r"^\d{1,20}(-\d{1,20})?$")
-
-
-def valid_stream_id(value: str) -> bool:
-    return bool(STREAM_ID.match(value))
 
 
 def state_json(

@@ -54,6 +54,7 @@ def browser():
     profile = tempfile.mkdtemp(prefix="tallyroom-chromium-")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # CSP violations show up in the console
     for flag in (
         "--headless=new",
         "--no-sandbox",
@@ -166,4 +167,6 @@ def test_dashboard_follows_the_night_live(pipeline, browser):
         assert browser.find_element("css selector", "h1").text == constituency
         assert browser.find_element("id", "verdict").text.startswith("Ind gain from")
         browser.save_screenshot(str(ARTIFACTS / "seat-mobile.png"))
+        refused = [e["message"] for e in browser.get_log("browser") if "Content Security Policy" in e["message"]]
+        assert not refused, refused  # the page's own script, styles and event stream all pass its policy
         browser.get("about:blank")  # close the event stream before the server stops

@@ -19,9 +19,9 @@ import uvicorn
 from tallyroom.consumers.keys import ElectionKeys
 from tallyroom.consumers.redis_sink import RedisSink, redis_client
 from tallyroom.consumers.web import create_web_app
-from tallyroom.consumers.web.events import FeedTiming
+from tallyroom.consumers.web.events import FROM_START, FeedConfig
 from tallyroom.schemas import ResultUpdate
-from tallyroom.settings import Settings
+from tallyroom.settings import Settings, get_settings
 from tallyroom.streams.count import Count
 from tests.factories import cand, decl, night, seat_id
 from tests.integration.conftest import isolated_settings
@@ -30,17 +30,17 @@ pytestmark = pytest.mark.integration
 
 WEB_REDIS_DB = 12
 ELECTION = "web-test"
-FAST = FeedTiming(block_ms=200, tally_interval=0.1)
+FAST = FeedConfig(block_ms=200, tally_interval=0.1, idle_seconds=1.0)
 
 
 class WebServer:
     """``create_web_app`` under a real uvicorn, in a thread, on a free port."""
 
-    def __init__(self, settings: Settings, timing: FeedTiming = FeedTiming()):
+    def __init__(self, settings: Settings, feed_config: FeedConfig = FeedConfig()):
         self.socket = socket.socket()
         self.socket.bind(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.socket.getsockname()[1]}"
-        config = uvicorn.Config(create_web_app(settings, timing), log_level="warning", timeout_graceful_shutdown=3)
+        config = uvicorn.Config(create_web_app(settings, feed_config), log_level="warning", timeout_graceful_shutdown=3)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True)
 
@@ -224,7 +224,18 @@ def test_bad_resume_points_are_refused_by_name(web):
     answer = httpx.get(f"{server.url}/e/{ELECTION}/events?after=yesterday", timeout=10)
     assert answer.status_code == 422 and answer.json()["detail"][0]["loc"] == ["query", "after"]
     answer = httpx.get(f"{server.url}/e/{ELECTION}/events", headers={"Last-Event-ID": "x"}, timeout=10)
-    assert answer.status_code == 422 and "Last-Event-ID" in answer.json()["detail"]
+    assert answer.status_code == 422 and answer.json()["detail"][0]["loc"] == ["header", "Last-Event-ID"]
+    assert "Last-Event-ID: 'x' is not a Redis stream id" in answer.json()["detail"][0]["msg"]
+
+
+@pytest.mark.parametrize("path", ["/e/{election}/events", "/api/e/{election}/alerts"])
+@pytest.mark.parametrize("stream_id", ["18446744073709551616-0", "0-18446744073709551616", "99999999999999999999"])
+def test_stream_ids_redis_cannot_hold_are_a_422_naming_the_parameter(web, path, stream_id):
+    server = web[0]
+    answer = httpx.get(server.url + path.format(election=ELECTION), params={"after": stream_id}, timeout=10)
+    assert answer.status_code == 422, answer.text
+    (error,) = answer.json()["detail"]
+    assert error["loc"] == ["query", "after"] and "after: " in error["msg"] and "out of range" in error["msg"]
 
 
 def test_a_client_that_goes_away_leaves_no_blocked_redis_read(web):
@@ -319,3 +330,113 @@ def test_dashboard_page_shows_bars_and_feed_latest_first(web):
 def _attribute_values(html: str, name: str) -> list[str]:
     marker = f'{name}="'
     return [chunk.split('"', 1)[0] for chunk in html.split(marker)[1:]]
+
+
+SLOW_ELECTION = "web-slow"
+
+
+def test_a_viewer_that_stops_reading_is_dropped_with_a_retry_hint_and_the_rest_go_on(web):
+    _, _, client, _ = web
+    stream = ElectionKeys(SLOW_ELECTION).alerts
+    client.delete(stream)
+    config = FeedConfig(block_ms=100, tally_interval=0.1, viewer_queue=2, send_timeout=60, idle_seconds=1.0)
+    with WebServer(settings_on_db(WEB_REDIS_DB), config) as server:
+        slow = socket.socket()
+        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # fills after a few kB
+        port = int(server.url.rsplit(":", 1)[1])
+        slow.connect(("127.0.0.1", port))
+        slow.sendall(f"GET /e/{SLOW_ELECTION}/events HTTP/1.1\r\nHost: test\r\n\r\n".encode())
+        time.sleep(0.5)  # joined: its first chunk (retry, tally) is on its way
+        pad = "x" * 10_000
+        for round_ in range(20):  # ~10 MB in 20 batches, far more than the socket buffers hold
+            pipe = client.pipeline(transaction=False)
+            for n in range(50):
+                pipe.xadd(stream, {"json": json.dumps({"round": round_, "n": n, "pad": pad})})
+            pipe.execute()
+            time.sleep(0.2)
+        held = stream_ids_of(client, stream)
+        assert httpx.get(f"{server.url}/healthz", timeout=10).status_code == 200
+        with httpx.stream("GET", f"{server.url}/e/{SLOW_ELECTION}/events?after={held[-4]}", timeout=10) as response:
+            reader = SseReader(response.iter_lines())
+            got = [reader.next() for _ in range(4)]  # the tally, then the last three alerts
+        assert [e.id for e in got if e.event != "tally"] == held[-3:]
+
+        slow.settimeout(20)
+        received = b""
+        while not received.endswith(b"0\r\n\r\n"):  # the chunked body's end: the server closed the stream
+            data = slow.recv(1 << 20)
+            if not data:
+                break
+            received += data
+        slow.close()
+        dropped = metric(server.url, "tallyroom_web_viewers_dropped_total")
+    client.delete(stream)
+    assert b": dropped" in received and b"retry: 5000\r\n" in received
+    assert dropped == 1
+    assert received.count(b"\r\nid: ") + received.count(b"\nid: ") < len(held)  # it was cut off, not sent all
+
+
+def settings_on_db(db: int) -> Settings:
+    base = get_settings()
+    return base.model_copy(update={"redis_url": base.redis_url.rsplit("/", 1)[0] + f"/{db}"})
+
+
+def stream_ids_of(client, stream: str) -> list[str]:
+    return [entry_id for entry_id, _ in client.xrange(stream)]
+
+
+def test_every_page_sends_a_content_security_policy_and_refuses_frames(web):
+    server = web[0]
+    pages = ("/", f"/e/{ELECTION}", f"/e/{ELECTION}/seat/{seat_id(2)}", "/no/such/page", f"/api/e/{ELECTION}/state")
+    for path in pages:
+        answer = httpx.get(server.url + path, timeout=10)
+        policy = answer.headers["content-security-policy"]
+        assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy, path
+        assert "unsafe-inline" not in policy.split("script-src")[1].split(";")[0], path
+        assert answer.headers["x-frame-options"] == "DENY", path
+
+
+def test_static_and_script_urls_do_not_follow_the_host_header(web):
+    server = web[0]
+    html = httpx.get(f"{server.url}/e/{ELECTION}", headers={"Host": "evil.example:666"}, timeout=10).text
+    assert "evil.example" not in html
+    assert 'href="/static/style.css"' in html and 'src="/static/dashboard.js"' in html
+    assert httpx.get(f"{server.url}/static/dashboard.js", timeout=10).status_code == 200
+
+
+def metric(url: str, name: str) -> float:
+    """One unlabelled sample from the server's /metrics."""
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    (line,) = [line for line in text.splitlines() if line.startswith(f"{name} ")]
+    return float(line.split()[1])
+
+
+def test_metrics_count_viewers_fan_out_and_requests(web):
+    server, _, client, _ = web
+    before = metric(server.url, "tallyroom_web_alerts_fanned_out_total")
+    with httpx.stream("GET", f"{server.url}/e/{ELECTION}/events", timeout=10) as response:
+        reader = SseReader(response.iter_lines())  # held: dropping the line iterator closes the response
+        alerts, _ = reader.until_tally()
+        assert metric(server.url, "tallyroom_web_sse_clients") == 1
+        assert metric(server.url, "tallyroom_web_elections_followed") >= 1
+    assert (
+        metric(server.url, "tallyroom_web_alerts_fanned_out_total")
+        == before + len(alerts)
+        == before + len(stream_ids(client))
+    )
+    httpx.get(f"{server.url}/api/e/bad%20id/state", timeout=10)
+    text = httpx.get(f"{server.url}/metrics", timeout=10).text
+    assert 'tallyroom_http_requests_total{route="/api/e/{election}/state",status="422"}' in text
+    assert 'tallyroom_http_requests_total{route="/e/{election}/events",status="200"}' in text
+
+
+def test_alerts_older_than_the_history_holds_come_from_redis(web):
+    _, _, client, _ = web
+    held = stream_ids(client)
+    small = FeedConfig(block_ms=200, tally_interval=0.1, history_max=4, idle_seconds=1.0)  # holds the newest 4
+    assert len(held) > small.history_max
+    with WebServer(settings_on_db(WEB_REDIS_DB).model_copy(update={"election": ELECTION}), small) as server:
+        for after, expected in ((FROM_START, held), (held[0], held[1:])):
+            with httpx.stream("GET", f"{server.url}/e/{ELECTION}/events?after={after}", timeout=10) as response:
+                alerts, _ = SseReader(response.iter_lines()).until_tally()
+            assert [e.id for e in alerts] == expected

@@ -1,0 +1,138 @@
+"""Prometheus metrics of the web page and the entry server, served at their ``/metrics``.
+
+Every metric lives in a registry of the app's own, built on call (``web_metrics``,
+``entry_metrics``): two apps in one process (as in the tests) never share a counter.
+Names (README, "Metrics"):
+
+- ``tallyroom_http_requests_total{route, status}``   both servers: requests answered, by route template
+- ``tallyroom_web_sse_clients``                      viewers holding an event stream now
+- ``tallyroom_web_elections_followed``               elections with a feed reading Redis now
+- ``tallyroom_web_alerts_fanned_out_total``          alert events handed to viewers (one per viewer per alert)
+- ``tallyroom_web_viewers_dropped_total``            viewers cut off for falling behind
+- ``tallyroom_entry_records_total{outcome}``         records posted to live entry: ``accepted`` or ``refused``
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from fastapi import FastAPI
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+@dataclass(frozen=True)
+class FeedFigures:
+    """What the web page's feeds report at a scrape (read from ``consumers.web.events.Feeds``)."""
+
+    viewers: int = 0
+    elections: int = 0
+    alerts_fanned_out: int = 0
+    viewers_dropped: int = 0
+
+
+class FeedCollector(Collector):
+    """Reads the feeds' own counts at each scrape, so the fan-out's hot path touches no metric objects."""
+
+    def __init__(self, figures: Callable[[], FeedFigures]):
+        self.figures = figures
+
+    def collect(self) -> Iterator[Metric]:
+        now = self.figures()
+        yield GaugeMetricFamily("tallyroom_web_sse_clients", "Viewers holding an event stream", value=now.viewers)
+        yield GaugeMetricFamily(
+            "tallyroom_web_elections_followed", "Elections with a feed reading Redis", value=now.elections
+        )
+        yield CounterMetricFamily(
+            "tallyroom_web_alerts_fanned_out",
+            "Alert events handed to viewers (one per viewer per alert)",
+            value=now.alerts_fanned_out,
+        )
+        yield CounterMetricFamily(
+            "tallyroom_web_viewers_dropped",
+            "Viewers cut off for falling behind (queue full, or a send blocked too long)",
+            value=now.viewers_dropped,
+        )
+
+
+@dataclass
+class AppMetrics:
+    registry: CollectorRegistry
+    requests: Counter
+
+
+@dataclass
+class EntryMetrics(AppMetrics):
+    records: Counter
+
+    def count_answer(self, answer: dict) -> None:
+        """Count an entry answer's records: ``accepted`` of them, and one ``refused`` per error."""
+        self.records.labels("accepted").inc(answer.get("accepted", 0))
+        self.records.labels("refused").inc(len(answer.get("errors", ())))
+
+
+def _requests(registry: CollectorRegistry) -> Counter:
+    return Counter(
+        "tallyroom_http_requests", "Requests answered, by route and status", ["route", "status"], registry=registry
+    )
+
+
+def web_metrics(figures: Callable[[], FeedFigures]) -> AppMetrics:
+    registry = CollectorRegistry(auto_describe=True)
+    registry.register(FeedCollector(figures))
+    return AppMetrics(registry, _requests(registry))
+
+
+def entry_metrics() -> EntryMetrics:
+    registry = CollectorRegistry(auto_describe=True)
+    records = Counter(
+        "tallyroom_entry_records", "Records posted to live entry, by outcome", ["outcome"], registry=registry
+    )
+    for outcome in ("accepted", "refused"):
+        records.labels(outcome)  # both series exist from the start, at 0
+    return EntryMetrics(registry, _requests(registry), records)
+
+
+class CountRequests:
+    """ASGI wrapper: one count per answered request, by its route template (bounded) and status."""
+
+    def __init__(self, app: ASGIApp, requests: Counter):
+        self.app = app
+        self.requests = requests
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status: list[int] = []
+
+        async def send_counted(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status.append(message["status"])
+                self.requests.labels(_route(scope), str(message["status"])).inc()
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_counted)
+        except Exception:
+            if not status:
+                self.requests.labels(_route(scope), "500").inc()  # what the server's error handler answers
+            raise
+
+
+def _route(scope: Scope) -> str:
+    route = scope.get("route")
+    return getattr(route, "path", None) or "unmatched"
+
+
+def serve_metrics(app: FastAPI, metrics: AppMetrics) -> None:
+    """Count the app's requests and serve ``/metrics`` from its own registry."""
+    app.add_middleware(CountRequests, requests=metrics.requests)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus_metrics() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,48 @@
+"""Topics as ensure_topics creates them on the real broker: declarations and results kept for ever."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+import pytest
+from kafka import KafkaAdminClient
+from kafka.admin import ConfigResource, ConfigResourceType
+
+from tallyroom.producers.kafka import ensure_topics
+from tests.integration.conftest import stack  # noqa: F401  (the real stack)
+
+pytestmark = pytest.mark.integration
+
+
+def topic_configs(admin: KafkaAdminClient, topic: str) -> dict[str, str]:
+    """The configs set on the topic itself (kafka-python 3 leaves out the broker's defaults)."""
+    described = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])["topic"][topic]
+    return {name: entry["value"] for name, entry in described.items()}
+
+
+def test_declarations_and_results_have_no_time_based_deletion(stack, caplog):  # noqa: F811
+    run = uuid.uuid4().hex[:8]
+    names = {role: f"test.topics-{run}.{role}" for role in ("declarations", "alerts", "results", "dead-letters")}
+    settings = stack.model_copy(
+        update={
+            "topic_declarations": names["declarations"],
+            "topic_alerts": names["alerts"],
+            "topic_results": names["results"],
+            "topic_dead_letters": names["dead-letters"],
+        }
+    )
+    admin = KafkaAdminClient(**settings.kafka_python_config())
+    try:
+        with caplog.at_level(logging.WARNING, logger="tallyroom.kafka"):
+            specs = ensure_topics(settings)
+            ensure_topics(settings)  # again: they exist now
+        assert not caplog.records  # one broker on loopback: the local stack, nothing to warn about
+        assert [spec.replication_factor for spec in specs] == [1, 1, 1, 1]
+        configs = {role: topic_configs(admin, name) for role, name in names.items()}
+        assert configs["declarations"]["retention.ms"] == configs["results"]["retention.ms"] == "-1"
+        assert "retention.ms" not in configs["alerts"]  # the broker's default (a week): alerts are not the record
+        assert "retention.ms" not in configs["dead-letters"]
+    finally:
+        admin.delete_topics(list(names.values()))
+        admin.close()

@@ -1,0 +1,144 @@
+"""The web page's fan-out without Redis: one election's feed, its history and its viewers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from tallyroom.consumers.web.events import ElectionFeed, FeedConfig, Feeds, Viewer
+from tallyroom.consumers.web.stream_ids import format_stream_id, parse_stream_id
+
+CONFIG = FeedConfig(viewer_queue=3, history_max=10)
+
+
+def entries(first: int, count: int) -> list[tuple[str, dict[str, str]]]:
+    return [(f"{1000 + n}-0", {"json": json.dumps({"n": n})}) for n in range(first, first + count)]
+
+
+def frame_ids(chunk: bytes) -> list[str]:
+    return [line[4:].decode() for line in chunk.split(b"\r\n") if line.startswith(b"id: ")]
+
+
+def state(version: int) -> dict:
+    return {"election": "e", "declared": version, "total": 9, "seats": {}, "votes": {}, "tally": {"version": version}}
+
+
+def pending(viewer: Viewer) -> bytes:
+    return b"".join(viewer.pending)
+
+
+def test_a_viewer_gets_the_held_alerts_after_its_resume_point_then_the_tally():
+    feed = ElectionFeed("e", CONFIG)
+    feed.publish_alerts(entries(0, 5))
+    feed.publish_tally(state(5))
+    viewer = Viewer(3)
+    assert feed.join(viewer, parse_stream_id("1001-0")) is None
+    chunk = pending(viewer)
+    assert frame_ids(chunk) == ["1002-0", "1003-0", "1004-0"]
+    tally = chunk.split(b"\r\n\r\n")[-2]
+    assert tally.startswith(b"event: tally\r\n") and b"id:" not in tally  # never moves the resume point
+
+
+def test_every_viewer_gets_each_batch_once_as_the_same_bytes():
+    feed = ElectionFeed("e", FeedConfig())
+    viewers = [Viewer(8) for _ in range(50)]
+    for viewer in viewers:
+        feed.join(viewer, (0, 0))
+    feed.publish_alerts(entries(0, 3))
+    feed.publish_alerts(entries(2, 3))  # overlaps the last read: 1002-0 is not sent again
+    assert all(len(v.pending) == 2 and v.pending[0] is viewers[0].pending[0] for v in viewers)
+    assert frame_ids(pending(viewers[7])) == [f"{1000 + n}-0" for n in range(5)]
+    assert feed.counts.alerts_fanned_out == 50 * 5
+
+
+def test_next_chunk_sends_everything_waiting_as_one_chunk():
+    async def scenario():
+        viewer = Viewer(8)
+        viewer.offer(b"a")
+        viewer.offer(b"b")
+        assert await viewer.next_chunk() == b"ab"
+        waiting = asyncio.create_task(viewer.next_chunk())
+        await asyncio.sleep(0)
+        assert not waiting.done()
+        viewer.offer(b"c")
+        assert await waiting == b"c"
+
+    asyncio.run(scenario())
+
+
+def test_a_viewer_that_falls_behind_is_dropped_and_the_others_go_on():
+    feed = ElectionFeed("e", CONFIG)
+    slow, fast = Viewer(3), Viewer(3)
+    feed.join(slow, (0, 0))
+    feed.join(fast, (0, 0))
+    for n in range(4):
+        feed.publish_alerts(entries(n, 1))
+        fast.pending.clear()  # fast sends as it goes
+    assert slow.dropped and not slow.pending and slow not in feed.viewers
+    assert not fast.dropped and fast in feed.viewers
+    assert feed.counts.viewers_dropped == 1
+    assert asyncio.run(slow.next_chunk()) is None
+
+
+def test_a_dropped_stream_ends_with_a_retry_hint():
+    async def scenario():
+        feeds = Feeds(client=None, config=CONFIG)
+        feed = feeds.feeds["e"] = ElectionFeed("e", CONFIG, feeds.counts)
+        feed.publish_tally(state(1))
+        viewer = feeds.viewer()
+        body = feeds.stream(feed, viewer, (0, 0))
+        first = await body.__anext__()
+        assert first.startswith(b"retry: %d\r\nevent: tally" % CONFIG.retry_ms)
+        for n in range(CONFIG.viewer_queue + 1):
+            feed.publish_alerts(entries(n, 1))
+        last = await body.__anext__()
+        assert b"retry: %d\r\n" % CONFIG.drop_retry_ms in last and last.startswith(b": dropped")
+        with pytest.raises(StopAsyncIteration):
+            await body.__anext__()
+        assert not feed.viewers and "e" in feeds._idle  # left, and the feed will stop unless someone joins
+        await feeds.close()
+
+    asyncio.run(scenario())
+
+
+def test_resuming_after_an_id_the_feed_has_not_read_yet_skips_up_to_it():
+    feed = ElectionFeed("e", CONFIG)
+    feed.publish_alerts(entries(0, 2))
+    viewer = Viewer(8)
+    feed.join(viewer, parse_stream_id("1003-0"))  # seen by this browser on another server, further on
+    feed.publish_alerts(entries(2, 2))  # 1002, 1003: both already seen
+    assert not viewer.pending
+    feed.publish_alerts(entries(4, 2))
+    assert frame_ids(pending(viewer)) == ["1004-0", "1005-0"]
+
+
+def test_a_trimmed_history_asks_for_the_older_alerts_from_redis():
+    feed = ElectionFeed("e", CONFIG)
+    feed.publish_alerts(entries(0, 11))  # over history_max (10): the oldest half goes
+    assert not feed.complete and format_stream_id(feed.ids[0]) == "1006-0"
+    viewer = Viewer(8)
+    assert feed.join(viewer, parse_stream_id("1002-0")) == (1006, 0)
+    assert frame_ids(pending(viewer))[0] == "1006-0"
+    assert feed.join(Viewer(8), parse_stream_id("1007-0")) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("18446744073709551616-0", "out of range"),
+        ("1-18446744073709551616", "out of range"),
+        ("yesterday", "not a Redis stream id"),
+        ("1-", "not a Redis stream id"),
+    ],
+)
+def test_stream_ids_outside_what_redis_holds_are_refused_by_name(text, message):
+    with pytest.raises(ValueError, match=message) as caught:
+        parse_stream_id(text, "after")
+    assert str(caught.value).startswith("after: ")
+
+
+def test_stream_ids_parse_and_order_as_redis_orders_them():
+    assert parse_stream_id("18446744073709551615-18446744073709551615") == (2**64 - 1, 2**64 - 1)
+    assert parse_stream_id("5") == (5, 0) < parse_stream_id("5-1") < parse_stream_id("10-0")
