@@ -19,6 +19,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from tallyroom.schemas import Candidate, Declaration, NightOpened, SeatBaseline
+from tallyroom.schemas.common import LABEL_MAX
 from tallyroom.schemas.parties import UK, canonical_party
 
 BASELINE_FILE = "baseline.csv"
@@ -39,6 +40,8 @@ CANDIDATE_COLUMNS = {
     "sitting_mp": ("sitting_mp",),
     "former_mp": ("former_mp",),
     "votes": ("votes",),
+    "share": ("share",),
+    "change": ("change",),
 }
 CONSTITUENCY_COLUMNS = {
     "ons_id": ("ons_id",),
@@ -54,7 +57,11 @@ CONSTITUENCY_COLUMNS = {
 }
 REQUIRED_CANDIDATE = ("ons_id", "party", "votes")
 REQUIRED_CONSTITUENCY = ("ons_id", "constituency", "declared_at")
-TIME_FORMATS = ("%d/%m/%Y %H:%M", "%d/%m/%Y %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S")
+# Day first (the Library's own) with or without seconds; ISO 8601 times go to datetime.fromisoformat.
+TIME_FORMATS = ("%d/%m/%Y %H:%M", "%d/%m/%Y %H:%M:%S", "%d/%m/%y %H:%M", "%d/%m/%y %H:%M:%S")
+# A Declaration keeps at most this many flaws (schemas/events.py); the rest are counted in the last.
+MAX_FLAWS = 20
+MAX_FLAW_CHARS = 500
 _RESULT = re.compile(r"^\s*(?P<winner>.+?)\s+(?:(?P<hold>hold)|gain\s+from\s+(?P<loser>.+?))\s*$", re.I)
 
 
@@ -163,14 +170,24 @@ def parse_uk_time(row: _Row, column: str) -> datetime:
     raw = row.get(column)
     if not raw:
         raise row.fail(column, "is empty")
+    parsed: datetime | None = None
     for fmt in TIME_FORMATS:
         try:
-            naive = datetime.strptime(raw, fmt)
+            parsed = datetime.strptime(raw, fmt)
+            break
         except ValueError:
             continue
-        # fold=0 picks the earlier instant for the one ambiguous hour each October.
-        return naive.replace(tzinfo=UK)
-    raise row.fail(column, f"{raw!r} is not a time like 05/07/2024 04:07")
+    if parsed is None and re.match(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}", raw):
+        try:
+            parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        except ValueError:
+            parsed = None
+    if parsed is None:
+        raise row.fail(column, f"{raw!r} is not a time like 05/07/2024 04:07 or 2024-07-05T04:07:00")
+    if parsed.tzinfo is not None:
+        return parsed  # an explicit offset says which instant it is
+    # UK local time. fold=0 picks the earlier instant for the one ambiguous hour each October.
+    return parsed.replace(tzinfo=UK)
 
 
 def held_before(result: str) -> str | None:
@@ -191,7 +208,8 @@ def derive_baseline(directory: Path) -> list[SeatBaseline]:
         if held is None:
             raise row.fail("result", f"{row.get('result')!r} is not 'X hold' or 'X gain from Y'")
         try:
-            baseline.append(SeatBaseline(ons_id=row.get("ons_id"), constituency=row.get("constituency"), held_by=held))
+            name = _label(row, "constituency name", row.get("constituency"), [])
+            baseline.append(SeatBaseline(ons_id=row.get("ons_id"), constituency=name, held_by=held[:LABEL_MAX]))
         except ValidationError as exc:
             error = exc.errors()[0]
             raise row.fail(str(error["loc"][0]) if error["loc"] else "ons_id", error["msg"]) from None
@@ -240,9 +258,9 @@ def load_night(directory: Path | str, election: str | None = None) -> Night:
         known[ons_id] = row
     baseline = read_baseline(directory)
 
-    by_seat: dict[str, list[tuple[_Row, Candidate]]] = defaultdict(list)
+    by_seat: dict[str, list[tuple[_Row, Candidate, list[str]]]] = defaultdict(list)
     for row in candidate_rows:
-        by_seat[row.get("ons_id")].append((row, _candidate(row)))
+        by_seat[row.get("ons_id")].append((row, *_candidate(row)))
 
     for ons_id, entries in by_seat.items():
         if ons_id not in known:
@@ -269,14 +287,25 @@ def load_night(directory: Path | str, election: str | None = None) -> Night:
     return Night(election, directory, opened, declarations, flaws)
 
 
-def _candidate(row: _Row) -> Candidate:
+def _label(row: _Row, column: str, value: str, flaws: list[str]) -> str:
+    """A label as published, cut to the schema's bound (with a flaw saying so) rather than refused."""
+    value = " ".join(value.split())
+    if len(value) > LABEL_MAX:
+        flaws.append(f"{row.path.name} line {row.line}: {column} of {len(value)} characters cut to {LABEL_MAX}")
+        value = value[:LABEL_MAX].rstrip()
+    return value
+
+
+def _candidate(row: _Row) -> tuple[Candidate, list[str]]:
+    flaws: list[str] = []
     first, surname = row.get("first_name"), row.get("surname")
-    name = " ".join(part for part in (first, surname) if part) or row.get("party_name")
+    name = " ".join(part for part in (first, surname) if part) or row.get("party_name") or row.get("party")
+    party_name = row.get("party_name")
     try:
-        return Candidate(
-            name=name,
-            party=canonical_party(row.get("party")),
-            party_name=row.get("party_name") or None,
+        candidate = Candidate(
+            name=_label(row, "candidate name", name, flaws),
+            party=_label(row, "party", canonical_party(row.get("party")), flaws),
+            party_name=_label(row, "party name", party_name, flaws) if party_name else None,
             votes=row.count("votes", required=True),
             sitting_mp=row.flag("sitting_mp"),
             former_mp=row.flag("former_mp"),
@@ -285,14 +314,23 @@ def _candidate(row: _Row) -> Candidate:
         error = exc.errors()[0]
         column = str(error["loc"][0]) if error["loc"] else "votes"
         raise row.fail(column, error["msg"]) from None
+    return candidate, flaws
 
 
-def _declaration(row: _Row, election: str, entries: list[tuple[_Row, Candidate]]) -> Declaration:
+def _capped(flaws: list[str]) -> list[str]:
+    flaws = [f if len(f) <= MAX_FLAW_CHARS else f[: MAX_FLAW_CHARS - 1] + "…" for f in flaws]
+    if len(flaws) > MAX_FLAWS:
+        flaws = flaws[: MAX_FLAWS - 1] + [f"and {len(flaws) - MAX_FLAWS + 1} more flaws"]
+    return flaws
+
+
+def _declaration(row: _Row, election: str, entries: list[tuple[_Row, Candidate, list[str]]]) -> Declaration:
     if not entries:
         raise row.fail("ons_id", f"seat {row.get('ons_id')} has no candidates in the candidate file")
-    candidates = [c for _, c in entries]
+    candidates = [c for _, c, _ in entries]
+    flaws: list[str] = [flaw for _, _, candidate_flaws in entries for flaw in candidate_flaws]
+    constituency = _label(row, "constituency name", row.get("constituency"), flaws)
     total = sum(c.votes for c in candidates)
-    flaws: list[str] = []
     valid = row.count("valid_votes")
     if valid is not None and valid != total:
         # The candidates' votes are the primary fact; keep the seat and say what disagreed.
@@ -302,11 +340,13 @@ def _declaration(row: _Row, election: str, entries: list[tuple[_Row, Candidate]]
     computed = ranked[0] - (ranked[1] if len(ranked) > 1 else 0)
     if majority is not None and majority != computed:
         flaws.append(f"majority {majority} in the constituency file differs from the candidates' votes ({computed})")
+    # Two candidates flagged as sitting MPs is no flaw: MPs move seats (2019) and boundaries
+    # put two in one seat (2024, seven times); each defeated one is news.
     try:
         return Declaration(
             election=election,
             ons_id=row.get("ons_id"),
-            constituency=row.get("constituency"),
+            constituency=constituency,
             nation=row.get("nation") or None,
             region=row.get("region") or None,
             declared_at=parse_uk_time(row, "declared_at"),
@@ -314,7 +354,7 @@ def _declaration(row: _Row, election: str, entries: list[tuple[_Row, Candidate]]
             valid_votes=total,
             invalid_votes=row.count("invalid_votes"),
             candidates=candidates,
-            flaws=flaws,
+            flaws=_capped(flaws),
         )
     except ValidationError as exc:
         error = exc.errors()[0]

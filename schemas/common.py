@@ -14,8 +14,11 @@ SCHEMA_VERSION = 1
 ElectionId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
 # ONS/GSS code: nation letter, two-digit entity type, six digits (E14001063).
 OnsId = Annotated[str, StringConstraints(pattern=r"^[EWSNL]\d{8}$")]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-PartyCode = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
+# Labels: real ones run long (the Library gives some minor parties' whole names, commas
+# and all, as their abbreviation: 46 characters in 2019). The bound stops abuse only.
+LABEL_MAX = 200
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=LABEL_MAX)]
+PartyCode = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=LABEL_MAX)]
 # Strict so that "12", 12.5 and true are refused rather than coerced.
 Count = Annotated[int, Field(strict=True, ge=0, le=1_000_000_000)]
 # An ISO 8601 date-time with its UTC offset. pydantic alone would also take a
