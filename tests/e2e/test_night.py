@@ -36,13 +36,14 @@ def tallyroom(pipeline, *args: str, stdin: str | None = None) -> subprocess.Comp
     )
 
 
-def replay(pipeline, election: str) -> None:
+def replay(pipeline, election: str, night: Path = NIGHT, seats: int = 650) -> subprocess.CompletedProcess:
     done = tallyroom(
-        pipeline, "replay", "--night", str(NIGHT), "--election", election, "--max", "--wait", "--timeout", "240"
+        pipeline, "replay", "--night", str(night), "--election", election, "--max", "--wait", "--timeout", "240"
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "651 of 651 events acknowledged" in done.stdout
+    assert f"{seats + 1} of {seats + 1} events acknowledged" in done.stdout
     wait_until_caught_up(pipeline.settings)
+    return done
 
 
 def constituency_rows() -> list[dict]:
