@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -18,9 +19,10 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from tallyroom.schemas import Candidate, Declaration, NightOpened, SeatBaseline
+from tallyroom.schemas import Candidate, Declaration, NightOpened, PreviousResult, SeatBaseline
 from tallyroom.schemas.common import LABEL_MAX
 from tallyroom.schemas.parties import UK, canonical_party
+from tallyroom.streams.change import previous_from_share_change, previous_from_votes
 
 BASELINE_FILE = "baseline.csv"
 # Our names first, then the Library's own download names (HoC-GE2019-results-by-candidate.csv, ...).
@@ -113,6 +115,18 @@ class _Row:
             raise self.fail(column, f"{value} is negative")
         return value
 
+    def fraction(self, column: str) -> float | None:
+        raw = self.get(column).rstrip("%")
+        if not raw:
+            return None
+        try:
+            value = float(raw)
+        except ValueError:
+            raise self.fail(column, f"{raw!r} is not a number") from None
+        if value != value or value in (float("inf"), float("-inf")):
+            raise self.fail(column, f"{raw!r} is not a number")
+        return value
+
     def flag(self, column: str) -> bool:
         raw = self.get(column).casefold()
         if raw in ("yes", "y", "true", "1"):
@@ -199,9 +213,15 @@ def held_before(result: str) -> str | None:
     return canonical_party(label)
 
 
-def derive_baseline(directory: Path) -> list[SeatBaseline]:
-    """Baseline from the constituency file's Result column."""
+def derive_baseline(directory: Path, previous_dir: Path | None = None) -> list[SeatBaseline]:
+    """Baseline from the constituency file's Result column, with each seat's previous figures:
+    from the night in ``previous_dir`` (matched by ONS id) or, without one, from the candidate
+    file's Share and Change columns (previous share = share - change) where it has them."""
     path = _find(directory, CONSTITUENCY_FILES, "constituency")
+    if previous_dir is not None:
+        previous = previous_results(Path(previous_dir))
+    else:
+        previous = previous_from_change_columns(directory)
     baseline = []
     for row in _read_rows(path, CONSTITUENCY_COLUMNS, REQUIRED_CONSTITUENCY + ("result",)):
         held = held_before(row.get("result"))
@@ -209,31 +229,114 @@ def derive_baseline(directory: Path) -> list[SeatBaseline]:
             raise row.fail("result", f"{row.get('result')!r} is not 'X hold' or 'X gain from Y'")
         try:
             name = _label(row, "constituency name", row.get("constituency"), [])
-            baseline.append(SeatBaseline(ons_id=row.get("ons_id"), constituency=name, held_by=held[:LABEL_MAX]))
+            baseline.append(
+                SeatBaseline(
+                    ons_id=row.get("ons_id"),
+                    constituency=name,
+                    held_by=held[:LABEL_MAX],
+                    previous=previous.get(row.get("ons_id")),
+                )
+            )
         except ValidationError as exc:
             error = exc.errors()[0]
             raise row.fail(str(error["loc"][0]) if error["loc"] else "ons_id", error["msg"]) from None
     return baseline
 
 
-def write_baseline(directory: Path) -> Path:
-    baseline = derive_baseline(directory)
+def _seat_candidates(directory: Path) -> dict[str, list[tuple[_Row, Candidate, list[str]]]]:
+    path = _find(directory, CANDIDATE_FILES, "candidate")
+    by_seat: dict[str, list[tuple[_Row, Candidate, list[str]]]] = defaultdict(list)
+    for row in _read_rows(path, CANDIDATE_COLUMNS, REQUIRED_CANDIDATE):
+        by_seat[row.get("ons_id")].append((row, *_candidate(row)))
+    return by_seat
+
+
+def previous_results(directory: Path) -> dict[str, PreviousResult]:
+    """Each seat's figures in another night in the Library layout (no declaration times needed)."""
+    path = _find(directory, CONSTITUENCY_FILES, "constituency")
+    electorates = {row.get("ons_id"): row.count("electorate") for row in _read_rows(path, CONSTITUENCY_COLUMNS, ())}
+    return {
+        ons_id: previous_from_votes([c for _, c, _ in entries], electorates.get(ons_id))
+        for ons_id, entries in _seat_candidates(directory).items()
+    }
+
+
+def previous_from_change_columns(directory: Path) -> dict[str, PreviousResult]:
+    """Previous shares from the candidate file's Share and Change columns, where it has a Change column."""
+    result: dict[str, PreviousResult] = {}
+    for ons_id, entries in _seat_candidates(directory).items():
+        if not entries or "change" not in entries[0][0].headers:
+            return {}
+        total = sum(c.votes for _, c, _ in entries)
+        published = [(row.fraction("share"), row.fraction("change")) for row, _, _ in entries]
+        # Some releases give percentages (53.8) rather than fractions (0.538).
+        scale = 100.0 if any(share is not None and share > 1.0 for share, _ in published) else 1.0
+        rows = []
+        for (_, candidate, _), (share, change) in zip(entries, published, strict=True):
+            share = share / scale if share is not None else (candidate.votes / total if total else 0.0)
+            rows.append((candidate.party, share, change / scale if change is not None else None))
+        if (figures := previous_from_share_change(rows)) is not None:
+            result[ons_id] = figures
+    return result
+
+
+BASELINE_COLUMNS = ["ons_id", "constituency", "held_by", "previous_turnout", "previous_valid_votes", "previous_shares"]
+
+
+def write_baseline(directory: Path, previous_dir: Path | None = None) -> Path:
+    """Write ``baseline.csv``: who held each seat and, when known, its previous turnout and shares
+    (``previous_shares`` a JSON object, party -> share)."""
+    baseline = derive_baseline(directory, previous_dir)
     out = directory / BASELINE_FILE
     with out.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(["ons_id", "constituency", "held_by"])
+        writer.writerow(BASELINE_COLUMNS)
         for seat in baseline:
-            writer.writerow([seat.ons_id, seat.constituency, seat.held_by or ""])
+            before = seat.previous
+            writer.writerow(
+                [
+                    seat.ons_id,
+                    seat.constituency,
+                    seat.held_by or "",
+                    "" if before is None or before.turnout is None else f"{before.turnout:.10g}",
+                    "" if before is None or before.valid_votes is None else before.valid_votes,
+                    "" if before is None else json.dumps({p: float(f"{v:.10g}") for p, v in before.shares.items()}),
+                ]
+            )
     return out
 
 
-def read_baseline(directory: Path) -> dict[str, str | None]:
+def read_baseline(directory: Path) -> dict[str, tuple[str | None, PreviousResult | None]]:
+    """Who held each seat, and its previous figures: from ``baseline.csv``, else derived."""
     path = directory / BASELINE_FILE
     if not path.is_file():
-        return {seat.ons_id: seat.held_by for seat in derive_baseline(directory)}
-    columns = {"ons_id": ("ons_id",), "held_by": ("held_by", "party")}
-    rows = _read_rows(path, columns, ("ons_id", "held_by"))
-    return {row.get("ons_id"): canonical_party(row.get("held_by")) or None for row in rows}
+        return {seat.ons_id: (seat.held_by, seat.previous) for seat in derive_baseline(directory)}
+    columns = {
+        "ons_id": ("ons_id",),
+        "held_by": ("held_by", "party"),
+        "previous_turnout": ("previous_turnout",),
+        "previous_valid_votes": ("previous_valid_votes",),
+        "previous_shares": ("previous_shares",),
+    }
+    baseline: dict[str, tuple[str | None, PreviousResult | None]] = {}
+    for row in _read_rows(path, columns, ("ons_id", "held_by")):
+        previous = None
+        if row.get("previous_shares"):
+            try:
+                shares = json.loads(row.get("previous_shares"))
+            except ValueError as exc:
+                raise row.fail("previous_shares", f"not a JSON object: {exc}") from None
+            try:
+                previous = PreviousResult(
+                    shares=shares,
+                    turnout=row.fraction("previous_turnout"),
+                    valid_votes=row.count("previous_valid_votes"),
+                )
+            except ValidationError as exc:
+                error = exc.errors()[0]
+                raise row.fail("previous_shares", f"{'.'.join(map(str, error['loc']))}: {error['msg']}") from None
+        baseline[row.get("ons_id")] = (canonical_party(row.get("held_by")) or None, previous)
+    return baseline
 
 
 def election_id_for(directory: Path) -> str:
@@ -278,7 +381,12 @@ def load_night(directory: Path | str, election: str | None = None) -> Night:
         title=election,
         opened_at=min(d.declared_at for d in declarations),
         seats=[
-            SeatBaseline(ons_id=d.ons_id, constituency=d.constituency, held_by=baseline.get(d.ons_id))
+            SeatBaseline(
+                ons_id=d.ons_id,
+                constituency=d.constituency,
+                held_by=baseline.get(d.ons_id, (None, None))[0],
+                previous=baseline.get(d.ons_id, (None, None))[1],
+            )
             for d in declarations
         ],
     )

@@ -18,6 +18,8 @@ class AlertKind(StrEnum):
     MARGINAL = "marginal"
     NEAR_UPSET = "near_upset"
     MAJORITY_REACHED = "majority_reached"
+    HUNG_PARLIAMENT = "hung_parliament"
+    BIG_SWING = "big_swing"
     CORRECTION = "correction"
     RECOUNT = "recount"
     DATA_FLAW = "data_flaw"

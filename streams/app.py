@@ -127,7 +127,7 @@ dead_letters_topic = app.topic(settings.topic_dead_letters, **raw)
 seats_table = app.Table("seats", key_type=str, value_type=bytes, partitions=settings.topic_partitions)
 nights_table = app.Table("nights", key_type=str, partitions=settings.topic_partitions)
 
-count = Count(RuleConfig(settings.marginal_votes, settings.marginal_share))
+count = Count(RuleConfig.from_settings(settings))
 limits = Limits.from_settings(settings)
 _books_stale = True
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from tallyroom.schemas import Alert, Declaration, NightOpened, RecountNotice, ResultUpdate, SeatResult
+from tallyroom.schemas import Alert, Declaration, NightOpened, PreviousResult, RecountNotice, ResultUpdate, SeatResult
 from tallyroom.streams.rules import RuleConfig, evaluate, recount, seat_change
 from tallyroom.streams.tally import Tally, seat_result
 
@@ -32,6 +32,7 @@ class Book:
     night: NightOpened
     tally: Tally
     baseline: dict[str, str | None]
+    previous: dict[str, PreviousResult | None]
     names: dict[str, str]
     parties_holding_seats: frozenset[str]
     # Latest accepted result by ONS id, kept as SeatResult JSON: 10,000 seats of the
@@ -53,10 +54,12 @@ class Book:
     @classmethod
     def open(cls, night: NightOpened) -> Book:
         baseline = {s.ons_id: s.held_by for s in night.seats}
+        previous = {s.ons_id: s.previous for s in night.seats}
         return cls(
             night=night,
-            tally=Tally.open(night.election, baseline),
+            tally=Tally.open(night.election, baseline, previous),
             baseline=baseline,
+            previous=previous,
             names={s.ons_id: s.constituency for s in night.seats},
             parties_holding_seats=frozenset(p for p in baseline.values() if p),
         )
@@ -103,7 +106,7 @@ class Count:
             # Re-delivery or an out-of-date revision: the seat already holds this or newer.
             return Outcome(ignored=f"revision {declaration.revision} <= held revision {held_revision}")
         previous = book.result(declaration.ons_id)
-        seat = seat_result(declaration, book.baseline[declaration.ons_id])
+        seat = seat_result(declaration, book.baseline[declaration.ons_id], book.previous[declaration.ons_id])
         change = seat_change(book.tally, previous, seat, book.parties_holding_seats)
         stored = book.keep(seat)
         alerts = evaluate(change, self.config)

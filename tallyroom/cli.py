@@ -79,12 +79,18 @@ def schemas_export(directory: Path = typer.Argument(Path("schemas/json"))) -> No
 
 
 @app.command()
-def baseline(night: Path = NIGHT) -> None:
-    """Write NIGHT/baseline.csv: who held each seat before the night, from the Result column."""
+def baseline(
+    night: Path = NIGHT,
+    previous: Path | None = typer.Option(
+        None, "--previous", help="the previous night (Library layout): shares and turnout by ONS id"
+    ),
+) -> None:
+    """Write NIGHT/baseline.csv: who held each seat (the Result column) and its previous figures:
+    from --previous, else from the candidate file's Share and Change columns where it has them."""
     from tallyroom.producers.nights import NightFormatError, write_baseline
 
     try:
-        out = write_baseline(night)
+        out = write_baseline(night, previous)
     except (NightFormatError, FileNotFoundError) as exc:
         err.print(f"[red]{exc}")
         raise typer.Exit(2)

@@ -41,6 +41,8 @@ ALERT_LABELS: dict[str, str] = {
     "marginal": "Marginal",
     "near_upset": "Near upset",
     "majority_reached": "Majority",
+    "hung_parliament": "Hung parliament",
+    "big_swing": "Big swing",
     "correction": "Correction",
     "recount": "Recount",
     "data_flaw": "Data flaw",

@@ -198,7 +198,14 @@ def test_write_baseline_on_a_copy_of_2024(tmp_path, seats_csv):
     assert out == night_dir / "baseline.csv"
     with out.open(encoding="utf-8", newline="") as handle:
         raw = list(csv.reader(handle))
-    assert raw[0] == ["ons_id", "constituency", "held_by"]
+    assert raw[0] == [
+        "ons_id",
+        "constituency",
+        "held_by",
+        "previous_turnout",
+        "previous_valid_votes",
+        "previous_shares",
+    ]
     written = read_csv(out)
     assert len(written) == 650
     expected = {r["ONS ID"]: (r["Constituency name"], held_from_result(r["Result"])) for r in seats_csv}
