@@ -226,7 +226,7 @@ def data_flaw(change: SeatChange, config: RuleConfig) -> list[Alert]:
     if not seat.flaws:
         return []
     headline = f"Data flaw in {seat.constituency}: {seat.flaws[0]}"
-    return [_alert(change, AlertKind.DATA_FLAW, headline, {"flaws": seat.flaws})]
+    return [_alert(change, AlertKind.DATA_FLAW, headline, _base_facts(seat) | {"flaws": seat.flaws})]
 
 
 def correction(change: SeatChange, config: RuleConfig) -> list[Alert]:
