@@ -99,6 +99,8 @@ def create_web_app(settings: Settings, timing: FeedTiming = FeedTiming()) -> Fas
                 "verdict": view.seat_verdict(seat),
                 "winner_colour": view.colour(seat.winning_party),
                 "declared": view.night_clock(seat.declared_at),
+                "swing": view.swing_text(seat.swing),
+                "points": view.points,
             },
         )
 

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from tallyroom.schemas import Alert, SeatResult, TallySnapshot
+from tallyroom.schemas import Alert, SeatResult, Swing, TallySnapshot
 
 DEFAULT_ELECTION = "ge2024"
 UNKNOWN_COLOUR = "#9a9a9a"
@@ -175,6 +175,23 @@ class CandidateRow:
     colour: str
     winner: bool
     sitting_mp: bool
+    share_change: float | None = None
+
+
+def points(change: float | None) -> str:
+    """A change in share as signed percentage points ("+4.5", "−12.0"); empty when unknown."""
+    if change is None:
+        return ""
+    return f"{change * 100:+.1f}".replace("-", "\u2212")
+
+
+def swing_text(swing: Swing | None) -> str | None:
+    """ "4.5% from Con to Lab", in the direction the swing ran; None without one."""
+    if swing is None:
+        return None
+    if swing.swing < 0:
+        return f"{-swing.swing * 100:.1f}% from {swing.to_party} to {swing.from_party}"
+    return f"{swing.swing * 100:.1f}% from {swing.from_party} to {swing.to_party}"
 
 
 def candidate_rows(seat: SeatResult) -> list[CandidateRow]:
@@ -184,10 +201,11 @@ def candidate_rows(seat: SeatResult) -> list[CandidateRow]:
             name=c.name,
             party=c.party,
             votes=c.votes,
-            share=c.votes / seat.valid_votes if seat.valid_votes else 0.0,
+            share=c.share,
             colour=colour(c.party),
             winner=i == 0,
             sitting_mp=c.sitting_mp,
+            share_change=c.share_change,
         )
         for i, c in enumerate(ranked)
     ]

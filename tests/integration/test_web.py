@@ -23,7 +23,7 @@ from tallyroom.consumers.web.events import FeedTiming
 from tallyroom.schemas import ResultUpdate
 from tallyroom.settings import Settings
 from tallyroom.streams.count import Count
-from tests.factories import cand, decl, night, seat_id
+from tests.factories import before, cand, decl, night, seat_id
 from tests.integration.conftest import isolated_settings
 
 pytestmark = pytest.mark.integration
@@ -107,7 +107,8 @@ class SseReader:
 def night_updates(election: str) -> list[ResultUpdate]:
     """Four seats Con held before the night; Lab takes three (gains, sitting MPs out), Con keeps one."""
     count = Count()
-    count.open_night(night({seat_id(n): "Con" for n in range(1, 5)}, election=election))
+    previous = {seat_id(2): before(0.7, Con=0.5, Lab=0.4, Green=0.1)}
+    count.open_night(night({seat_id(n): "Con" for n in range(1, 5)}, election=election, previous=previous))
     declarations = [
         decl(
             seat_id(1),
@@ -125,6 +126,7 @@ def night_updates(election: str) -> list[ResultUpdate]:
             election=election,
             minutes=20,
             name="Brookside",
+            electorate=50000,
         ),
         decl(
             seat_id(3),
@@ -284,6 +286,10 @@ def test_seat_page(web):
     assert 'majority <span id="majority">500</span>' in html
     assert "46.8%" in html  # 18,000 of 38,500
     assert html.index("Cat Lab") < html.index("Dan Con") < html.index("Eve Grn")
+    # Change since last time: Lab 40% -> 46.8%, Con 50% -> 45.5%, turnout 70% -> 77%.
+    assert '<td class="change">+6.8</td>' in html and '<td class="change">\u22124.5</td>' in html
+    assert '<dd id="turnout">77.0% of 50,000 (valid votes), +7.0 since last time</dd>' in html
+    assert '<dd id="swing">5.6% from Con to Lab</dd>' in html
 
 
 def test_unknown_seat_is_a_404_page(web):
