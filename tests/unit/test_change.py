@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import csv
 import itertools
 import json
+from pathlib import Path
 
 import pytest
 
 from tallyroom.producers.nights import derive_baseline, load_night, write_baseline
 from tallyroom.schemas import PreviousResult, SeatResult
+from tallyroom.schemas.parties import canonical_party
 from tallyroom.streams import change
 from tallyroom.streams.count import Count
 from tallyroom.streams.tally import seat_result
@@ -213,3 +216,37 @@ def test_baseline_from_a_previous_night_matched_by_ons_id(tmp_path):
     assert (mon.swing.from_party, mon.swing.to_party) == ("Lab", "PC")
     assert mon.swing.swing == pytest.approx(((10000 / 24000 - 0.6) - (0.5 - 0.3)) / 2, abs=1e-6)
     assert results[layouts.TOWN].swing is None
+
+
+# --- the real nights: the Library's own Share and Change, from the baselines derived from them -----
+
+DATA = Path(__file__).resolve().parents[2] / "data"
+LIBRARY_COLUMNS = {
+    "ge2019": ("ons_id", "firstname", "surname", "party_abbreviation", "share", "change"),
+    "ge2024": ("ONS ID", "Candidate first name", "Candidate surname", "Party abbreviation", "Share", "Change"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LIBRARY_COLUMNS))
+def test_every_share_and_change_equals_the_librarys(name):
+    loaded = load_night(DATA / name)
+    count = Count()
+    count.open_night(loaded.opened)
+    results = {d.ons_id: count.declare(d).update.seat for d in loaded.declarations}
+    ons, first, last, party, share, delta = LIBRARY_COLUMNS[name]
+    with (DATA / name / "candidates.csv").open(encoding="utf-8-sig", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows:
+        who = " ".join(f"{row[first]} {row[last]}".split())
+        (candidate,) = [
+            c for c in results[row[ons]].candidates if c.name == who and c.party == canonical_party(row[party])
+        ]
+        assert candidate.share == pytest.approx(float(row[share]), abs=1e-4), (row[ons], who)
+        if row[delta]:
+            assert candidate.share_change == pytest.approx(float(row[delta]), abs=1e-4), (row[ons], who)
+        else:
+            assert candidate.share_change is None, (row[ons], who)
+    tally = count.snapshot(name)
+    # Every seat with a Change somewhere (2019's Buckingham, the Speaker's last time, has none).
+    assert tally.compared == sum(1 for seat in loaded.opened.seats if seat.previous) >= 649
+    assert (tally.swing.from_party, tally.swing.to_party) == ("Con", "Lab")
