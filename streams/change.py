@@ -82,6 +82,13 @@ def seat_swing(
     return butler_swing(winner_party, runner_up_party, shares, previous)
 
 
+def swing_phrase(swing: Swing) -> str:
+    """ "4.5% from Con to Lab": the size, in the direction the swing ran."""
+    if swing.swing < 0:
+        return f"{-swing.swing:.1%} from {swing.to_party} to {swing.from_party}"
+    return f"{swing.swing:.1%} from {swing.from_party} to {swing.to_party}"
+
+
 # --- previous figures, from the two sources a baseline has -------------------------------------
 
 

@@ -22,6 +22,7 @@ from tallyroom.schemas import (
 )
 from tallyroom.schemas.alerts import alert_id
 from tallyroom.schemas.parties import INDEPENDENT
+from tallyroom.streams.change import swing_phrase
 from tallyroom.streams.tally import Tally
 
 
@@ -91,11 +92,7 @@ def _score(seat: SeatResult) -> str:
 
 
 def _swing_text(swing: Swing | None) -> str:
-    if swing is None:
-        return ""
-    if swing.swing < 0:
-        return f"; swing {-swing.swing:.1%} from {swing.to_party} to {swing.from_party}"
-    return f"; swing {swing.swing:.1%} from {swing.from_party} to {swing.to_party}"
+    return f"; swing {swing_phrase(swing)}" if swing else ""
 
 
 def _candidate_facts(role: str, candidate: CandidateResult | None) -> dict:
@@ -214,10 +211,7 @@ def big_swing(change: SeatChange, config: RuleConfig) -> list[Alert]:
         return []
     towards, away = (swing.to_party, swing.from_party) if swing.swing >= 0 else (swing.from_party, swing.to_party)
     facts = _base_facts(seat) | {"swing_from": away, "swing_to": towards, "swing_size": abs(swing.swing)}
-    headline = (
-        f"Big swing in {seat.constituency}: {abs(swing.swing):.1%} from {away} to {towards}; "
-        f"{_who(seat.winner)} {_score(seat)}"
-    )
+    headline = f"Big swing in {seat.constituency}: {swing_phrase(swing)}; {_who(seat.winner)} {_score(seat)}"
     return [_alert(change, AlertKind.BIG_SWING, headline, facts)]
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from tallyroom.schemas import Alert, SeatResult, Swing, TallySnapshot
+from tallyroom.streams.change import swing_phrase
 
 DEFAULT_ELECTION = "ge2024"
 UNKNOWN_COLOUR = "#9a9a9a"
@@ -187,11 +188,7 @@ def points(change: float | None) -> str:
 
 def swing_text(swing: Swing | None) -> str | None:
     """ "4.5% from Con to Lab", in the direction the swing ran; None without one."""
-    if swing is None:
-        return None
-    if swing.swing < 0:
-        return f"{-swing.swing * 100:.1f}% from {swing.to_party} to {swing.from_party}"
-    return f"{swing.swing * 100:.1f}% from {swing.from_party} to {swing.to_party}"
+    return swing_phrase(swing) if swing else None
 
 
 def candidate_rows(seat: SeatResult) -> list[CandidateRow]:
