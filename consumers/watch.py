@@ -32,6 +32,7 @@ from tallyroom.consumers.keys import ElectionKeys
 from tallyroom.consumers.reader import ElectionState, read_state
 from tallyroom.schemas import Alert
 from tallyroom.schemas.parties import UK
+from tallyroom.streams.change import swing_phrase
 
 ALERTS_SHOWN = 12
 MAJORITY_MARK = "│"
@@ -202,6 +203,8 @@ def header(state: ElectionState, status: str | None) -> Text:
         text.append(uk_clock(state.tally.as_of), style="bold")
     if total:
         text.append(f"   majority {majority_line(state)}", style="dim")
+    if state.tally is not None and state.tally.swing is not None:
+        text.append(f"   swing {swing_phrase(state.tally.swing)}", style="bold")
     if status:
         text.append(f"   {status}", style="bold red")
     return text

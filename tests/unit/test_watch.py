@@ -13,7 +13,7 @@ from rich.segment import Segment
 
 from tallyroom.consumers.reader import ElectionState
 from tallyroom.consumers.watch import MAJORITY_MARK, bar, marker_column, render
-from tallyroom.schemas import Alert, AlertKind, PartyTally, TallySnapshot
+from tallyroom.schemas import Alert, AlertKind, PartyTally, Swing, TallySnapshot
 
 AS_OF = datetime(2024, 7, 5, 2, 15, tzinfo=UTC)  # 03:15 BST
 
@@ -87,6 +87,14 @@ def test_header_says_declared_n_of_n_and_the_uk_clock():
     assert "538 of 650 declared" in first
     assert "Fri 5 Jul 03:15 BST" in first
     assert "majority 326" in first
+    assert "swing" not in first  # no figures from last time, no swing
+
+
+def test_header_gives_the_national_swing_when_there_is_one():
+    swung = NIGHT.tally.model_copy(update={"swing": Swing(from_party="Con", to_party="Lab", swing=0.1049)})
+    night = ElectionState(**{**NIGHT.__dict__, "tally": swung})
+    text, _ = draw(render(night, ALERTS), width=120)
+    assert "swing 10.5% from Con to Lab" in text.splitlines()[0]
 
 
 def test_bars_are_on_one_scale_of_every_seat_with_the_majority_line_marked():
