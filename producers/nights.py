@@ -214,28 +214,32 @@ def held_before(result: str) -> str | None:
 
 
 def derive_baseline(directory: Path, previous_dir: Path | None = None) -> list[SeatBaseline]:
-    """Baseline from the constituency file's Result column, with each seat's previous figures:
+    """Who held each seat, from the constituency file's Result column, with its previous figures:
     from the night in ``previous_dir`` (matched by ONS id) or, without one, from the candidate
-    file's Share and Change columns (previous share = share - change) where it has them."""
+    file's Share and Change columns (previous share = share - change) where it has them.
+
+    With ``previous_dir``, a seat whose Result is empty (or a file without the column, as before
+    a night) is held by the party that won it in the previous night.
+    """
     path = _find(directory, CONSTITUENCY_FILES, "constituency")
+    winners: dict[str, str] = {}
     if previous_dir is not None:
-        previous = previous_results(Path(previous_dir))
+        previous, winners = previous_results(Path(previous_dir))
     else:
         previous = previous_from_change_columns(directory)
+    required = ("ons_id", "constituency") + (() if previous_dir is not None else ("result",))
     baseline = []
-    for row in _read_rows(path, CONSTITUENCY_COLUMNS, REQUIRED_CONSTITUENCY + ("result",)):
+    for row in _read_rows(path, CONSTITUENCY_COLUMNS, required):
+        ons_id = row.get("ons_id")
         held = held_before(row.get("result"))
+        if held is None and not row.get("result"):
+            held = winners.get(ons_id)
         if held is None:
             raise row.fail("result", f"{row.get('result')!r} is not 'X hold' or 'X gain from Y'")
         try:
             name = _label(row, "constituency name", row.get("constituency"), [])
             baseline.append(
-                SeatBaseline(
-                    ons_id=row.get("ons_id"),
-                    constituency=name,
-                    held_by=held[:LABEL_MAX],
-                    previous=previous.get(row.get("ons_id")),
-                )
+                SeatBaseline(ons_id=ons_id, constituency=name, held_by=held[:LABEL_MAX], previous=previous.get(ons_id))
             )
         except ValidationError as exc:
             error = exc.errors()[0]
@@ -251,14 +255,19 @@ def _seat_candidates(directory: Path) -> dict[str, list[tuple[_Row, Candidate, l
     return by_seat
 
 
-def previous_results(directory: Path) -> dict[str, PreviousResult]:
-    """Each seat's figures in another night in the Library layout (no declaration times needed)."""
+def previous_results(directory: Path) -> tuple[dict[str, PreviousResult], dict[str, str]]:
+    """Each seat's figures in another night in the Library layout (no declaration times needed),
+    and the party that won it there."""
     path = _find(directory, CONSTITUENCY_FILES, "constituency")
     electorates = {row.get("ons_id"): row.count("electorate") for row in _read_rows(path, CONSTITUENCY_COLUMNS, ())}
-    return {
-        ons_id: previous_from_votes([c for _, c, _ in entries], electorates.get(ons_id))
-        for ons_id, entries in _seat_candidates(directory).items()
-    }
+    figures: dict[str, PreviousResult] = {}
+    winners: dict[str, str] = {}
+    for ons_id, entries in _seat_candidates(directory).items():
+        candidates = [c for _, c, _ in entries]
+        figures[ons_id] = previous_from_votes(candidates, electorates.get(ons_id))
+        # Ranked as a declaration is (streams/tally.py): by votes, then name.
+        winners[ons_id] = min(candidates, key=lambda c: (-c.votes, c.name.casefold())).party
+    return figures, winners
 
 
 def previous_from_change_columns(directory: Path) -> dict[str, PreviousResult]:

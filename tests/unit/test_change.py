@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tallyroom.producers.nights import derive_baseline, load_night, write_baseline
+from tallyroom.producers.nights import NightFormatError, derive_baseline, load_night, write_baseline
 from tallyroom.schemas import PreviousResult, SeatResult
 from tallyroom.schemas.parties import canonical_party
 from tallyroom.streams import change
@@ -250,3 +250,24 @@ def test_every_share_and_change_equals_the_librarys(name):
     # Every seat with a Change somewhere (2019's Buckingham, the Speaker's last time, has none).
     assert tally.compared == sum(1 for seat in loaded.opened.seats if seat.previous) >= 649
     assert (tally.swing.from_party, tally.swing.to_party) == ("Con", "Lab")
+
+
+def test_before_a_night_the_previous_winner_holds_each_seat(tmp_path):
+    previous_people = [dict(r, votes=str(v)) for r, v in zip(layouts.candidates()[:3], [6000, 3000, 1000], strict=True)]
+    previous_dir = layouts.write_night(tmp_path / "before", candidate_rows=previous_people,
+                                       seat_rows=[layouts.seats()[0]])  # fmt: skip
+    # Before a night the constituency file has no Result yet: the previous night says who held each seat.
+    mon_only = [dict(layouts.seats()[0], result="")]
+    directory = layouts.write_night(tmp_path / "now", seat_rows=mon_only, candidate_rows=layouts.candidates()[:3])
+    (seat,) = derive_baseline(directory, previous_dir)
+    assert (seat.ons_id, seat.held_by) == (layouts.MON, "PC")  # PC won it last time
+    assert seat.previous.shares == pytest.approx({"PC": 0.6, "Lab": 0.3, "BRX": 0.1})
+    # Without a previous night, an empty Result cannot be placed: the row says so.
+    with pytest.raises(NightFormatError) as info:
+        derive_baseline(directory)
+    assert (info.value.path.name, info.value.line, info.value.field) == ("constituencies.csv", 2, "Result")
+    # Nor can a seat the previous night does not have.
+    both = [dict(row, result="") for row in layouts.seats()]
+    with pytest.raises(NightFormatError) as info:
+        derive_baseline(layouts.write_night(tmp_path / "new", seat_rows=both), previous_dir)
+    assert (info.value.line, info.value.field) == (3, "Result")
