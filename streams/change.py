@@ -17,8 +17,13 @@ from tallyroom.schemas.parties import INDEPENDENT, PARTY_PREDECESSORS
 PLACES = 6
 
 
+def rounded(value: float) -> float:
+    """Rounded to the published places; + 0.0 turns a -0.0 into 0.0."""
+    return round(value, PLACES) + 0.0
+
+
 def fraction(part: float, whole: float) -> float:
-    return round(part / whole, PLACES) if whole else 0.0
+    return rounded(part / whole) if whole else 0.0
 
 
 def turnout(valid_votes: int, electorate: int | None) -> float | None:
@@ -44,13 +49,13 @@ def previous_share(party: str, previous: PreviousResult | None) -> float | None:
 
 def share_change(party: str, share: float, previous: PreviousResult | None) -> float | None:
     before = previous_share(party, previous)
-    return None if before is None else round(share - before, PLACES)
+    return None if before is None else rounded(share - before)
 
 
 def turnout_change(now: float | None, previous: PreviousResult | None) -> float | None:
     if now is None or previous is None or previous.turnout is None:
         return None
-    return round(now - previous.turnout, PLACES)
+    return rounded(now - previous.turnout)
 
 
 def butler_swing(
@@ -68,7 +73,7 @@ def butler_swing(
         return None
     rise = shares.get(to_party, 0.0) - before_to
     fall = shares.get(from_party, 0.0) - before_from
-    return Swing(from_party=from_party, to_party=to_party, swing=round((rise - fall) / 2, PLACES))
+    return Swing(from_party=from_party, to_party=to_party, swing=rounded((rise - fall) / 2))
 
 
 def seat_swing(
@@ -101,9 +106,9 @@ def previous_from_votes(candidates: Iterable[Candidate], electorate: int | None)
         if not candidate.is_independent:
             votes[candidate.party] += candidate.votes
     shares = {party: round(v / valid, 10) for party, v in votes.items()} if valid else {}
-    return PreviousResult(
-        shares=shares, turnout=round(valid / electorate, 10) if electorate else None, valid_votes=valid
-    )
+    # An electorate below the votes cast is a flaw of that file: its turnout is then unknown.
+    known = bool(electorate) and valid <= electorate
+    return PreviousResult(shares=shares, turnout=round(valid / electorate, 10) if known else None, valid_votes=valid)
 
 
 def previous_from_share_change(rows: Iterable[tuple[str, float, float | None]]) -> PreviousResult | None:

@@ -164,7 +164,7 @@ class Tally:
         if before is None or self.previous_stood[before] <= 0:
             return None
         now = self.compared_votes[party] / self.compared_valid
-        return round(now - self.previous_votes[before] / self.previous_valid, change.PLACES)
+        return change.rounded(now - self.previous_votes[before] / self.previous_valid)
 
     def national_swing(self) -> Swing | None:
         if len(self.rivals) < 2:
@@ -173,7 +173,7 @@ class Tally:
         fall, rise = self.share_change(first), self.share_change(second)
         if fall is None or rise is None:
             return None
-        return Swing(from_party=first, to_party=second, swing=round((rise - fall) / 2, change.PLACES))
+        return Swing(from_party=first, to_party=second, swing=change.rounded((rise - fall) / 2))
 
     def snapshot(self) -> TallySnapshot:
         # Built with model_construct: every field is computed here from ints we

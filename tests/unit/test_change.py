@@ -271,3 +271,8 @@ def test_before_a_night_the_previous_winner_holds_each_seat(tmp_path):
     with pytest.raises(NightFormatError) as info:
         derive_baseline(layouts.write_night(tmp_path / "new", seat_rows=both), previous_dir)
     assert (info.value.line, info.value.field) == (3, "Result")
+
+
+def test_a_previous_electorate_below_the_votes_leaves_turnout_unknown():
+    figures = change.previous_from_votes([cand("a", "Lab", 600), cand("b", "Con", 300)], electorate=800)
+    assert figures.turnout is None and figures.valid_votes == 900
