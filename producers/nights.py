@@ -17,14 +17,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from tallyroom.schemas import Candidate, Declaration, NightOpened, PreviousResult, SeatBaseline
-from tallyroom.schemas.common import LABEL_MAX
+from tallyroom.schemas.common import LABEL_MAX, ElectionId
 from tallyroom.schemas.parties import UK, canonical_party
 from tallyroom.streams.change import previous_from_share_change, previous_from_votes
 
 BASELINE_FILE = "baseline.csv"
+_ELECTION_ID = TypeAdapter(ElectionId)
 # Our names first, then the Library's own download names (HoC-GE2019-results-by-candidate.csv, ...).
 CANDIDATE_FILES = ("candidates.csv", "HoC-GE*-results-by-candidate.csv")
 CONSTITUENCY_FILES = ("constituencies.csv", "HoC-GE*-results-by-constituency.csv")
@@ -356,6 +357,13 @@ def load_night(directory: Path | str, election: str | None = None) -> Night:
     """Every seat of the night as a ``Declaration``, in declaration order."""
     directory = Path(directory)
     election = election or election_id_for(directory)
+    try:
+        _ELECTION_ID.validate_python(election)
+    except ValidationError:
+        raise ValueError(
+            f"election id {election!r} (from the directory name unless given) must be 1-64 letters, digits, '.', "
+            "'_' or '-', starting with a letter or digit: pass --election"
+        ) from None
     seats_path = _find(directory, CONSTITUENCY_FILES, "constituency")
     candidates_path = _find(directory, CANDIDATE_FILES, "candidate")
     seat_rows = _read_rows(seats_path, CONSTITUENCY_COLUMNS, REQUIRED_CONSTITUENCY)
@@ -447,6 +455,8 @@ def _declaration(row: _Row, election: str, entries: list[tuple[_Row, Candidate, 
     candidates = [c for _, c, _ in entries]
     flaws: list[str] = [flaw for _, _, candidate_flaws in entries for flaw in candidate_flaws]
     constituency = _label(row, "constituency name", row.get("constituency"), flaws)
+    nation = _label(row, "country name", row.get("nation"), flaws) or None
+    region = _label(row, "region name", row.get("region"), flaws) or None
     total = sum(c.votes for c in candidates)
     valid = row.count("valid_votes")
     if valid is not None and valid != total:
@@ -464,8 +474,8 @@ def _declaration(row: _Row, election: str, entries: list[tuple[_Row, Candidate, 
             election=election,
             ons_id=row.get("ons_id"),
             constituency=constituency,
-            nation=row.get("nation") or None,
-            region=row.get("region") or None,
+            nation=nation,
+            region=region,
             declared_at=parse_uk_time(row, "declared_at"),
             electorate=row.count("electorate"),
             valid_votes=total,

@@ -115,7 +115,7 @@ def _load(night_dir: Path, election: str | None):
 
     try:
         return load_night(night_dir, election or _settings().election)
-    except (NightFormatError, FileNotFoundError) as exc:
+    except (NightFormatError, FileNotFoundError, ValueError) as exc:
         err.print(f"[red]{exc}")
         raise typer.Exit(2)
 

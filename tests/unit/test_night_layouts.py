@@ -236,3 +236,21 @@ def test_a_vote_count_that_cannot_be_read_names_file_line_and_field(tmp_path):
     with pytest.raises(NightFormatError) as info:
         load_night(directory)
     assert str(info.value).startswith("candidates.csv line 5, field 'Votes': 'many' is not a whole number")
+
+
+def test_a_long_region_is_kept_cut_and_flagged(tmp_path):
+    people = candidates()
+    rows = seats()
+    directory = write_night(tmp_path / "n", seat_rows=rows, candidate_rows=people, seat_style="snake")
+    path = directory / "constituencies.csv"
+    text = path.read_text(encoding="utf-8-sig").replace(",Wales,", "," + "W" * 300 + ",", 1)
+    path.write_text(text, encoding="utf-8-sig")
+    mon = by_id(load_night(directory))[MON]
+    assert mon.nation == "W" * LABEL_MAX and "country name of 300 characters" in mon.flaws[0]
+
+
+def test_a_directory_name_that_is_no_election_id_says_to_pass_one(tmp_path):
+    directory = write_night(tmp_path / "general election 2019")
+    with pytest.raises(ValueError, match="pass --election"):
+        load_night(directory)
+    assert load_night(directory, election="ge2019").election == "ge2019"
