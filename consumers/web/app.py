@@ -26,13 +26,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tallyroom.consumers.web import store, view
 from tallyroom.consumers.web.events import FROM_START, FeedTiming, live_events, resume_point
+from tallyroom.schemas import Swing
 from tallyroom.settings import Settings
 
 HERE = FilePath(__file__).resolve().parent
 ELECTION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"  # as schemas.common.ElectionId
 ONS_PATTERN = r"^[EWSNL]\d{8}$"  # as schemas.common.OnsId
 STREAM_ID_PATTERN = view.STREAM_ID.pattern
-FEED_ON_PAGE = 1000  # alerts rendered into the first page; a whole night is about 600
+FEED_ON_PAGE = 2000  # alerts rendered into the first page; a whole night is about 1,000 (2024, with 422 big swings)
 API_PAGE_MAX = 1000
 
 ElectionParam = Path(pattern=ELECTION_PATTERN, description="election id, e.g. ge2024")
@@ -160,6 +161,7 @@ def dashboard_context(election: str, state: dict, feed: list[view.FeedItem]) -> 
         "majority_position": view.majority_position(state),
         "majority_line": tally["majority_line"] if tally else "",
         "clock": view.night_clock(tally["as_of"] if tally else None),
+        "swing": view.swing_text(Swing.model_validate(tally["swing"])) if tally and tally.get("swing") else None,
         "progress": round(100 * state["declared"] / state["total"], 2) if state["total"] else 0,
         "feed": feed,
         "labels": view.ALERT_LABELS,

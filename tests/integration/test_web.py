@@ -308,6 +308,9 @@ def test_dashboard_page_shows_bars_and_feed_latest_first(web):
     for party, seats in state["seats"].items():
         assert f'data-party="{party}" data-seats="{seats}"' in html
     assert f'data-declared="{state["declared"]}" data-total="4"' in html
+    # Only Brookside has figures from last time: Lab +6.8, Con -4.5 there.
+    assert state["tally"]["compared"] == 1
+    assert '<p class="swing" id="swing">swing 5.6% from Con to Lab</p>' in html
     held = stream_ids(client)
     shown = [held.index(sid) for sid in _attribute_values(html, "data-stream-id") if sid]
     assert shown == sorted(shown, reverse=True) and len(shown) == len(held)
