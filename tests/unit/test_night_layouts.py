@@ -8,6 +8,7 @@ aliases; and a flawed row kept and flagged rather than dropped.
 from __future__ import annotations
 
 import csv
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -254,3 +255,25 @@ def test_a_directory_name_that_is_no_election_id_says_to_pass_one(tmp_path):
     with pytest.raises(ValueError, match="pass --election"):
         load_night(directory)
     assert load_night(directory, election="ge2019").election == "ge2019"
+
+
+def test_the_2024_night_rewritten_in_the_other_style_reads_the_same(tmp_path):
+    """The real files in snake_case, LF, no BOM, ISO times with seconds: the same night, seat for seat."""
+    source = Path(__file__).resolve().parents[2] / "data" / "ge2024"
+    target = tmp_path / "ge2024"
+    target.mkdir()
+    for name in ("candidates.csv", "constituencies.csv"):
+        with (source / name).open(encoding="utf-8-sig", newline="") as handle:
+            rows = list(csv.reader(handle))
+        header = [re.sub(r"[^a-z0-9]+", "_", h.casefold()).strip("_") for h in rows[0]]
+        when = header.index("declaration_time") if "declaration_time" in header else None
+        with (target / name).open("w", encoding="utf-8", newline="") as handle:
+            out = csv.writer(handle, lineterminator="\n")
+            out.writerow(header)
+            for row in rows[1:]:
+                if when is not None:
+                    row[when] = datetime.strptime(row[when], "%d/%m/%Y %H:%M").strftime("%Y-%m-%dT%H:%M:%S")
+                out.writerow(row)
+    original, rewritten = load_night(source), load_night(target)
+    assert rewritten.opened == original.opened
+    assert rewritten.declarations == original.declarations
