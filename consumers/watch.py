@@ -87,9 +87,10 @@ ALERT_STYLES: dict[str, str] = {
     "data_flaw": "dim red",
 }
 
-# Columns around the bar: "party " + bar + " seats   net  gain  loss", five characters each.
+# Columns around the bar: "party " + bar + " seats   net  gain  loss share   chg", five characters each
+# (chg: share change since last time, in points).
 PARTY_WIDTH = 6
-NUMBER_COLUMNS = ("seats", "net", "gain", "loss")
+NUMBER_COLUMNS = ("seats", "net", "gain", "loss", "share", "chg")
 NUMBERS_WIDTH = 6 * len(NUMBER_COLUMNS)
 
 
@@ -116,6 +117,8 @@ class PartyRow:
     votes: int
     gains: int
     losses: int
+    share: float | None = None
+    share_change: float | None = None
 
     @property
     def net(self) -> int:
@@ -126,7 +129,10 @@ def party_rows(state: ElectionState) -> list[PartyRow]:
     """Every party with a seat or a change, largest first. The seats hash is the fallback
     when no tally snapshot has landed yet."""
     if state.tally is not None:
-        rows = [PartyRow(p.party, p.seats, p.votes, p.gains, p.losses) for p in state.tally.parties.values()]
+        rows = [
+            PartyRow(p.party, p.seats, p.votes, p.gains, p.losses, p.share, p.share_change)
+            for p in state.tally.parties.values()
+        ]
     else:
         rows = [PartyRow(party, n, state.votes.get(party, 0), 0, 0) for party, n in state.seats.items()]
     rows = [row for row in rows if row.seats or row.gains or row.losses]
@@ -178,6 +184,9 @@ def party_line(row: PartyRow, total: int, bar_width: int, marker: int | None) ->
         f" {'+' + str(row.gains) if row.gains else '0':>5} {'-' + str(row.losses) if row.losses else '0':>5}",
         style="dim",
     )
+    line.append(f" {'' if row.share is None else f'{row.share:.1%}':>5}")
+    change = "" if row.share_change is None else f"{row.share_change * 100:+.1f}"
+    line.append(f" {change:>5}", style="green" if change.startswith("+") else "red" if change else "dim")
     return line
 
 
