@@ -33,6 +33,7 @@ from tallyroom.schemas import Alert
 from tallyroom.schemas.alerts import ALERT_KINDS
 from tallyroom.schemas.common import read_stored
 from tallyroom.schemas.parties import UK, party_colour
+from tallyroom.streams.change import swing_phrase
 
 ALERTS_SHOWN = 12
 MAJORITY_MARK = "│"
@@ -45,9 +46,10 @@ TERMINAL_COLOURS: dict[str, str] = {"white": "bright_white"}
 # How each emphasis in the kind registry (schemas/alerts.py) is drawn in a terminal.
 EMPHASIS_STYLES: dict[str, str] = {"loud": "bold reverse", "strong": "bold", "plain": "", "quiet": "dim"}
 
-# Columns around the bar: "party " + bar + " seats   net  gain  loss", five characters each.
+# Columns around the bar: "party " + bar + " seats   net  gain  loss share   chg", five characters each
+# (chg: share change since last time, in points).
 PARTY_WIDTH = 6
-NUMBER_COLUMNS = ("seats", "net", "gain", "loss")
+NUMBER_COLUMNS = ("seats", "net", "gain", "loss", "share", "chg")
 NUMBERS_WIDTH = 6 * len(NUMBER_COLUMNS)
 
 
@@ -77,6 +79,8 @@ class PartyRow:
     votes: int
     gains: int
     losses: int
+    share: float | None = None
+    share_change: float | None = None
 
     @property
     def net(self) -> int:
@@ -87,7 +91,10 @@ def party_rows(state: ElectionState) -> list[PartyRow]:
     """Every party with a seat or a change, largest first. The seats hash is the fallback
     when no tally snapshot has landed yet."""
     if state.tally is not None:
-        rows = [PartyRow(p.party, p.seats, p.votes, p.gains, p.losses) for p in state.tally.parties.values()]
+        rows = [
+            PartyRow(p.party, p.seats, p.votes, p.gains, p.losses, p.share, p.share_change)
+            for p in state.tally.parties.values()
+        ]
     else:
         rows = [PartyRow(party, n, state.votes.get(party, 0), 0, 0) for party, n in state.seats.items()]
     rows = [row for row in rows if row.seats or row.gains or row.losses]
@@ -139,6 +146,9 @@ def party_line(row: PartyRow, total: int, bar_width: int, marker: int | None) ->
         f" {'+' + str(row.gains) if row.gains else '0':>5} {'-' + str(row.losses) if row.losses else '0':>5}",
         style="dim",
     )
+    line.append(f" {'' if row.share is None else f'{row.share:.1%}':>5}")
+    change = "" if row.share_change is None else f"{row.share_change * 100:+.1f}"
+    line.append(f" {change:>5}", style="green" if change.startswith("+") else "red" if change else "dim")
     return line
 
 
@@ -164,6 +174,8 @@ def header(state: ElectionState, status: str | None) -> Text:
         text.append(uk_clock(state.tally.as_of), style="bold")
     if total:
         text.append(f"   majority {majority_line(state)}", style="dim")
+    if state.tally is not None and state.tally.swing is not None:
+        text.append(f"   swing {swing_phrase(state.tally.swing)}", style="bold")
     if status:
         text.append(f"   {status}", style="bold red")
     if state.refused:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 from collections import defaultdict
 from collections.abc import Mapping
@@ -17,12 +18,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
-from tallyroom.schemas import Candidate, Declaration, NightOpened, SeatBaseline
+from tallyroom.schemas import Candidate, Declaration, NightOpened, PreviousResult, SeatBaseline
+from tallyroom.schemas.common import LABEL_MAX, ElectionId
 from tallyroom.schemas.parties import UK, canonical_party
+from tallyroom.streams.change import previous_from_share_change, previous_from_votes
 
 BASELINE_FILE = "baseline.csv"
+_ELECTION_ID = TypeAdapter(ElectionId)
 # Our names first, then the Library's own download names (HoC-GE2019-results-by-candidate.csv, ...).
 CANDIDATE_FILES = ("candidates.csv", "HoC-GE*-results-by-candidate.csv")
 CONSTITUENCY_FILES = ("constituencies.csv", "HoC-GE*-results-by-constituency.csv")
@@ -40,6 +44,8 @@ CANDIDATE_COLUMNS = {
     "sitting_mp": ("sitting_mp",),
     "former_mp": ("former_mp",),
     "votes": ("votes",),
+    "share": ("share",),
+    "change": ("change",),
 }
 CONSTITUENCY_COLUMNS = {
     "ons_id": ("ons_id",),
@@ -55,7 +61,11 @@ CONSTITUENCY_COLUMNS = {
 }
 REQUIRED_CANDIDATE = ("ons_id", "party", "votes")
 REQUIRED_CONSTITUENCY = ("ons_id", "constituency", "declared_at")
-TIME_FORMATS = ("%d/%m/%Y %H:%M", "%d/%m/%Y %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S")
+# Day first (the Library's own) with or without seconds; ISO 8601 times go to datetime.fromisoformat.
+TIME_FORMATS = ("%d/%m/%Y %H:%M", "%d/%m/%Y %H:%M:%S", "%d/%m/%y %H:%M", "%d/%m/%y %H:%M:%S")
+# A Declaration keeps at most this many flaws (schemas/events.py); the rest are counted in the last.
+MAX_FLAWS = 20
+MAX_FLAW_CHARS = 500
 _RESULT = re.compile(r"^\s*(?P<winner>.+?)\s+(?:(?P<hold>hold)|gain\s+from\s+(?P<loser>.+?))\s*$", re.I)
 
 
@@ -105,6 +115,18 @@ class _Row:
             raise self.fail(column, f"{raw!r} is not a whole number") from None
         if value < 0:
             raise self.fail(column, f"{value} is negative")
+        return value
+
+    def fraction(self, column: str) -> float | None:
+        raw = self.get(column).rstrip("%")
+        if not raw:
+            return None
+        try:
+            value = float(raw)
+        except ValueError:
+            raise self.fail(column, f"{raw!r} is not a number") from None
+        if value != value or value in (float("inf"), float("-inf")):
+            raise self.fail(column, f"{raw!r} is not a number")
         return value
 
     def flag(self, column: str) -> bool:
@@ -164,14 +186,24 @@ def parse_uk_time(row: _Row, column: str) -> datetime:
     raw = row.get(column)
     if not raw:
         raise row.fail(column, "is empty")
+    parsed: datetime | None = None
     for fmt in TIME_FORMATS:
         try:
-            naive = datetime.strptime(raw, fmt)
+            parsed = datetime.strptime(raw, fmt)
+            break
         except ValueError:
             continue
-        # fold=0 picks the earlier instant for the one ambiguous hour each October.
-        return naive.replace(tzinfo=UK)
-    raise row.fail(column, f"{raw!r} is not a time like 05/07/2024 04:07")
+    if parsed is None and re.match(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}", raw):
+        try:
+            parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        except ValueError:
+            parsed = None
+    if parsed is None:
+        raise row.fail(column, f"{raw!r} is not a time like 05/07/2024 04:07 or 2024-07-05T04:07:00")
+    if parsed.tzinfo is not None:
+        return parsed  # an explicit offset says which instant it is
+    # UK local time. fold=0 picks the earlier instant for the one ambiguous hour each October.
+    return parsed.replace(tzinfo=UK)
 
 
 def held_before(result: str) -> str | None:
@@ -183,40 +215,139 @@ def held_before(result: str) -> str | None:
     return canonical_party(label)
 
 
-def derive_baseline(directory: Path) -> list[SeatBaseline]:
-    """Baseline from the constituency file's Result column."""
+def derive_baseline(directory: Path, previous_dir: Path | None = None) -> list[SeatBaseline]:
+    """Who held each seat, from the constituency file's Result column, with its previous figures:
+    from the night in ``previous_dir`` (matched by ONS id) or, without one, from the candidate
+    file's Share and Change columns (previous share = share - change) where it has them.
+
+    With ``previous_dir``, a seat whose Result is empty (or a file without the column, as before
+    a night) is held by the party that won it in the previous night.
+    """
     path = _find(directory, CONSTITUENCY_FILES, "constituency")
+    winners: dict[str, str] = {}
+    if previous_dir is not None:
+        previous, winners = previous_results(Path(previous_dir))
+    else:
+        previous = previous_from_change_columns(directory)
+    required = ("ons_id", "constituency") + (() if previous_dir is not None else ("result",))
     baseline = []
-    for row in _read_rows(path, CONSTITUENCY_COLUMNS, REQUIRED_CONSTITUENCY + ("result",)):
+    for row in _read_rows(path, CONSTITUENCY_COLUMNS, required):
+        ons_id = row.get("ons_id")
         held = held_before(row.get("result"))
+        if held is None and not row.get("result"):
+            held = winners.get(ons_id)
         if held is None:
             raise row.fail("result", f"{row.get('result')!r} is not 'X hold' or 'X gain from Y'")
         try:
-            baseline.append(SeatBaseline(ons_id=row.get("ons_id"), constituency=row.get("constituency"), held_by=held))
+            name = _label(row, "constituency name", row.get("constituency"), [])
+            baseline.append(
+                SeatBaseline(ons_id=ons_id, constituency=name, held_by=held[:LABEL_MAX], previous=previous.get(ons_id))
+            )
         except ValidationError as exc:
             error = exc.errors()[0]
             raise row.fail(str(error["loc"][0]) if error["loc"] else "ons_id", error["msg"]) from None
     return baseline
 
 
-def write_baseline(directory: Path) -> Path:
-    baseline = derive_baseline(directory)
+def _seat_candidates(directory: Path) -> dict[str, list[tuple[_Row, Candidate, list[str]]]]:
+    path = _find(directory, CANDIDATE_FILES, "candidate")
+    by_seat: dict[str, list[tuple[_Row, Candidate, list[str]]]] = defaultdict(list)
+    for row in _read_rows(path, CANDIDATE_COLUMNS, REQUIRED_CANDIDATE):
+        by_seat[row.get("ons_id")].append((row, *_candidate(row)))
+    return by_seat
+
+
+def previous_results(directory: Path) -> tuple[dict[str, PreviousResult], dict[str, str]]:
+    """Each seat's figures in another night in the Library layout (no declaration times needed),
+    and the party that won it there."""
+    path = _find(directory, CONSTITUENCY_FILES, "constituency")
+    electorates = {row.get("ons_id"): row.count("electorate") for row in _read_rows(path, CONSTITUENCY_COLUMNS, ())}
+    figures: dict[str, PreviousResult] = {}
+    winners: dict[str, str] = {}
+    for ons_id, entries in _seat_candidates(directory).items():
+        candidates = [c for _, c, _ in entries]
+        figures[ons_id] = previous_from_votes(candidates, electorates.get(ons_id))
+        # Ranked as a declaration is (streams/tally.py): by votes, then name.
+        winners[ons_id] = min(candidates, key=lambda c: (-c.votes, c.name.casefold())).party
+    return figures, winners
+
+
+def previous_from_change_columns(directory: Path) -> dict[str, PreviousResult]:
+    """Previous shares from the candidate file's Share and Change columns, where it has a Change column."""
+    result: dict[str, PreviousResult] = {}
+    for ons_id, entries in _seat_candidates(directory).items():
+        if not entries or "change" not in entries[0][0].headers:
+            return {}
+        total = sum(c.votes for _, c, _ in entries)
+        published = [(row.fraction("share"), row.fraction("change")) for row, _, _ in entries]
+        # Some releases give percentages (53.8) rather than fractions (0.538).
+        scale = 100.0 if any(share is not None and share > 1.0 for share, _ in published) else 1.0
+        rows = []
+        for (_, candidate, _), (share, change) in zip(entries, published, strict=True):
+            share = share / scale if share is not None else (candidate.votes / total if total else 0.0)
+            rows.append((candidate.party, share, change / scale if change is not None else None))
+        if (figures := previous_from_share_change(rows)) is not None:
+            result[ons_id] = figures
+    return result
+
+
+BASELINE_COLUMNS = ["ons_id", "constituency", "held_by", "previous_turnout", "previous_valid_votes", "previous_shares"]
+
+
+def write_baseline(directory: Path, previous_dir: Path | None = None) -> Path:
+    """Write ``baseline.csv``: who held each seat and, when known, its previous turnout and shares
+    (``previous_shares`` a JSON object, party -> share)."""
+    baseline = derive_baseline(directory, previous_dir)
     out = directory / BASELINE_FILE
     with out.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(["ons_id", "constituency", "held_by"])
+        writer.writerow(BASELINE_COLUMNS)
         for seat in baseline:
-            writer.writerow([seat.ons_id, seat.constituency, seat.held_by or ""])
+            before = seat.previous
+            writer.writerow(
+                [
+                    seat.ons_id,
+                    seat.constituency,
+                    seat.held_by or "",
+                    "" if before is None or before.turnout is None else f"{before.turnout:.10g}",
+                    "" if before is None or before.valid_votes is None else before.valid_votes,
+                    "" if before is None else json.dumps({p: float(f"{v:.10g}") for p, v in before.shares.items()}),
+                ]
+            )
     return out
 
 
-def read_baseline(directory: Path) -> dict[str, str | None]:
+def read_baseline(directory: Path) -> dict[str, tuple[str | None, PreviousResult | None]]:
+    """Who held each seat, and its previous figures: from ``baseline.csv``, else derived."""
     path = directory / BASELINE_FILE
     if not path.is_file():
-        return {seat.ons_id: seat.held_by for seat in derive_baseline(directory)}
-    columns = {"ons_id": ("ons_id",), "held_by": ("held_by", "party")}
-    rows = _read_rows(path, columns, ("ons_id", "held_by"))
-    return {row.get("ons_id"): canonical_party(row.get("held_by")) or None for row in rows}
+        return {seat.ons_id: (seat.held_by, seat.previous) for seat in derive_baseline(directory)}
+    columns = {
+        "ons_id": ("ons_id",),
+        "held_by": ("held_by", "party"),
+        "previous_turnout": ("previous_turnout",),
+        "previous_valid_votes": ("previous_valid_votes",),
+        "previous_shares": ("previous_shares",),
+    }
+    baseline: dict[str, tuple[str | None, PreviousResult | None]] = {}
+    for row in _read_rows(path, columns, ("ons_id", "held_by")):
+        previous = None
+        if row.get("previous_shares"):
+            try:
+                shares = json.loads(row.get("previous_shares"))
+            except ValueError as exc:
+                raise row.fail("previous_shares", f"not a JSON object: {exc}") from None
+            try:
+                previous = PreviousResult(
+                    shares=shares,
+                    turnout=row.fraction("previous_turnout"),
+                    valid_votes=row.count("previous_valid_votes"),
+                )
+            except ValidationError as exc:
+                error = exc.errors()[0]
+                raise row.fail("previous_shares", f"{'.'.join(map(str, error['loc']))}: {error['msg']}") from None
+        baseline[row.get("ons_id")] = (canonical_party(row.get("held_by")) or None, previous)
+    return baseline
 
 
 def election_id_for(directory: Path) -> str:
@@ -227,6 +358,13 @@ def load_night(directory: Path | str, election: str | None = None) -> Night:
     """Every seat of the night as a ``Declaration``, in declaration order."""
     directory = Path(directory)
     election = election or election_id_for(directory)
+    try:
+        _ELECTION_ID.validate_python(election)
+    except ValidationError:
+        raise ValueError(
+            f"election id {election!r} (from the directory name unless given) must be 1-64 letters, digits, '.', "
+            "'_' or '-', starting with a letter or digit: pass --election"
+        ) from None
     seats_path = _find(directory, CONSTITUENCY_FILES, "constituency")
     candidates_path = _find(directory, CANDIDATE_FILES, "candidate")
     seat_rows = _read_rows(seats_path, CONSTITUENCY_COLUMNS, REQUIRED_CONSTITUENCY)
@@ -241,9 +379,9 @@ def load_night(directory: Path | str, election: str | None = None) -> Night:
         known[ons_id] = row
     baseline = read_baseline(directory)
 
-    by_seat: dict[str, list[tuple[_Row, Candidate]]] = defaultdict(list)
+    by_seat: dict[str, list[tuple[_Row, Candidate, list[str]]]] = defaultdict(list)
     for row in candidate_rows:
-        by_seat[row.get("ons_id")].append((row, _candidate(row)))
+        by_seat[row.get("ons_id")].append((row, *_candidate(row)))
 
     for ons_id, entries in by_seat.items():
         if ons_id not in known:
@@ -261,7 +399,12 @@ def load_night(directory: Path | str, election: str | None = None) -> Night:
         title=election,
         opened_at=min(d.declared_at for d in declarations),
         seats=[
-            SeatBaseline(ons_id=d.ons_id, constituency=d.constituency, held_by=baseline.get(d.ons_id))
+            SeatBaseline(
+                ons_id=d.ons_id,
+                constituency=d.constituency,
+                held_by=baseline.get(d.ons_id, (None, None))[0],
+                previous=baseline.get(d.ons_id, (None, None))[1],
+            )
             for d in declarations
         ],
     )
@@ -270,14 +413,25 @@ def load_night(directory: Path | str, election: str | None = None) -> Night:
     return Night(election, directory, opened, declarations, flaws)
 
 
-def _candidate(row: _Row) -> Candidate:
+def _label(row: _Row, column: str, value: str, flaws: list[str]) -> str:
+    """A label as published, cut to the schema's bound (with a flaw saying so) rather than refused."""
+    value = " ".join(value.split())
+    if len(value) > LABEL_MAX:
+        flaws.append(f"{row.path.name} line {row.line}: {column} of {len(value)} characters cut to {LABEL_MAX}")
+        value = value[:LABEL_MAX].rstrip()
+    return value
+
+
+def _candidate(row: _Row) -> tuple[Candidate, list[str]]:
+    flaws: list[str] = []
     first, surname = row.get("first_name"), row.get("surname")
-    name = " ".join(part for part in (first, surname) if part) or row.get("party_name")
+    name = " ".join(part for part in (first, surname) if part) or row.get("party_name") or row.get("party")
+    party_name = row.get("party_name")
     try:
-        return Candidate(
-            name=name,
-            party=canonical_party(row.get("party")),
-            party_name=row.get("party_name") or None,
+        candidate = Candidate(
+            name=_label(row, "candidate name", name, flaws),
+            party=_label(row, "party", canonical_party(row.get("party")), flaws),
+            party_name=_label(row, "party name", party_name, flaws) if party_name else None,
             votes=row.count("votes", required=True),
             sitting_mp=row.flag("sitting_mp"),
             former_mp=row.flag("former_mp"),
@@ -286,14 +440,25 @@ def _candidate(row: _Row) -> Candidate:
         error = exc.errors()[0]
         column = str(error["loc"][0]) if error["loc"] else "votes"
         raise row.fail(column, error["msg"]) from None
+    return candidate, flaws
 
 
-def _declaration(row: _Row, election: str, entries: list[tuple[_Row, Candidate]]) -> Declaration:
+def _capped(flaws: list[str]) -> list[str]:
+    flaws = [f if len(f) <= MAX_FLAW_CHARS else f[: MAX_FLAW_CHARS - 1] + "…" for f in flaws]
+    if len(flaws) > MAX_FLAWS:
+        flaws = flaws[: MAX_FLAWS - 1] + [f"and {len(flaws) - MAX_FLAWS + 1} more flaws"]
+    return flaws
+
+
+def _declaration(row: _Row, election: str, entries: list[tuple[_Row, Candidate, list[str]]]) -> Declaration:
     if not entries:
         raise row.fail("ons_id", f"seat {row.get('ons_id')} has no candidates in the candidate file")
-    candidates = [c for _, c in entries]
+    candidates = [c for _, c, _ in entries]
+    flaws: list[str] = [flaw for _, _, candidate_flaws in entries for flaw in candidate_flaws]
+    constituency = _label(row, "constituency name", row.get("constituency"), flaws)
+    nation = _label(row, "country name", row.get("nation"), flaws) or None
+    region = _label(row, "region name", row.get("region"), flaws) or None
     total = sum(c.votes for c in candidates)
-    flaws: list[str] = []
     valid = row.count("valid_votes")
     if valid is not None and valid != total:
         # The candidates' votes are the primary fact; keep the seat and say what disagreed.
@@ -303,19 +468,21 @@ def _declaration(row: _Row, election: str, entries: list[tuple[_Row, Candidate]]
     computed = ranked[0] - (ranked[1] if len(ranked) > 1 else 0)
     if majority is not None and majority != computed:
         flaws.append(f"majority {majority} in the constituency file differs from the candidates' votes ({computed})")
+    # Two candidates flagged as sitting MPs is no flaw: MPs move seats (2019) and boundaries
+    # put two in one seat (2024, seven times); each defeated one is news.
     try:
         return Declaration(
             election=election,
             ons_id=row.get("ons_id"),
-            constituency=row.get("constituency"),
-            nation=row.get("nation") or None,
-            region=row.get("region") or None,
+            constituency=constituency,
+            nation=nation,
+            region=region,
             declared_at=parse_uk_time(row, "declared_at"),
             electorate=row.count("electorate"),
             valid_votes=total,
             invalid_votes=row.count("invalid_votes"),
             candidates=candidates,
-            flaws=flaws,
+            flaws=_capped(flaws),
         )
     except ValidationError as exc:
         error = exc.errors()[0]

@@ -10,26 +10,38 @@ from tallyroom.schemas.events import (
     Declaration,
     ElectionEvent,
     NightOpened,
+    PreviousResult,
     RecountNotice,
     SeatBaseline,
     parse_event,
 )
-from tallyroom.schemas.results import DeadLetter, PartyTally, ResultUpdate, SeatResult, TallySnapshot
+from tallyroom.schemas.results import (
+    CandidateResult,
+    DeadLetter,
+    PartyTally,
+    ResultUpdate,
+    SeatResult,
+    Swing,
+    TallySnapshot,
+)
 
 __all__ = [
     "Alert",
     "AlertKind",
     "Candidate",
+    "CandidateResult",
     "DeadLetter",
     "Declaration",
     "DeclarationRef",
     "ElectionEvent",
     "NightOpened",
     "PartyTally",
+    "PreviousResult",
     "RecountNotice",
     "ResultUpdate",
     "SeatBaseline",
     "SeatResult",
+    "Swing",
     "TallySnapshot",
     "parse_event",
 ]

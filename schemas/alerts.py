@@ -24,13 +24,29 @@ class AlertKind(StrEnum):
     MARGINAL = "marginal"
     NEAR_UPSET = "near_upset"
     MAJORITY_REACHED = "majority_reached"
+    HUNG_PARLIAMENT = "hung_parliament"
+    BIG_SWING = "big_swing"
     CORRECTION = "correction"
     RECOUNT = "recount"
     DATA_FLAW = "data_flaw"
 
 
-# The facts every alert about one seat's result carries (streams/rules.py, _base_facts).
-SEAT_FACTS = ("winner", "winner_party", "held_by", "majority", "valid_votes", "runner_up", "runner_up_party")
+# The facts every alert about one seat's result carries (streams/rules.py, _base_facts):
+# both leading candidates' figures, the seat's turnout, and change and swing since last time.
+SEAT_FACTS = tuple(
+    f"{role}{figure}"
+    for role in ("winner", "runner_up")
+    for figure in ("", "_party", "_votes", "_share", "_share_change")
+) + (
+    "held_by",
+    "majority",
+    "majority_share",
+    "valid_votes",
+    "electorate",
+    "turnout",
+    "turnout_change",
+    "swing",
+)
 
 
 @dataclass(frozen=True)
@@ -71,7 +87,7 @@ ALERT_KINDS: dict[AlertKind, KindInfo] = {
         label="MP defeated",
         colour="red",
         description="a sitting MP loses their seat (one alert per defeated MP)",
-        facts=(*SEAT_FACTS, "defeated", "defeated_party", "defeated_votes"),
+        facts=(*SEAT_FACTS, "defeated", "defeated_party", "defeated_votes", "defeated_share", "defeated_share_change"),
         party_fact="winner_party",
         emphasis="loud",
     ),
@@ -86,7 +102,7 @@ ALERT_KINDS: dict[AlertKind, KindInfo] = {
         label="Near upset",
         colour="yellow",
         description="the holder survives, but an independent or a party holding no seats came within the marginal line",
-        facts=(*SEAT_FACTS, "challenger", "challenger_party", "gap"),
+        facts=(*SEAT_FACTS, "challenger", "challenger_party", "challenger_votes", "challenger_share", "gap"),
         party_fact="winner_party",
     ),
     AlertKind.MAJORITY_REACHED: KindInfo(
@@ -96,6 +112,29 @@ ALERT_KINDS: dict[AlertKind, KindInfo] = {
         facts=("party", "seats", "majority_line", "clinching_seat"),
         party_fact="party",
         emphasis="strong",
+    ),
+    AlertKind.HUNG_PARLIAMENT: KindInfo(
+        label="Hung parliament",
+        colour="green",
+        description="no party can reach the majority line even winning every seat still to declare (once per election)",
+        facts=(
+            "majority_line",
+            "largest_party",
+            "largest_party_seats",
+            "seats",
+            "declared",
+            "remaining",
+            "deciding_seat",
+        ),
+        party_fact="largest_party",
+        emphasis="strong",
+    ),
+    AlertKind.BIG_SWING: KindInfo(
+        label="Big swing",
+        colour="cyan",
+        description="a seat's two-party swing since last time reaches TALLYROOM_BIG_SWING",
+        facts=(*SEAT_FACTS, "swing_from", "swing_to", "swing_size"),
+        party_fact="swing_to",
     ),
     AlertKind.CORRECTION: KindInfo(
         label="Correction",
@@ -122,7 +161,7 @@ ALERT_KINDS: dict[AlertKind, KindInfo] = {
         label="Data flaw",
         colour="red",
         description="the published total or majority disagrees with the candidates' votes",
-        facts=("flaws",),
+        facts=(*SEAT_FACTS, "flaws"),
         emphasis="quiet",
     ),
 }

@@ -55,18 +55,21 @@ ELECTION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 ElectionId = Annotated[str, StringConstraints(pattern=ELECTION_ID.pattern)]
 # ONS/GSS code: nation letter, two-digit entity type, six digits (E14001063).
 OnsId = Annotated[str, StringConstraints(pattern=r"^[EWSNL]\d{8}$")]
-NAME_MAX_LENGTH, PARTY_CODE_MAX_LENGTH = 200, 40
+# Labels: real ones run long (the Library gives some minor parties' whole names, commas
+# and all, as their abbreviation: 46 characters in 2019). The bound stops abuse only, and
+# is not applied to a stored record (see STORED).
+LABEL_MAX = 200
 Name = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1),
-    _at_most(NAME_MAX_LENGTH),
-    Field(json_schema_extra={"maxLength": NAME_MAX_LENGTH}),
+    _at_most(LABEL_MAX),
+    Field(json_schema_extra={"maxLength": LABEL_MAX}),
 ]
 PartyCode = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1),
-    _at_most(PARTY_CODE_MAX_LENGTH),
-    Field(json_schema_extra={"maxLength": PARTY_CODE_MAX_LENGTH}),
+    _at_most(LABEL_MAX),
+    Field(json_schema_extra={"maxLength": LABEL_MAX}),
 ]
 # Strict so that "12", 12.5 and true are refused rather than coerced.
 Count = Annotated[int, Field(strict=True, ge=0, le=1_000_000_000)]

@@ -43,10 +43,25 @@ class Candidate(Record):
         return (self.party, self.name.casefold())
 
 
+Fraction = Annotated[float, Field(ge=0, le=1)]
+
+
+class PreviousResult(Record):
+    """A seat's figures at the previous election, what change and swing are measured against."""
+
+    shares: dict[PartyCode, Fraction] = Field(
+        default_factory=dict,
+        description="each party's share of valid votes last time, 0..1 (independents never: each stands alone)",
+    )
+    turnout: Fraction | None = Field(None, description="valid votes / electorate last time")
+    valid_votes: Count | None = Field(None, description="valid votes last time, when known (weights national change)")
+
+
 class SeatBaseline(Record):
     ons_id: OnsId
     constituency: Name
     held_by: PartyCode | None = Field(None, description="party that held the seat before the night")
+    previous: PreviousResult | None = Field(None, description="the previous election's figures, when known")
 
 
 class NightOpened(Record):

@@ -23,10 +23,25 @@ PARTY_ALIASES: dict[str, str] = {
     "green party": "Green",
     "grn": "Green",
     "reform uk": "RUK",
+    "brexit": "BRX",
+    "brexit party": "BRX",
+    "the brexit party": "BRX",
+    "sinn fein": "SF",
+    "sinn féin": "SF",
+    "scottish national party": "SNP",
+    "democratic unionist party": "DUP",
+    "ulster unionist party": "UUP",
+    "social democratic and labour party": "SDLP",
     "plaid cymru": "PC",
     "independent": INDEPENDENT,
     "speaker": "Spk",
 }
+
+
+# A party renamed between elections, by its new abbreviation: its share last time is
+# its predecessor's (the Library's own Change column compares Reform UK with the
+# Brexit Party's 2019 result).
+PARTY_PREDECESSORS: dict[str, str] = {"RUK": "BRX"}
 
 
 def canonical_party(label: str, aliases: dict[str, str] | None = None) -> str:

@@ -11,6 +11,27 @@ from tallyroom.schemas.common import SCHEMA_VERSION, ElectionId, OnsId, Record, 
 from tallyroom.schemas.events import Candidate
 
 
+class CandidateResult(Candidate):
+    """A candidate as counted: the declared figures plus the ones worked out from them."""
+
+    share: float = Field(description="of the seat's valid votes, 0..1 (the Library's Share)")
+    share_change: float | None = Field(
+        None,
+        description=(
+            "the candidate's party's share minus its share last time, in fraction points (the Library's Change); "
+            "null for an independent and for a party that did not stand last time"
+        ),
+    )
+
+
+class Swing(Record):
+    """Butler two-party swing: the average of one party's rise and the other's fall in share."""
+
+    from_party: str
+    to_party: str
+    swing: float = Field(description="fraction points from from_party to to_party; negative means the other way")
+
+
 class SeatResult(Record):
     """The latest accepted result of one seat."""
 
@@ -22,14 +43,24 @@ class SeatResult(Record):
     region: str | None = None
     revision: int
     declared_at: Timestamp
-    winner: Candidate
-    runner_up: Candidate | None
+    winner: CandidateResult
+    runner_up: CandidateResult | None
     majority: int = Field(description="winner's votes minus the runner-up's")
+    majority_share: float = Field(0.0, description="majority / valid votes, 0..1")
     valid_votes: int = Field(description="sum of the candidates' votes")
     electorate: int | None = None
+    turnout: float | None = Field(None, description="valid votes / electorate; null when the electorate is unknown")
+    turnout_change: float | None = Field(None, description="turnout minus turnout last time, when both are known")
+    swing: Swing | None = Field(
+        None,
+        description=(
+            "Butler swing from the party that held the seat to the winner, or on a hold from the winner to the "
+            "runner-up's party; null without both parties' shares last time"
+        ),
+    )
     held_by: str | None = Field(None, description="party that held the seat before the night")
     party_votes: dict[str, int] = Field(description="votes by party; independents summed under 'Ind'")
-    candidates: list[Candidate]
+    candidates: list[CandidateResult]
     flaws: list[str] = Field(default_factory=list)
 
     @property
@@ -42,6 +73,13 @@ class PartyTally(Record):
     seats: int
     votes: int
     share: float = Field(description="share of valid votes in declared seats, 0..1")
+    share_change: float | None = Field(
+        None,
+        description=(
+            "share minus share last time, over the declared seats with previous figures; null for independents "
+            "and a party that stood in none of them last time"
+        ),
+    )
     gains: int
     losses: int
     held_before: int = Field(description="seats held before the night, among all seats")
@@ -62,6 +100,10 @@ class TallySnapshot(Record):
     majority_line: int
     valid_votes: int
     parties: dict[str, PartyTally]
+    compared: int = Field(0, description="declared seats with previous figures: what share_change is measured over")
+    swing: Swing | None = Field(
+        None, description="national Butler swing between the two largest parties of the previous election"
+    )
     as_of: Timestamp | None = None
 
 

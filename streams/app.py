@@ -521,7 +521,7 @@ def build_worker(settings: Settings) -> Worker:
     rules: Evaluate = evaluate
     if settings.fault_rule_seat:
         rules = faults.failing_rules_for_seat(rules, settings.fault_rule_seat)
-    count = Count(RuleConfig(settings.marginal_votes, settings.marginal_share), evaluate=rules)
+    count = Count(RuleConfig.from_settings(settings), evaluate=rules)
 
     def send(topic: str, key: bytes | None, value: bytes | None, partition: int | None) -> Awaitable[Any]:
         return faust_compat.send(app, topic, key, value, partition)

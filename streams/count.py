@@ -14,7 +14,16 @@ from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
-from tallyroom.schemas import Alert, Declaration, NightOpened, RecountNotice, ResultUpdate, SeatResult, TallySnapshot
+from tallyroom.schemas import (
+    Alert,
+    Declaration,
+    NightOpened,
+    PreviousResult,
+    RecountNotice,
+    ResultUpdate,
+    SeatResult,
+    TallySnapshot,
+)
 from tallyroom.schemas.common import read_stored
 from tallyroom.streams.rules import RuleConfig, SeatChange, evaluate, recount, seat_change
 from tallyroom.streams.tally import Tally, seat_result
@@ -36,6 +45,7 @@ class Book:
     night: NightOpened
     tally: Tally
     baseline: dict[str, str | None]
+    previous: dict[str, PreviousResult | None]
     names: dict[str, str]
     parties_holding_seats: frozenset[str]
     # Latest accepted result by ONS id, kept as SeatResult JSON: 10,000 seats of the
@@ -61,10 +71,12 @@ class Book:
     @classmethod
     def open(cls, night: NightOpened) -> Book:
         baseline = {s.ons_id: s.held_by for s in night.seats}
+        previous = {s.ons_id: s.previous for s in night.seats}
         return cls(
             night=night,
-            tally=Tally.open(night.election, baseline),
+            tally=Tally.open(night.election, baseline, previous),
             baseline=baseline,
+            previous=previous,
             names={s.ons_id: s.constituency for s in night.seats},
             parties_holding_seats=frozenset(p for p in baseline.values() if p),
         )
@@ -135,7 +147,7 @@ class Count:
             # Re-delivery or an out-of-date revision: the seat already holds this or newer.
             return Outcome(ignored=f"revision {declaration.revision} <= held revision {held_revision}")
         previous = book.result(declaration.ons_id)
-        seat = seat_result(declaration, book.baseline[declaration.ons_id])
+        seat = seat_result(declaration, book.baseline[declaration.ons_id], book.previous[declaration.ons_id])
         as_of = book.tally.as_of
         change = seat_change(book.tally, previous, seat, book.parties_holding_seats)
         try:

@@ -9,18 +9,43 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from tallyroom.schemas import Alert, AlertKind, Candidate, DeclarationRef, RecountNotice, SeatResult
+from tallyroom.schemas import (
+    Alert,
+    AlertKind,
+    Candidate,
+    CandidateResult,
+    DeclarationRef,
+    RecountNotice,
+    SeatResult,
+    Swing,
+)
 from tallyroom.schemas.alerts import alert_id
 from tallyroom.schemas.parties import INDEPENDENT
+from tallyroom.streams.change import swing_phrase
 from tallyroom.streams.tally import Tally
+
+
+class _HasThresholds(Protocol):
+    @property
+    def marginal_votes(self) -> int: ...
+    @property
+    def marginal_share(self) -> float: ...
+    @property
+    def big_swing(self) -> float: ...
 
 
 @dataclass(frozen=True)
 class RuleConfig:
     marginal_votes: int = 1000
     marginal_share: float = 0.02
+    big_swing: float = 0.10
+
+    @classmethod
+    def from_settings(cls, settings: _HasThresholds) -> RuleConfig:
+        """From anything with the thresholds' names (``tallyroom.settings.Settings``)."""
+        return cls(settings.marginal_votes, settings.marginal_share, settings.big_swing)
 
     def marginal_threshold(self, valid_votes: int) -> float:
         """A majority below this is marginal: under N votes or under a share of valid votes."""
@@ -37,6 +62,9 @@ class SeatChange:
     seats_before: dict[str, int]
     seats_after: dict[str, int]
     majority_line: int
+    declared_before: int = 0
+    declared_after: int = 0
+    total: int = 0
 
     @property
     def is_gain(self) -> bool:
@@ -64,15 +92,44 @@ def _who(candidate: Candidate) -> str:
     return f"{candidate.name} ({candidate.party})"
 
 
-def _base_facts(seat: SeatResult) -> dict[str, Any]:
+def _votes(candidate: CandidateResult) -> str:
+    return f"{candidate.votes:,} ({candidate.share:.1%})"
+
+
+def _score(seat: SeatResult) -> str:
+    """Winner's votes (and share) to the runner-up's, as a reporter quotes a result."""
+    if seat.runner_up is None:
+        return f"{_votes(seat.winner)}, unopposed"
+    return f"{_votes(seat.winner)} to {_votes(seat.runner_up)}"
+
+
+def _swing_text(swing: Swing | None) -> str:
+    return f"; swing {swing_phrase(swing)}" if swing else ""
+
+
+def _candidate_facts(role: str, candidate: CandidateResult | None) -> dict[str, Any]:
     return {
-        "winner": seat.winner.name,
-        "winner_party": seat.winning_party,
+        role: candidate.name if candidate else None,
+        f"{role}_party": candidate.party if candidate else None,
+        f"{role}_votes": candidate.votes if candidate else None,
+        f"{role}_share": candidate.share if candidate else None,
+        f"{role}_share_change": candidate.share_change if candidate else None,
+    }
+
+
+def _base_facts(seat: SeatResult) -> dict[str, Any]:
+    """What every seat alert carries: both leading candidates' figures, turnout, change and swing."""
+    return {
+        **_candidate_facts("winner", seat.winner),
+        **_candidate_facts("runner_up", seat.runner_up),
         "held_by": seat.held_by,
         "majority": seat.majority,
+        "majority_share": seat.majority_share,
         "valid_votes": seat.valid_votes,
-        "runner_up": seat.runner_up.name if seat.runner_up else None,
-        "runner_up_party": seat.runner_up.party if seat.runner_up else None,
+        "electorate": seat.electorate,
+        "turnout": seat.turnout,
+        "turnout_change": seat.turnout_change,
+        "swing": seat.swing.model_dump() if seat.swing else None,
     }
 
 
@@ -80,9 +137,10 @@ def gain(change: SeatChange, config: RuleConfig) -> list[Alert]:
     seat = change.seat
     if not change.is_gain:
         return []
+    runner_up = f" to {seat.runner_up.votes:,}" if seat.runner_up else ", unopposed"
     headline = (
         f"{seat.winning_party} GAIN {seat.constituency} from {seat.held_by}: "
-        f"{seat.winner.name}, majority {seat.majority:,}"
+        f"{seat.winner.name} {_votes(seat.winner)}{runner_up}{_swing_text(seat.swing)}"
     )
     return [_alert(change, AlertKind.GAIN, headline, _base_facts(seat))]
 
@@ -91,8 +149,10 @@ def independent_gain(change: SeatChange, config: RuleConfig) -> list[Alert]:
     seat = change.seat
     if not (change.is_gain and seat.winner.party == INDEPENDENT):
         return []
-    headline = (
-        f"Independent {seat.winner.name} takes {seat.constituency} from {seat.held_by}, majority {seat.majority:,}"
+    headline = f"Independent {seat.winner.name} takes {seat.constituency} from {seat.held_by}: " + (
+        f"{_votes(seat.winner)} to {seat.runner_up.party}'s {_votes(seat.runner_up)}"
+        if seat.runner_up
+        else f"{_votes(seat.winner)}, unopposed"
     )
     return [_alert(change, AlertKind.INDEPENDENT_GAIN, headline, _base_facts(seat))]
 
@@ -106,8 +166,13 @@ def incumbent_defeated(change: SeatChange, config: RuleConfig) -> list[Alert]:
                 "defeated": candidate.name,
                 "defeated_party": candidate.party,
                 "defeated_votes": candidate.votes,
+                "defeated_share": candidate.share,
+                "defeated_share_change": candidate.share_change,
             }
-            headline = f"Sitting MP {_who(candidate)} defeated in {seat.constituency} by {_who(seat.winner)}"
+            headline = (
+                f"Sitting MP {_who(candidate)} defeated in {seat.constituency} by {_who(seat.winner)}: "
+                f"{_votes(seat.winner)} to {_votes(candidate)}"
+            )
             subject = f"{seat.ons_id}/{candidate.name.casefold()}"
             alerts.append(_alert(change, AlertKind.INCUMBENT_DEFEATED, headline, facts, subject))
     return alerts
@@ -118,7 +183,8 @@ def marginal(change: SeatChange, config: RuleConfig) -> list[Alert]:
     if seat.runner_up is None or seat.majority >= config.marginal_threshold(seat.valid_votes):
         return []
     headline = (
-        f"Marginal: {_who(seat.winner)} wins {seat.constituency} by {seat.majority:,} over {_who(seat.runner_up)}"
+        f"Marginal: {_who(seat.winner)} wins {seat.constituency} by {seat.majority:,} over {_who(seat.runner_up)}: "
+        f"{_score(seat)}"
     )
     return [_alert(change, AlertKind.MARGINAL, headline, _base_facts(seat))]
 
@@ -138,11 +204,27 @@ def near_upset(change: SeatChange, config: RuleConfig) -> list[Alert]:
             facts = _base_facts(seat) | {
                 "challenger": challenger.name,
                 "challenger_party": challenger.party,
+                "challenger_votes": challenger.votes,
+                "challenger_share": challenger.share,
                 "gap": gap,
             }
-            headline = f"Near upset: {_who(seat.winner)} holds {seat.constituency} by {gap:,} over {_who(challenger)}"
+            headline = (
+                f"Near upset: {_who(seat.winner)} holds {seat.constituency} by {gap:,} over {_who(challenger)}: "
+                f"{_votes(seat.winner)} to {_votes(challenger)}"
+            )
             return [_alert(change, AlertKind.NEAR_UPSET, headline, facts)]
     return []
+
+
+def big_swing(change: SeatChange, config: RuleConfig) -> list[Alert]:
+    """A seat whose two-party swing (either way) reaches the threshold."""
+    seat, swing = change.seat, change.seat.swing
+    if swing is None or abs(swing.swing) < config.big_swing:
+        return []
+    towards, away = (swing.to_party, swing.from_party) if swing.swing >= 0 else (swing.from_party, swing.to_party)
+    facts = _base_facts(seat) | {"swing_from": away, "swing_to": towards, "swing_size": abs(swing.swing)}
+    headline = f"Big swing in {seat.constituency}: {swing_phrase(swing)}; {_who(seat.winner)} {_score(seat)}"
+    return [_alert(change, AlertKind.BIG_SWING, headline, facts)]
 
 
 def data_flaw(change: SeatChange, config: RuleConfig) -> list[Alert]:
@@ -150,7 +232,7 @@ def data_flaw(change: SeatChange, config: RuleConfig) -> list[Alert]:
     if not seat.flaws:
         return []
     headline = f"Data flaw in {seat.constituency}: {seat.flaws[0]}"
-    return [_alert(change, AlertKind.DATA_FLAW, headline, {"flaws": seat.flaws})]
+    return [_alert(change, AlertKind.DATA_FLAW, headline, _base_facts(seat) | {"flaws": seat.flaws})]
 
 
 def correction(change: SeatChange, config: RuleConfig) -> list[Alert]:
@@ -179,6 +261,46 @@ def correction(change: SeatChange, config: RuleConfig) -> list[Alert]:
     return [_alert(change, AlertKind.CORRECTION, headline, facts)]
 
 
+def _is_hung(seats: dict[str, int], remaining: int, line: int) -> bool:
+    """No party can reach the line even winning every seat still to declare."""
+    return max(seats.values(), default=0) + remaining < line
+
+
+def hung_parliament(change: SeatChange, config: RuleConfig) -> list[Alert]:
+    """Raised at the change after which no party can reach the majority line (once per election).
+
+    Looks at the tally before and after, so a correction that changes a winner is judged
+    exactly like a declaration; a night with a majority is never hung.
+    """
+    line, total = change.majority_line, change.total
+    if not total:
+        return []
+    after_hung = _is_hung(change.seats_after, total - change.declared_after, line)
+    before_hung = _is_hung(change.seats_before, total - change.declared_before, line)
+    if not after_hung or before_hung:
+        return []
+    seat = change.seat
+    leaders = sorted(change.seats_after.items(), key=lambda kv: (-kv[1], kv[0]))
+    leaders = [(party, seats) for party, seats in leaders if seats > 0]
+    remaining = total - change.declared_after
+    standing = ", ".join(f"{party} {seats}" for party, seats in leaders[:3])
+    headline = (
+        f"Hung parliament: no party can reach {line} seats ({standing}; {remaining} to declare), "
+        f"with {seat.constituency}"
+    )
+    facts = {
+        "majority_line": line,
+        "largest_party": leaders[0][0] if leaders else None,
+        "largest_party_seats": leaders[0][1] if leaders else 0,
+        "seats": dict(leaders),
+        "declared": change.declared_after,
+        "remaining": remaining,
+        "deciding_seat": seat.constituency,
+    }
+    alert = _alert(change, AlertKind.HUNG_PARLIAMENT, headline, facts)
+    return [alert.model_copy(update={"id": alert_id(seat.election, "night", AlertKind.HUNG_PARLIAMENT)})]
+
+
 def majority_reached(change: SeatChange, config: RuleConfig) -> list[Alert]:
     line = change.majority_line
     for party, seats in change.seats_after.items():
@@ -196,9 +318,9 @@ Rule = Callable[[SeatChange, RuleConfig], list[Alert]]
 
 # Rules about the seat itself. On a correction, a kind already raised for the
 # earlier revision is not raised again.
-SEAT_RULES: list[Rule] = [gain, independent_gain, incumbent_defeated, marginal, near_upset, data_flaw]
+SEAT_RULES: list[Rule] = [gain, independent_gain, incumbent_defeated, marginal, near_upset, big_swing, data_flaw]
 # Rules about the change or the whole night.
-CHANGE_RULES: list[Rule] = [correction, majority_reached]
+CHANGE_RULES: list[Rule] = [correction, majority_reached, hung_parliament]
 
 
 def evaluate(change: SeatChange, config: RuleConfig) -> list[Alert]:
@@ -233,6 +355,16 @@ def seat_change(
     tally: Tally, previous: SeatResult | None, seat: SeatResult, parties_holding_seats: frozenset[str]
 ) -> SeatChange:
     """Apply a seat's result to the tally and describe the change for the rules."""
-    before = dict(tally.seats)
+    before, declared_before = dict(tally.seats), tally.declared
     tally.apply(previous, seat)
-    return SeatChange(seat, previous, parties_holding_seats, before, dict(tally.seats), tally.majority_line)
+    return SeatChange(
+        seat,
+        previous,
+        parties_holding_seats,
+        before,
+        dict(tally.seats),
+        tally.majority_line,
+        declared_before,
+        tally.declared,
+        tally.total,
+    )

@@ -6,12 +6,23 @@ election and feed it ``SeatResult`` changes.
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from tallyroom.schemas import Declaration, PartyTally, SeatResult, TallySnapshot
+from tallyroom.schemas import (
+    CandidateResult,
+    Declaration,
+    PartyTally,
+    PreviousResult,
+    SeatResult,
+    Swing,
+    TallySnapshot,
+)
 from tallyroom.schemas.common import SCHEMA_VERSION
+from tallyroom.schemas.parties import INDEPENDENT, PARTY_PREDECESSORS
+from tallyroom.streams import change
 
 
 def majority_line(total_seats: int) -> int:
@@ -19,18 +30,30 @@ def majority_line(total_seats: int) -> int:
     return total_seats // 2 + 1
 
 
-def seat_result(declaration: Declaration, held_by: str | None) -> SeatResult:
-    """Winner, runner-up and majority from the candidates' votes (the primary fact).
+def seat_result(declaration: Declaration, held_by: str | None, previous: PreviousResult | None = None) -> SeatResult:
+    """Winner, runner-up and majority from the candidates' votes (the primary fact), with each
+    candidate's share, turnout, and change and swing against ``previous`` (the seat last time).
 
     Candidates are ranked one by one, so two independents are never pooled into
     one 'party' when finding the winner. Ties rank by name so the result is stable.
     """
-    ranked = sorted(declaration.candidates, key=lambda c: (-c.votes, c.name.casefold()))
-    winner = ranked[0]
-    runner_up = ranked[1] if len(ranked) > 1 else None
+    valid = declaration.candidate_votes
     party_votes: Counter[str] = Counter()
     for candidate in declaration.candidates:
         party_votes[candidate.party] += candidate.votes
+    shares = change.party_shares(party_votes, valid)
+    ranked = [
+        CandidateResult(
+            **candidate.model_dump(),
+            share=change.fraction(candidate.votes, valid),
+            share_change=change.share_change(candidate.party, shares[candidate.party], previous),
+        )
+        for candidate in sorted(declaration.candidates, key=lambda c: (-c.votes, c.name.casefold()))
+    ]
+    winner = ranked[0]
+    runner_up = ranked[1] if len(ranked) > 1 else None
+    majority = winner.votes - (runner_up.votes if runner_up else 0)
+    turnout = change.turnout(valid, declaration.electorate)
     return SeatResult(
         election=declaration.election,
         ons_id=declaration.ons_id,
@@ -41,12 +64,16 @@ def seat_result(declaration: Declaration, held_by: str | None) -> SeatResult:
         declared_at=declaration.declared_at,
         winner=winner,
         runner_up=runner_up,
-        majority=winner.votes - (runner_up.votes if runner_up else 0),
-        valid_votes=declaration.candidate_votes,
+        majority=majority,
+        majority_share=change.fraction(majority, valid),
+        valid_votes=valid,
         electorate=declaration.electorate,
+        turnout=turnout,
+        turnout_change=change.turnout_change(turnout, previous),
+        swing=change.seat_swing(winner.party, runner_up.party if runner_up else None, held_by, shares, previous),
         held_by=held_by,
         party_votes=dict(party_votes),
-        candidates=list(ranked),
+        candidates=ranked,
         flaws=list(declaration.flaws),
     )
 
@@ -66,11 +93,29 @@ class Tally:
     valid_votes: int = 0
     version: int = 0
     as_of: datetime | None = None
+    # Change since last time, over the declared seats that have previous figures ("compared"):
+    # their votes now, and their votes last time (each seat's shares weighted by its valid votes
+    # last time when known, else by its valid votes now).
+    previous: dict[str, PreviousResult] = field(default_factory=dict)
+    rivals: tuple[str, ...] = ()  # the two largest parties last time, for the national swing
+    compared: int = 0
+    compared_votes: Counter[str] = field(default_factory=Counter)
+    compared_valid: int = 0
+    previous_votes: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))  # votes x share
+    previous_stood: Counter[str] = field(default_factory=Counter)
+    previous_valid: float = 0.0
 
     @classmethod
-    def open(cls, election: str, baseline: dict[str, str | None]) -> Tally:
+    def open(
+        cls,
+        election: str,
+        baseline: dict[str, str | None],
+        previous: Mapping[str, PreviousResult | None] | None = None,
+    ) -> Tally:
         held = Counter(party for party in baseline.values() if party)
-        return cls(election=election, total=len(baseline), held_before=held)
+        known = {k: v for k, v in (previous or {}).items() if v is not None and v.shares}
+        rivals = tuple(change.largest_parties(known.values()))
+        return cls(election=election, total=len(baseline), held_before=held, previous=known, rivals=rivals)
 
     @property
     def majority_line(self) -> int:
@@ -114,6 +159,36 @@ class Tally:
         if seat.held_by and seat.held_by != party:
             self.gains[party] += sign
             self.losses[seat.held_by] += sign
+        before = self.previous.get(seat.ons_id)
+        if before is not None:
+            self.compared += sign
+            self.compared_valid += sign * seat.valid_votes
+            for name, votes in seat.party_votes.items():
+                self.compared_votes[name] += sign * votes
+            weight = before.valid_votes if before.valid_votes is not None else seat.valid_votes
+            self.previous_valid += sign * weight
+            for name, share in before.shares.items():
+                self.previous_votes[name] += sign * share * weight
+                self.previous_stood[name] += sign
+
+    def share_change(self, party: str) -> float | None:
+        """The party's national share now minus last time, over the compared seats."""
+        if party == INDEPENDENT or self.compared <= 0 or not self.compared_valid or self.previous_valid <= 0:
+            return None
+        before = party if self.previous_stood[party] > 0 else PARTY_PREDECESSORS.get(party)
+        if before is None or self.previous_stood[before] <= 0:
+            return None
+        now = self.compared_votes[party] / self.compared_valid
+        return change.rounded(now - self.previous_votes[before] / self.previous_valid)
+
+    def national_swing(self) -> Swing | None:
+        if len(self.rivals) < 2:
+            return None
+        first, second = self.rivals
+        fall, rise = self.share_change(first), self.share_change(second)
+        if fall is None or rise is None:
+            return None
+        return Swing(from_party=first, to_party=second, swing=change.rounded((rise - fall) / 2))
 
     def snapshot(self) -> TallySnapshot:
         # Built with model_construct: every field is computed here from ints we
@@ -130,12 +205,15 @@ class Tally:
             majority_line=self.majority_line,
             valid_votes=valid,
             as_of=self.as_of,
+            compared=self.compared,
+            swing=self.national_swing(),
             parties={
                 p: PartyTally.model_construct(
                     party=p,
                     seats=self.seats[p],
                     votes=self.votes[p],
                     share=round(self.votes[p] / valid, 6) if valid else 0.0,
+                    share_change=self.share_change(p),
                     gains=self.gains[p],
                     losses=self.losses[p],
                     held_before=self.held_before[p],

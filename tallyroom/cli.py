@@ -92,12 +92,18 @@ def schemas_export(
 
 
 @app.command()
-def baseline(night: Path = NIGHT) -> None:
-    """Write NIGHT/baseline.csv: who held each seat before the night, from the Result column."""
+def baseline(
+    night: Path = NIGHT,
+    previous: Path | None = typer.Option(
+        None, "--previous", help="the previous night (Library layout): shares and turnout by ONS id"
+    ),
+) -> None:
+    """Write NIGHT/baseline.csv: who held each seat (the Result column) and its previous figures:
+    from --previous, else from the candidate file's Share and Change columns where it has them."""
     from tallyroom.producers.nights import NightFormatError, write_baseline
 
     try:
-        out = write_baseline(night)
+        out = write_baseline(night, previous)
     except (NightFormatError, FileNotFoundError) as exc:
         err.print(f"[red]{exc}")
         raise typer.Exit(2)
@@ -111,7 +117,8 @@ def night(night: Path = NIGHT, election: str | None = ELECTION) -> None:
     d = loaded.declarations
     console.print(
         f"[bold]{loaded.election}[/]: {loaded.total_seats} seats, {sum(len(x.candidates) for x in d)} candidates, "
-        f"declared {d[0].declared_at:%d %b %H:%M} to {d[-1].declared_at:%d %b %H:%M %Z}"
+        f"declared {d[0].declared_at:%d %b %H:%M} to {d[-1].declared_at:%d %b %H:%M %Z}; "
+        f"figures from last time for {sum(1 for s in loaded.opened.seats if s.previous)} seats"
     )
     _print_flaws(loaded.flaws)
 
@@ -121,7 +128,7 @@ def _load(night_dir: Path, election: str | None):
 
     try:
         return load_night(night_dir, election or _settings().election)
-    except (NightFormatError, FileNotFoundError) as exc:
+    except (NightFormatError, FileNotFoundError, ValueError) as exc:
         err.print(f"[red]{exc}")
         raise typer.Exit(2)
 
@@ -365,15 +372,30 @@ def watch(
 
 def _print_tally(state) -> None:
     table = Table(title=f"{state.election}: {state.declared} of {state.total} declared")
-    for column in ("party", "seats", "votes", "share", "gains", "losses", "net"):
+    for column in ("party", "seats", "votes", "share", "change", "gains", "losses", "net"):
         table.add_column(column, justify="left" if column == "party" else "right")
     parties = state.tally.parties.values() if state.tally else []
     for p in sorted(parties, key=lambda t: (-t.seats, -t.votes)):
         if p.seats or p.votes:
+            change = "" if p.share_change is None else f"{p.share_change * 100:+.1f}"
             table.add_row(
-                p.party, str(p.seats), f"{p.votes:,}", f"{p.share:.1%}", str(p.gains), str(p.losses), f"{p.net:+d}"
+                p.party,
+                str(p.seats),
+                f"{p.votes:,}",
+                f"{p.share:.1%}",
+                change,
+                str(p.gains),
+                str(p.losses),
+                f"{p.net:+d}",
             )
     console.print(table)
+    if state.tally and state.tally.swing:
+        from tallyroom.streams.change import swing_phrase
+
+        console.print(
+            f"swing {swing_phrase(state.tally.swing)} (share change over the {state.tally.compared} declared seats "
+            "with figures from last time)"
+        )
 
 
 # --- subscribers: history, subscribe, webhooks ------------------------------------------------------

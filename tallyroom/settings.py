@@ -69,6 +69,7 @@ class Settings(BaseSettings):
     # Rule thresholds
     marginal_votes: int = 1000
     marginal_share: float = 0.02
+    big_swing: float = Field(0.10, gt=0, le=1, description="a seat's swing (fraction points) that raises big_swing")
 
     # Local stack (tallyroom stack up)
     stack_dir: Path = DEFAULT_STACK_DIR

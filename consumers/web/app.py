@@ -32,13 +32,14 @@ from tallyroom.consumers.web.events import FROM_START, FeedConfig, Feeds, FeedUn
 from tallyroom.consumers.web.headers import SecurityHeaders
 from tallyroom.consumers.web.stream_ids import parse_stream_id
 from tallyroom.metrics import FeedFigures, serve_metrics, web_metrics
+from tallyroom.schemas import Swing
 from tallyroom.settings import Settings
 
 log = logging.getLogger("tallyroom.web")
 HERE = FilePath(__file__).resolve().parent
 ELECTION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"  # as schemas.common.ElectionId
 ONS_PATTERN = r"^[EWSNL]\d{8}$"  # as schemas.common.OnsId
-FEED_ON_PAGE = 1000  # alerts rendered into the first page; a whole night is about 600
+FEED_ON_PAGE = 2000  # alerts rendered into the first page; a whole night is about 1,000 (2024, with 422 big swings)
 API_PAGE_MAX = 1000
 
 ElectionParam = Path(pattern=ELECTION_PATTERN, description="election id, e.g. ge2024")
@@ -148,6 +149,8 @@ def create_web_app(settings: Settings, feed_config: FeedConfig = FeedConfig()) -
                 "verdict": view.seat_verdict(seat),
                 "winner_colour": view.colour(seat.winning_party),
                 "declared": view.night_clock(seat.declared_at),
+                "swing": view.swing_text(seat.swing),
+                "points": view.points,
             },
         )
 
@@ -216,6 +219,7 @@ def dashboard_context(election: str, state: dict, feed: list[view.FeedItem]) -> 
         "majority_position": view.majority_position(state),
         "majority_line": tally["majority_line"] if tally else "",
         "clock": view.night_clock(tally["as_of"] if tally else None),
+        "swing": view.swing_text(Swing.model_validate(tally["swing"])) if tally and tally.get("swing") else None,
         "progress": round(100 * state["declared"] / state["total"], 2) if state["total"] else 0,
         "feed": feed,
         "labels": view.kind_labels(),

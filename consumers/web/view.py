@@ -10,9 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from tallyroom.schemas import Alert, SeatResult, TallySnapshot
+from tallyroom.schemas import Alert, SeatResult, Swing, TallySnapshot
 from tallyroom.schemas.alerts import ALERT_KINDS
 from tallyroom.schemas.parties import PARTIES, UNKNOWN_COLOUR, party_colour, party_name
+from tallyroom.streams.change import swing_phrase
 
 DEFAULT_ELECTION = "ge2024"
 colour = party_colour  # the page's name for it
@@ -166,6 +167,19 @@ class CandidateRow:
     colour: str
     winner: bool
     sitting_mp: bool
+    share_change: float | None = None
+
+
+def points(change: float | None) -> str:
+    """A change in share as signed percentage points ("+4.5", "−12.0"); empty when unknown."""
+    if change is None:
+        return ""
+    return f"{change * 100:+.1f}".replace("-", "\u2212")
+
+
+def swing_text(swing: Swing | None) -> str | None:
+    """ "4.5% from Con to Lab", in the direction the swing ran; None without one."""
+    return swing_phrase(swing) if swing else None
 
 
 def candidate_rows(seat: SeatResult) -> list[CandidateRow]:
@@ -175,10 +189,11 @@ def candidate_rows(seat: SeatResult) -> list[CandidateRow]:
             name=c.name,
             party=c.party,
             votes=c.votes,
-            share=c.votes / seat.valid_votes if seat.valid_votes else 0.0,
+            share=c.share,
             colour=colour(c.party),
             winner=i == 0,
             sitting_mp=c.sitting_mp,
+            share_change=c.share_change,
         )
         for i, c in enumerate(ranked)
     ]

@@ -24,6 +24,7 @@ from tallyroom.consumers.keys import ElectionKeys
 from tallyroom.consumers.reader import read_state
 from tallyroom.consumers.web.view import night_clock
 from tallyroom.lag import wait_until_caught_up
+from tallyroom.streams.change import swing_phrase
 from tests.integration.conftest import cli_env
 from tests.integration.test_web import WebServer
 
@@ -149,6 +150,9 @@ def test_dashboard_follows_the_night_live(pipeline, browser):
         assert browser.find_element("id", "majority-line").text == "326"
         as_of = read_state(pipeline.redis, ELECTION).tally.as_of
         assert browser.find_element("id", "clock").text == night_clock(as_of)  # the last seat: Sat 6 Jul
+        # The national swing, drawn live by the page's script as the server would word it.
+        swing = read_state(pipeline.redis, ELECTION).tally.swing
+        assert browser.find_element("id", "swing").text == f"swing {swing_phrase(swing)}"
         browser.save_screenshot(str(ARTIFACTS / "dashboard.png"))
 
         # A phone: one column, nothing wider than the screen.

@@ -36,13 +36,14 @@ def tallyroom(pipeline, *args: str, stdin: str | None = None) -> subprocess.Comp
     )
 
 
-def replay(pipeline, election: str) -> None:
+def replay(pipeline, election: str, night: Path = NIGHT, seats: int = 650) -> subprocess.CompletedProcess:
     done = tallyroom(
-        pipeline, "replay", "--night", str(NIGHT), "--election", election, "--max", "--wait", "--timeout", "240"
+        pipeline, "replay", "--night", str(night), "--election", election, "--max", "--wait", "--timeout", "240"
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "651 of 651 events acknowledged" in done.stdout
+    assert f"{seats + 1} of {seats + 1} events acknowledged" in done.stdout
     wait_until_caught_up(pipeline.settings)
+    return done
 
 
 def constituency_rows() -> list[dict]:
@@ -253,3 +254,70 @@ def test_worker_killed_mid_night_recovers_its_tables_and_stays_exact(pipeline):
     assert len(read_alerts(pipeline.redis, election, {"majority_reached"})) == 1
     if reference is not None:
         assert state.tally.version == reference.tally.version
+
+
+def candidate_rows() -> list[dict]:
+    with (NIGHT / "candidates.csv").open(encoding="utf-8-sig") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_every_share_and_share_change_equals_the_librarys(night_2024):
+    """Share and Change as published, for all 4,515 candidates, from the baseline derived from them."""
+    keys = ElectionKeys("ge2024")
+    published: dict[tuple[str, str, str], dict] = {}
+    for row in candidate_rows():  # Mid Buckinghamshire has two Greg Smiths: told apart by party
+        name = f"{row['Candidate first name']} {row['Candidate surname']}".strip()
+        published[(row["ONS ID"], name, row["Party abbreviation"])] = row
+    seats = {r["ONS ID"]: json.loads(night_2024.redis.get(keys.seat(r["ONS ID"]))) for r in constituency_rows()}
+    checked = 0
+    for ons_id, seat in seats.items():
+        for candidate in seat["candidates"]:
+            row = published[(ons_id, candidate["name"], candidate["party"])]
+            assert candidate["share"] == pytest.approx(float(row["Share"]), abs=1e-4), (ons_id, candidate["name"])
+            if row["Change"] == "":
+                assert candidate["share_change"] is None, (ons_id, candidate["name"])
+            else:
+                assert candidate["share_change"] == pytest.approx(float(row["Change"]), abs=1e-4), (
+                    ons_id,
+                    candidate["name"],
+                )
+            checked += 1
+        assert seat["turnout"] == pytest.approx(seat["valid_votes"] / seat["electorate"], abs=1e-6)
+    assert checked == len(published) == 4515
+    tally = read_state(night_2024.redis, "ge2024").tally
+    assert tally.compared == 650
+    assert tally.parties["Ind"].share_change is None
+    assert (tally.swing.from_party, tally.swing.to_party) == ("Con", "Lab")
+
+
+NOTABLE = (
+    "Islington North",
+    "Leicester South",
+    "Blackburn",
+    "Dewsbury and Batley",
+    "Ilford North",
+    "Birmingham Yardley",
+)
+
+
+def test_alerts_for_the_notable_seats_carry_the_published_votes(night_2024):
+    ranked: dict[str, list[tuple[int, str]]] = {}
+    for row in candidate_rows():
+        name = f"{row['Candidate first name']} {row['Candidate surname']}".strip()
+        ranked.setdefault(row["Constituency name"], []).append((int(row["Votes"]), name))
+    # Every alert raised by a declaration (a recount notice may come before any result).
+    alerts = [a for a in read_alerts(night_2024.redis, "ge2024") if a.constituency in NOTABLE and a.declaration]
+    assert {a.constituency for a in alerts} == set(NOTABLE)
+    for alert in alerts:
+        (winner_votes, winner), (runner_up_votes, runner_up) = sorted(ranked[alert.constituency], reverse=True)[:2]
+        facts = alert.facts
+        assert (facts["winner"], facts["winner_votes"]) == (winner, winner_votes), alert.headline
+        assert (facts["runner_up"], facts["runner_up_votes"]) == (runner_up, runner_up_votes), alert.headline
+        total = sum(votes for votes, _ in ranked[alert.constituency])
+        assert facts["winner_share"] == pytest.approx(winner_votes / total, abs=1e-6)
+        assert facts["runner_up_share"] == pytest.approx(runner_up_votes / total, abs=1e-6)
+        assert facts["turnout"] is not None
+    corbyn = next(a for a in alerts if a.constituency == "Islington North" and a.kind == "gain")
+    assert corbyn.headline == "Ind GAIN Islington North from Lab: Jeremy Corbyn 24,120 (49.2%) to 16,873"
+    streeting = next(a for a in alerts if a.constituency == "Ilford North" and a.kind == "near_upset")
+    assert "15,647 (33.4%) to 15,119 (32.2%)" in streeting.headline

@@ -113,7 +113,10 @@ def row(screen: str, party: str) -> str:
 
 
 def seats_shown(screen: str, party: str) -> int:
-    numbers = re.search(r"\s(\d+)\s+([+-]?\d+)\s+(\+?\d+)\s+(-?\d+)\s*$", row(screen, party))
+    # seats, net, gains, losses, then share and (with figures from last time) its change
+    numbers = re.search(
+        r"\s(\d+)\s+([+-]?\d+)\s+(\+?\d+)\s+(-?\d+)\s+\d+\.\d%(?:\s+[+-]\d+\.\d)?\s*$", row(screen, party)
+    )
     assert numbers, row(screen, party)
     return int(numbers.group(1))
 

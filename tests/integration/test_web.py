@@ -23,7 +23,7 @@ from tallyroom.consumers.web.events import FROM_START, FeedConfig
 from tallyroom.schemas import ResultUpdate
 from tallyroom.settings import Settings, get_settings
 from tallyroom.streams.count import Count
-from tests.factories import cand, decl, night, seat_id
+from tests.factories import before, cand, decl, night, seat_id
 from tests.integration.conftest import isolated_settings
 
 pytestmark = pytest.mark.integration
@@ -107,7 +107,8 @@ class SseReader:
 def night_updates(election: str) -> list[ResultUpdate]:
     """Four seats Con held before the night; Lab takes three (gains, sitting MPs out), Con keeps one."""
     count = Count()
-    count.open_night(night({seat_id(n): "Con" for n in range(1, 5)}, election=election))
+    previous = {seat_id(2): before(0.7, Con=0.5, Lab=0.4, Green=0.1)}
+    count.open_night(night({seat_id(n): "Con" for n in range(1, 5)}, election=election, previous=previous))
     declarations = [
         decl(
             seat_id(1),
@@ -125,6 +126,7 @@ def night_updates(election: str) -> list[ResultUpdate]:
             election=election,
             minutes=20,
             name="Brookside",
+            electorate=50000,
         ),
         decl(
             seat_id(3),
@@ -304,6 +306,10 @@ def test_seat_page(web):
     assert 'majority <span id="majority">500</span>' in html
     assert "46.8%" in html  # 18,000 of 38,500
     assert html.index("Cat Lab") < html.index("Dan Con") < html.index("Eve Grn")
+    # Change since last time: Lab 40% -> 46.8%, Con 50% -> 45.5%, turnout 70% -> 77%.
+    assert '<td class="change">+6.8</td>' in html and '<td class="change">\u22124.5</td>' in html
+    assert '<dd id="turnout">77.0% of 50,000 (valid votes), +7.0 since last time</dd>' in html
+    assert '<dd id="swing">5.6% from Con to Lab</dd>' in html
 
 
 def test_unknown_seat_is_a_404_page(web):
@@ -322,6 +328,9 @@ def test_dashboard_page_shows_bars_and_feed_latest_first(web):
     for party, seats in state["seats"].items():
         assert f'data-party="{party}" data-seats="{seats}"' in html
     assert f'data-declared="{state["declared"]}" data-total="4"' in html
+    # Only Brookside has figures from last time: Lab +6.8, Con -4.5 there.
+    assert state["tally"]["compared"] == 1
+    assert '<p class="swing" id="swing">swing 5.6% from Con to Lab</p>' in html
     held = stream_ids(client)
     shown = [held.index(sid) for sid in _attribute_values(html, "data-stream-id") if sid]
     assert shown == sorted(shown, reverse=True) and len(shown) == len(held)

@@ -9,7 +9,7 @@ from tallyroom.schemas.alerts import ALERT_KINDS
 from tallyroom.schemas.export import with_kinds_table
 from tallyroom.schemas.parties import INDEPENDENT, PARTIES, UNKNOWN_COLOUR, party_colour, party_name
 from tallyroom.streams.count import Count
-from tests.factories import cand, decl, night
+from tests.factories import before, cand, decl, night
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -45,6 +45,15 @@ def alerts_of_a_night_with_every_kind():
     flawed.open_night(night({"E14000001": "Con"}))
     declaration = decl("E14000001", cand("G", "Con", 10), cand("H", "Lab", 5))
     outcomes.append(flawed.declare(declaration.model_copy(update={"flaws": ["valid votes 16 differ from 15"]})))
+    # A four-seat night shared out two ways: hung once the third seat is in, and a big swing from Con to Lab.
+    hung = Count()
+    held = {"E14000001": "Con", "E14000002": "Con", "E14000003": "LD", "E14000004": "SNP"}
+    hung.open_night(night(held, previous={"E14000001": before(Con=0.6, Lab=0.3)}))
+    outcomes += [
+        hung.declare(decl("E14000001", cand("A", "Lab", 550), cand("B", "Con", 450))),
+        hung.declare(decl("E14000002", cand("C", "Con", 500), cand("D", "Lab", 400))),
+        hung.declare(decl("E14000003", cand("E", "LD", 500), cand("F", "Lab", 400))),
+    ]
     return [alert for outcome in outcomes for alert in outcome.alerts]
 
 

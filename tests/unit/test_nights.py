@@ -198,7 +198,14 @@ def test_write_baseline_on_a_copy_of_2024(tmp_path, seats_csv):
     assert out == night_dir / "baseline.csv"
     with out.open(encoding="utf-8", newline="") as handle:
         raw = list(csv.reader(handle))
-    assert raw[0] == ["ons_id", "constituency", "held_by"]
+    assert raw[0] == [
+        "ons_id",
+        "constituency",
+        "held_by",
+        "previous_turnout",
+        "previous_valid_votes",
+        "previous_shares",
+    ]
     written = read_csv(out)
     assert len(written) == 650
     expected = {r["ONS ID"]: (r["Constituency name"], held_from_result(r["Result"])) for r in seats_csv}
@@ -617,3 +624,20 @@ def test_line_numbers_are_file_lines_after_a_multiline_cell(tmp_path):
         load_night(night_dir)
     assert info.value.line == 5
     assert str(info.value).startswith("candidates.csv line 5, field 'votes'")
+
+
+# --- the 2019 night, the Library's files as published ---------------------------------------------
+
+GE2019 = GE2024.parent / "ge2019"
+
+
+def test_2019_night_loads_with_its_one_flaw_flagged():
+    night = load_night(GE2019)
+    assert len(night.declarations) == 650 and sum(len(d.candidates) for d in night.declarations) == 3320
+    assert [f.split(":")[0] for f in night.flaws] == ["Meon Valley (E14000811)"]
+    won = Counter(winner(d).party for d in night.declarations)
+    assert won == dict(Con=365, Lab=202, SNP=48, LD=11, DUP=8, SF=7, PC=4, SDLP=2, Green=1, APNI=1, Spk=1)
+    assert night.declarations[0].constituency == "Newcastle Upon Tyne Central"
+    assert night.declarations[-1].constituency == "St Ives"
+    shipped = read_csv(GE2019 / "baseline.csv")
+    assert [(r["ons_id"], r["held_by"]) for r in shipped] == [(s.ons_id, s.held_by) for s in derive_baseline(GE2019)]

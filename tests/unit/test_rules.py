@@ -2,6 +2,8 @@
 
 from datetime import UTC, datetime
 
+import pytest
+
 from tallyroom.schemas import AlertKind, RecountNotice
 from tallyroom.streams.count import Count
 from tallyroom.streams.rules import RuleConfig
@@ -171,3 +173,122 @@ def test_unknown_election_or_seat_is_rejected_with_a_reason():
     count = counted({"E14000001": "Con"})
     assert "has not been opened" in count.declare(decl("E14000001", cand("A", "Con", 1), election="other")).rejected
     assert "not one of the 1 seats" in count.declare(decl("E14000009", cand("A", "Con", 1))).rejected
+
+
+# --- figures in the alerts, big_swing, hung_parliament ------------------------------------------
+
+
+def test_seat_alerts_carry_both_candidates_figures_and_a_reporters_headline():
+    from tests.factories import before
+
+    count = Count()
+    count.open_night(night({"E14000001": "Lab"}, previous={"E14000001": before(0.7, Lab=0.64, Con=0.1)}))
+    outcome = count.declare(
+        decl(
+            "E14000001",
+            cand("Jeremy Corbyn", "Ind", 24120, sitting=True),
+            cand("Praful Nargund", "Lab", 16873),
+            cand("Other", "Con", 8000),
+            name="Islington North",
+            electorate=74000,
+        )
+    )
+    gain = next(a for a in outcome.alerts if a.kind == AlertKind.GAIN)
+    assert gain.headline == "Ind GAIN Islington North from Lab: Jeremy Corbyn 24,120 (49.2%) to 16,873"
+    facts = gain.facts
+    assert (facts["winner"], facts["winner_votes"], facts["runner_up_votes"]) == ("Jeremy Corbyn", 24120, 16873)
+    assert facts["winner_share"] == round(24120 / 48993, 6) and facts["runner_up_share"] == round(16873 / 48993, 6)
+    assert facts["turnout"] == round(48993 / 74000, 6)
+    assert facts["turnout_change"] == pytest.approx(48993 / 74000 - 0.7, abs=1e-6)
+    assert facts["winner_share_change"] is None  # an independent
+    assert facts["runner_up_share_change"] == pytest.approx(16873 / 48993 - 0.64, abs=1e-6)
+    assert facts["swing"] is None  # to an independent: no Butler swing
+    independent = next(a for a in outcome.alerts if a.kind == AlertKind.INDEPENDENT_GAIN)
+    assert "24,120 (49.2%) to Lab's 16,873 (34.4%)" in independent.headline
+    assert independent.facts["runner_up_votes"] == 16873
+
+
+def swing_count(threshold: float | None = None) -> Count:
+    from tests.factories import before
+
+    count = Count(RuleConfig(big_swing=threshold) if threshold is not None else None)
+    previous = {
+        "E14000001": before(Con=0.55, Lab=0.30),
+        "E14000002": before(Con=0.45, Lab=0.40),
+        "E14000003": before(Con=0.50, Lab=0.40),
+    }
+    count.open_night(night({"E14000001": "Con", "E14000002": "Con", "E14000003": "Con"}, previous=previous))
+    return count
+
+
+def test_big_swing_names_both_parties_at_the_default_threshold():
+    count = swing_count()
+    # Lab 30 -> 55, Con 55 -> 35: 22.5 points from Con to Lab.
+    outcome = count.declare(decl("E14000001", cand("L", "Lab", 550), cand("C", "Con", 350), cand("X", "LD", 100)))
+    (alert,) = [a for a in outcome.alerts if a.kind == AlertKind.BIG_SWING]
+    assert (alert.facts["swing_from"], alert.facts["swing_to"]) == ("Con", "Lab")
+    assert alert.facts["swing_size"] == pytest.approx(0.225)
+    assert alert.headline.startswith("Big swing in Seat E14000001: 22.5% from Con to Lab")
+    # Con 45 -> 50, Lab 40 -> 42: a hold with a 1.5-point swing to Con is not big.
+    assert "big_swing" not in kinds(count.declare(decl("E14000002", cand("C", "Con", 50), cand("L", "Lab", 42))))
+
+
+def test_big_swing_threshold_is_configurable_and_counts_either_direction():
+    count = swing_count(threshold=0.05)
+    # A Con hold where Con rose 50 -> 62 and Lab fell 40 -> 30: 11 points from Lab to Con (negative "to Lab").
+    outcome = count.declare(decl("E14000003", cand("C", "Con", 62), cand("L", "Lab", 30), cand("X", "LD", 8)))
+    (alert,) = [a for a in outcome.alerts if a.kind == AlertKind.BIG_SWING]
+    assert (alert.facts["swing_from"], alert.facts["swing_to"]) == ("Lab", "Con")
+    assert alert.facts["swing"]["swing"] == pytest.approx(-0.11)
+    same = decl("E14000003", cand("C", "Con", 62), cand("L", "Lab", 30), cand("X", "LD", 8))
+    assert "big_swing" not in kinds(swing_count(0.2).declare(same))
+
+
+def seats_of(n: int) -> dict[str, str]:
+    return {f"E14{i:06d}": "Con" for i in range(n)}
+
+
+def test_hung_parliament_once_when_no_party_can_reach_the_line():
+    count = counted(seats_of(7))  # majority line 4
+    winners = ["Con", "Lab", "Con", "Lab", "LD"]
+    raised = []
+    for i, party in enumerate(winners + ["Con", "Lab"]):
+        outcome = count.declare(decl(f"E14{i:06d}", cand("w", party, 100), cand("r", "Grn", 10)))
+        raised.append([a for a in outcome.alerts if a.kind == AlertKind.HUNG_PARLIAMENT])
+    # Con 2, Lab 2, LD 1 with 2 left: 2 + 2 = 4 still reaches the line. After the sixth (Con 3, one
+    # left): 3 + 1 = 4, reachable. After the seventh: Con 3, Lab 3, none left: hung.
+    assert [len(r) for r in raised] == [0, 0, 0, 0, 0, 0, 1]
+    alert = raised[-1][0]
+    assert alert.facts["majority_line"] == 4 and alert.facts["remaining"] == 0
+    assert alert.facts["largest_party_seats"] == 3
+    assert "Hung parliament: no party can reach 4 seats" in alert.headline
+
+
+def test_hung_parliament_raised_as_soon_as_it_is_certain_and_never_with_a_majority():
+    count = counted(seats_of(5))  # line 3
+    kinds_by_step = [
+        kinds(count.declare(decl(f"E14{i:06d}", cand("w", party, 100), cand("r", "Grn", 10))))
+        for i, party in enumerate(["Con", "Lab", "LD", "SNP"])
+    ]
+    # After LD: Con 1 + 2 left = 3, still possible; after SNP: 1 + 1 < 3, hung, one seat still to come.
+    assert ["hung_parliament" in k for k in kinds_by_step] == [False, False, False, True]
+
+    majority = counted(seats_of(5))
+    for i, party in enumerate(["Con", "Lab", "Con", "Lab", "Con"]):
+        outcome = majority.declare(decl(f"E14{i:06d}", cand("w", party, 100), cand("r", "Grn", 10)))
+        assert "hung_parliament" not in kinds(outcome)
+
+
+def test_a_correction_that_changes_the_winner_re_evaluates_the_night_rules():
+    count = counted(seats_of(3))  # line 2
+    count.declare(decl("E14000000", cand("w", "Con", 100), cand("r", "Lab", 10)))
+    count.declare(decl("E14000001", cand("w", "Lab", 100), cand("r", "Con", 10)))
+    hung = count.declare(decl("E14000002", cand("w", "LD", 100), cand("r", "Con", 90)))
+    assert "hung_parliament" in kinds(hung)
+    # The last seat goes to Con on a corrected count: Con now has 2 of 3, a majority.
+    fixed = count.declare(decl("E14000002", cand("w", "LD", 100), cand("r", "Con", 190), revision=2))
+    assert "majority_reached" in kinds(fixed) and "hung_parliament" not in kinds(fixed)
+    # And back to LD: hung again (same alert id: subscribers see it once).
+    again = count.declare(decl("E14000002", cand("w", "LD", 300), cand("r", "Con", 190), revision=3))
+    (alert,) = [a for a in again.alerts if a.kind == AlertKind.HUNG_PARLIAMENT]
+    assert alert.id == next(a for a in hung.alerts if a.kind == AlertKind.HUNG_PARLIAMENT).id

@@ -13,7 +13,7 @@ from rich.segment import Segment
 
 from tallyroom.consumers.reader import ElectionState
 from tallyroom.consumers.watch import MAJORITY_MARK, bar, marker_column, render
-from tallyroom.schemas import Alert, AlertKind, PartyTally, TallySnapshot
+from tallyroom.schemas import Alert, AlertKind, PartyTally, Swing, TallySnapshot
 
 AS_OF = datetime(2024, 7, 5, 2, 15, tzinfo=UTC)  # 03:15 BST
 
@@ -87,6 +87,22 @@ def test_header_says_declared_n_of_n_and_the_uk_clock():
     assert "538 of 650 declared" in first
     assert "Fri 5 Jul 03:15 BST" in first
     assert "majority 326" in first
+    assert "swing" not in first  # no figures from last time, no swing
+
+
+def test_header_gives_the_national_swing_when_there_is_one():
+    lab = party("Lab", 411, 9_700_000, gains=218, losses=7).model_copy(update={"share": 0.337, "share_change": 0.016})
+    con = party("Con", 121, 6_800_000, gains=1, losses=252).model_copy(update={"share": 0.237, "share_change": -0.199})
+    parties = {"Lab": lab, "Con": con}
+    swung = NIGHT.tally.model_copy(
+        update={"swing": Swing(from_party="Con", to_party="Lab", swing=0.1049), "parties": parties}
+    )
+    night = ElectionState(**{**NIGHT.__dict__, "tally": swung})
+    text, _ = draw(render(night, ALERTS), width=120)
+    assert "swing 10.5% from Con to Lab" in text.splitlines()[0]
+    (lab,) = lines_starting(text, "Lab ")
+    (con,) = lines_starting(text, "Con ")
+    assert re.search(r"33\.7% +\+1\.6 *$", lab) and re.search(r"23\.7% +-19\.9 *$", con), (lab, con)
 
 
 def test_bars_are_on_one_scale_of_every_seat_with_the_majority_line_marked():
@@ -94,9 +110,10 @@ def test_bars_are_on_one_scale_of_every_seat_with_the_majority_line_marked():
     (lab,) = lines_starting(text, "Lab ")
     (con,) = lines_starting(text, "Con ")
     (ind,) = lines_starting(text, "Ind ")
-    assert re.search(r"\b411 +\+211 +\+218 +-7$", lab), lab
-    assert re.search(r"\b121 +-251 +\+1 +-252$", con), con
-    assert re.search(r"\b6 +\+6 +\+6 +0$", ind), ind
+    # ... then share, and no change in share without figures from last time.
+    assert re.search(r"\b411 +\+211 +\+218 +-7 +0\.0% *$", lab), lab
+    assert re.search(r"\b121 +-251 +\+1 +-252 +0\.0% *$", con), con
+    assert re.search(r"\b6 +\+6 +\+6 +0 +0\.0% *$", ind), ind
     # The mark sits in the same column on every row and on the axis, and Labour's bar passes it.
     column = lab.index(MAJORITY_MARK)
     assert con.index(MAJORITY_MARK) == ind.index(MAJORITY_MARK) == column
@@ -106,8 +123,9 @@ def test_bars_are_on_one_scale_of_every_seat_with_the_majority_line_marked():
     bar_cells = lambda line: line.count("█")  # noqa: E731
     assert bar_cells(lab) > 3 * bar_cells(con) > 0
     # On a scale of 650 seats, 411 seats fill 411/650 of the bar (within a cell).
-    bar_width = 100 - 6 - 24
-    assert abs(bar_cells(lab) - 411 * bar_width / 650) < 1.5
+    bar_width = 100 - 6 - 36
+    # (full blocks only: the mark's cell and the last, partial block are not counted)
+    assert 0 <= 411 * bar_width / 650 - bar_cells(lab) < 2
 
 
 def test_rows_are_largest_party_first():

@@ -106,6 +106,12 @@
     return node;
   }
 
+  // As streams/change.py's swing_phrase: the size, in the direction the swing ran.
+  function swingText(swing) {
+    const [from, to] = swing.swing < 0 ? [swing.to_party, swing.from_party] : [swing.from_party, swing.to_party];
+    return (Math.abs(swing.swing) * 100).toFixed(1) + "% from " + from + " to " + to;
+  }
+
   function showTally(state) {
     const declared = $("declared");
     declared.dataset.declared = state.declared;
@@ -117,6 +123,7 @@
     document.title = config.election + ": " + state.declared + " of " + state.total + " declared · Tallyroom";
     const tally = state.tally;
     $("clock").textContent = nightClock(tally && tally.as_of);
+    $("swing").textContent = tally && tally.swing ? "swing " + swingText(tally.swing) : "";
     if (tally && tally.total) {
       $("bars").style.setProperty("--majority", ((100 * tally.majority_line) / tally.total).toFixed(3) + "%");
       $("majority-line").textContent = tally.majority_line;
