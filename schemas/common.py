@@ -122,6 +122,11 @@ class Record(BaseModel):
 
     model_config = STRICT
 
+    @classmethod
+    def upgrade_stored(cls, value: dict[str, Any]) -> dict[str, Any]:
+        """A stored record from an older release, given the fields this one adds that can be worked out."""
+        return value
+
 
 R = TypeVar("R", bound=BaseModel)
 
@@ -130,20 +135,25 @@ def read_stored(model: type[R], raw: str | bytes) -> R:
     """A record read back from storage (a table, a topic, Redis), as ``model``.
 
     Limits that protect live entry are not applied (``context=STORED``), and fields
-    that a newer release of the same schema major version added are dropped: the
-    first attempt is the plain strict parse, so this costs nothing until a record
-    really has such fields (a model validator for it on every model halved the
-    sink's parse rate in ``bench.hotpath``). Anything else wrong still raises.
+    that a newer release of the same schema major version added are dropped, and
+    fields an older release did not write are worked out where they can be
+    (``Record.upgrade_stored``). The first attempt is the plain strict parse, so this
+    costs nothing until a record really differs (a model validator for it on every
+    model halved the sink's parse rate in ``bench.hotpath``). Anything else wrong
+    still raises.
     """
     try:
         return model.model_validate_json(raw, context=STORED)
     except ValidationError as exc:
-        unknown = [e["loc"] for e in exc.errors() if e["type"] == "extra_forbidden"]
-        if not unknown or len(unknown) != exc.error_count():
+        errors = exc.errors()
+        if not all(e["type"] in ("extra_forbidden", "missing") for e in errors):
             raise
     value = json.loads(raw)
-    for loc in unknown:
-        _drop(value, loc)
+    for error in errors:
+        if error["type"] == "extra_forbidden":
+            _drop(value, error["loc"])
+    if issubclass(model, Record) and isinstance(value, dict):
+        value = model.upgrade_stored(value)
     return model.model_validate(value, context=STORED)
 
 

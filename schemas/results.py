@@ -67,6 +67,25 @@ class SeatResult(Record):
     def winning_party(self) -> str:
         return self.winner.party
 
+    @classmethod
+    def upgrade_stored(cls, value: dict[str, Any]) -> dict[str, Any]:
+        """A result stored before shares were kept (Tallyroom 0.1): shares and turnout from its own votes."""
+        value = dict(value)
+        candidates = [c for c in value.get("candidates", []) if isinstance(c, dict)]
+        valid = value.get("valid_votes") or sum(int(c.get("votes", 0)) for c in candidates)
+        for role in ("winner", "runner_up"):
+            if isinstance(value.get(role), dict):
+                candidates.append(value[role])
+        for candidate in candidates:
+            if "share" not in candidate and isinstance(candidate.get("votes"), int):
+                candidate["share"] = round(candidate["votes"] / valid, 6) if valid else 0.0
+        if "majority_share" not in value and isinstance(value.get("majority"), int):
+            value["majority_share"] = round(value["majority"] / valid, 6) if valid else 0.0
+        electorate = value.get("electorate")
+        if "turnout" not in value and isinstance(electorate, int) and electorate >= valid > 0:
+            value["turnout"] = round(valid / electorate, 6)
+        return value
+
 
 class PartyTally(Record):
     party: str

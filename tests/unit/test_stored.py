@@ -44,3 +44,18 @@ def test_anything_else_wrong_still_raises():
     value["revision"] = "two"
     with pytest.raises(ValidationError, match="revision"):
         read_stored(SeatResult, json.dumps(value))
+
+
+def test_a_result_stored_by_an_older_release_gets_its_shares_worked_out():
+    value = stored_seat()
+    for candidate in [*value["candidates"], value["winner"], value["runner_up"]]:
+        candidate.pop("share")
+        candidate.pop("share_change", None)
+    for name in ("majority_share", "turnout", "turnout_change", "swing", "schema_version"):
+        value.pop(name, None)
+    value["electorate"] = 10_000
+    with pytest.raises(ValidationError):
+        SeatResult.model_validate_json(json.dumps(value))
+    seat = read_stored(SeatResult, json.dumps(value))
+    assert seat.winner.share == 0.625 and seat.candidates[1].share == 0.375
+    assert seat.majority_share == 0.25 and seat.turnout == 0.8
