@@ -6,10 +6,18 @@ The body is one JSON object, a JSON array of objects, or (as
 invalid record is answered with its number and field while the valid ones
 around it are still sent, and the response waits for the broker's acks.
 
+Every write acts as a named operator (``tallyroom.producers.operators``): the request
+carries ``Authorization: Bearer <token>``. Only JSON and NDJSON bodies are read, and a
+request from a page on another site (an ``Origin`` other than this server's own) is
+refused, so a browser cannot be made to post results from elsewhere.
+
 Status: 202 every record accepted and acknowledged; 422 some refused (the
 rest sent and acknowledged); 503 the broker did not acknowledge what was
 accepted (safe to resend: a seat's revision already held is ignored);
-413 body over ``MAX_BODY_BYTES``.
+413 body over ``MAX_BODY_BYTES``; 401 no token, or one that is unknown or revoked;
+403 a foreign ``Origin``, or a record the operator's role may not send (an entry
+operator opening a night): then nothing in the request is sent; 415 a body that is
+neither JSON nor NDJSON. A refusal of the request as a whole names record 0.
 """
 
 from __future__ import annotations
@@ -24,10 +32,13 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from tallyroom.producers.kafka import DeclarationSender
-from tallyroom.producers.live import EntryReport, NightSeats, Refusal, send_records
+from tallyroom.producers.live import EntryReport, NightSeats, Refusal, check_records, send_checked
+from tallyroom.producers.operators import Operator, OperatorStore, may_send
+from tallyroom.schemas.limits import Limits
 from tallyroom.settings import Settings
 
 MAX_BODY_BYTES = 5 * 1024 * 1024
+JSON_TYPE = "application/json"
 NDJSON_TYPES = frozenset({"application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonlines"})
 
 
@@ -44,6 +55,30 @@ def _answer(
 
 def _refuse_payload(status: int, message: str) -> JSONResponse:
     return _answer(status, errors=[Refusal(1, "payload", message)])
+
+
+def _refuse_request(status: int, header: str, message: str, **headers: str) -> JSONResponse:
+    response = _answer(status, errors=[Refusal(0, header, message)])
+    response.headers.update(headers)
+    return response
+
+
+def own_origin(request: Request) -> str:
+    """This server's origin as the browser sees it: the scheme and the Host it was asked for."""
+    return f"{request.url.scheme}://{request.headers.get('host', request.url.netloc)}"
+
+
+def foreign_origin(request: Request) -> str | None:
+    """The request's Origin when it is not this server's own (absent: not a browser's cross-site request)."""
+    origin = request.headers.get("origin")
+    if origin is None:
+        return None
+    return None if origin.rstrip("/").lower() == own_origin(request).lower() else origin
+
+
+def bearer_token(request: Request) -> str | None:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
 
 
 async def _read_body(request: Request) -> bytes:
@@ -83,6 +118,8 @@ def create_entry_app(
     seats: NightSeats | None = None,
 ) -> FastAPI:
     make_sender = sender_factory or DeclarationSender
+    operators = OperatorStore(settings.operators_path)
+    limits = Limits.from_settings(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -104,11 +141,33 @@ def create_entry_app(
 
     @app.post("/declarations")
     async def declarations(request: Request) -> JSONResponse:
+        if origin := foreign_origin(request):
+            return _refuse_request(403, "Origin", f"{origin[:100]!r} is not this server's origin: no cross-site writes")
+        token = bearer_token(request)
+        if token is None:
+            return _refuse_request(
+                401,
+                "Authorization",
+                "no operator token: send Authorization: Bearer <token>",
+                **{"WWW-Authenticate": "Bearer"},
+            )
+        operator: Operator | None = operators.authenticate(token)
+        if operator is None:
+            return _refuse_request(
+                401,
+                "Authorization",
+                "the token is not an active operator's (unknown or revoked)",
+                **{"WWW-Authenticate": "Bearer"},
+            )
+        media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media_type != JSON_TYPE and media_type not in NDJSON_TYPES:
+            return _refuse_request(
+                415, "Content-Type", f"{media_type or 'none'!r}: send application/json or application/x-ndjson"
+            )
         try:
             body = await _read_body(request)
         except BodyTooLarge as exc:
             return _refuse_payload(413, f"body of {exc.args[0]} bytes is over the {MAX_BODY_BYTES} byte limit")
-        media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         try:
             records = await run_in_threadpool(split_body, body, media_type in NDJSON_TYPES)
         except UnicodeDecodeError as exc:
@@ -118,10 +177,23 @@ def create_entry_app(
         if not any(isinstance(r, bytes) or r.strip() for r in records):
             return _refuse_payload(422, "no records in the body")
 
+        checked = await run_in_threadpool(check_records, records, limits, seats)
+        forbidden = [
+            Refusal(
+                c.number,
+                f"{c.event.kind}",
+                f"operator {operator.name!r} ({operator.role}) may not send a {c.event.kind}: admin only",
+            )
+            for c in checked
+            if c.event is not None and not may_send(operator.role, c.event.kind)
+        ]
+        if forbidden:
+            return _answer(403, errors=forbidden)
+
         sender: DeclarationSender = request.app.state.sender
         async with request.app.state.send_lock:
             try:
-                report: EntryReport = await run_in_threadpool(send_records, records, sender, seats)
+                report: EntryReport = await run_in_threadpool(send_checked, checked, sender)
             except Exception as exc:  # noqa: BLE001 - a send or flush that raised (broker unreachable)
                 sender.futures.clear()  # not this request's to count any more, nor the next's
                 return _answer(503, failures=[f"broker did not acknowledge: {exc!r}"])

@@ -92,26 +92,50 @@ def _seat_refusals(number: int, event: object, seats: NightSeats) -> list[Refusa
     return []
 
 
-def send_records(
-    records: Iterable[str | bytes], sender: DeclarationSender, seats: NightSeats | None = None
-) -> EntryReport:
-    report = EntryReport()
-    settings = getattr(sender, "settings", None)
-    limits = Limits.from_settings(settings) if settings is not None else Limits()
+@dataclass
+class Checked:
+    """One record after its checks: the event, or why it was refused."""
+
+    number: int
+    event: object | None
+    refusals: list[Refusal]
+
+
+def check_records(
+    records: Iterable[str | bytes], limits: Limits = Limits(), seats: NightSeats | None = None
+) -> list[Checked]:
+    """Every record checked, numbered from 1; blank ones are skipped but keep their number."""
+    checked = []
     for number, raw in enumerate(records, start=1):
         if not raw.strip():
             continue
         event, refusals = check_record(number, raw, limits, seats)
-        if refusals:
-            report.errors.extend(refusals)
+        checked.append(Checked(number, event, refusals))
+    return checked
+
+
+def send_checked(checked: Iterable[Checked], sender: DeclarationSender) -> EntryReport:
+    """Send the records that passed their checks, then wait for the broker's acks."""
+    report = EntryReport()
+    for record in checked:
+        if record.refusals:
+            report.errors.extend(record.refusals)
             continue
-        if isinstance(event, NightOpened):
-            sender.open_night(event)
+        if isinstance(record.event, NightOpened):
+            sender.open_night(record.event)
         else:
-            sender.send(event)
+            sender.send(record.event)
         report.accepted += 1
     report.acknowledged, report.failures = sender.flush()
     return report
+
+
+def send_records(
+    records: Iterable[str | bytes], sender: DeclarationSender, seats: NightSeats | None = None
+) -> EntryReport:
+    settings = getattr(sender, "settings", None)
+    limits = Limits.from_settings(settings) if settings is not None else Limits()
+    return send_checked(check_records(records, limits, seats), sender)
 
 
 def send_lines(lines: Iterable[str | bytes], sender: DeclarationSender, seats: NightSeats | None = None) -> EntryReport:

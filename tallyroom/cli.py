@@ -20,8 +20,10 @@ app = typer.Typer(
 )
 stack_app = typer.Typer(help="The local Kafka broker and Redis server.", no_args_is_help=True)
 schemas_app = typer.Typer(help="The wire contract as JSON Schema.", no_args_is_help=True)
+operators_app = typer.Typer(help="Operators who may enter results, and their tokens.", no_args_is_help=True)
 app.add_typer(stack_app, name="stack")
 app.add_typer(schemas_app, name="schemas")
+app.add_typer(operators_app, name="operators")
 console = Console()
 err = Console(stderr=True)
 
@@ -62,6 +64,57 @@ def stack_status() -> None:
     for s in stack.status(get_settings()):
         table.add_row(s.name, "[green]up[/]" if s.running else "[red]down[/]", str(s.pid or "-"), s.address, s.detail)
     console.print(table)
+
+
+# --- operators -------------------------------------------------------------------------------
+
+
+def _operator_store():
+    from tallyroom.producers.operators import OperatorStore
+
+    return OperatorStore(get_settings().operators_path)
+
+
+@operators_app.command("add")
+def operators_add(
+    name: str = typer.Argument(..., help="the operator's name, as the audit trail will show it"),
+    role: str = typer.Option(
+        "entry", "--role", help="entry (results, rushes, recounts) or admin (also nights, withdrawals)"
+    ),
+) -> None:
+    """Add an operator and print their token: once, as only its hash is kept."""
+    from tallyroom.producers.operators import OperatorError, Role
+
+    try:
+        token = _operator_store().add(name, Role(role))
+    except ValueError as exc:  # OperatorError, or a role that is neither entry nor admin
+        message = str(exc) if isinstance(exc, OperatorError) else f"--role: {role!r} is not entry or admin"
+        err.print(message, style="red", markup=False)
+        raise typer.Exit(2)
+    err.print(f"operator {name} ({role}) added; the token is shown this once:", style="green", markup=False)
+    sys.stdout.write(token + "\n")
+
+
+@operators_app.command("list")
+def operators_list() -> None:
+    """The operators: name, role, since when, revoked or not (never a token)."""
+    table = Table("name", "role", "added", "revoked", title=str(get_settings().operators_path))
+    for op in _operator_store().operators().values():
+        table.add_row(op.name, op.role.value, op.created_at[:19], (op.revoked_at or "")[:19])
+    console.print(table)
+
+
+@operators_app.command("revoke")
+def operators_revoke(name: str = typer.Argument(...)) -> None:
+    """Revoke an operator's token: the next request with it is refused (401)."""
+    from tallyroom.producers.operators import OperatorError
+
+    try:
+        revoked = _operator_store().revoke(name)
+    except OperatorError as exc:
+        err.print(str(exc), style="red", markup=False)
+        raise typer.Exit(2)
+    console.print(f"operator {revoked.name} revoked at {revoked.revoked_at}", markup=False)
 
 
 # --- schemas and nights ----------------------------------------------------------------------
@@ -188,6 +241,7 @@ def _wait(settings: Settings, election: str, expected: int, timeout: float):
 def declare(
     source: Path = typer.Argument(Path("-"), help="file of JSON declarations, one per line; - for stdin"),
     night: Path | None = typer.Option(None, "--night", help="refuse seats (and elections) not in this night"),
+    operator: str | None = typer.Option(None, "--operator", help="who is entering these (default: your login name)"),
 ) -> None:
     """Live entry: send declarations (or recount notices) typed in during a count."""
     from tallyroom.producers.kafka import DeclarationSender, ensure_topics

@@ -32,6 +32,7 @@ from tallyroom.producers.http import create_entry_app
 from tallyroom.producers.kafka import ensure_topics, make_producer
 from tallyroom.producers.live import NightSeats, check_record
 from tallyroom.producers.nights import load_night
+from tallyroom.producers.operators import OperatorStore, Role
 from tallyroom.schemas import DeadLetter, NightOpened, SeatResult
 from tallyroom.schemas.limits import Limits
 from tallyroom.settings import REPO_ROOT, Settings
@@ -226,11 +227,18 @@ NDJSON = {"content-type": "application/x-ndjson"}
 
 
 @pytest.mark.integration
-def test_http_entry_answers_each_bad_record_by_number_and_field(corpus, stack, night):
+def test_http_entry_answers_each_bad_record_by_number_and_field(corpus, stack, night, tmp_path):
     settings, _ = isolated_settings(stack, "fuzz-http")
+    operators = OperatorStore(tmp_path / "operators.json")
     settings = settings.model_copy(
-        update={"max_payload_bytes": LIMITS.max_payload_bytes, "max_candidates": LIMITS.max_candidates}
+        update={
+            "max_payload_bytes": LIMITS.max_payload_bytes,
+            "max_candidates": LIMITS.max_candidates,
+            "operators_file": operators.path,
+        }
     )
+    # An admin, so that a record is refused for what it holds, never for who sent it.
+    ndjson_as_admin = NDJSON | {"authorization": f"Bearer {operators.add('fuzzer', Role.ADMIN)}"}
     ensure_topics(settings)
     # A body that is not UTF-8 is refused whole, so each such case goes alone.
     alone = [case for case in corpus if case.category == "not_utf8"]
@@ -240,14 +248,14 @@ def test_http_entry_answers_each_bad_record_by_number_and_field(corpus, stack, n
     statuses: Counter = Counter()
     with TestClient(create_entry_app(settings, seats=NightSeats.of(night))) as client:
         for case in alone:
-            response = client.post("/declarations", content=case.raw, headers=NDJSON)
+            response = client.post("/declarations", content=case.raw, headers=ndjson_as_admin)
             statuses[response.status_code] += 1
             refusals = [(e["record"], e["field"], e["message"]) for e in response.json()["errors"]]
             problems += judge(case, 1, refusals)
             answered.append((case, bool(refusals)))
         for start in range(0, len(batched), HTTP_BATCH):
             batch = batched[start : start + HTTP_BATCH]
-            response = client.post("/declarations", content=b"\n".join(c.raw for c in batch), headers=NDJSON)
+            response = client.post("/declarations", content=b"\n".join(c.raw for c in batch), headers=ndjson_as_admin)
             statuses[response.status_code] += 1
             body = response.json()
             valid = sum(case.valid for case in batch)

@@ -11,6 +11,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from tallyroom.producers.http import MAX_BODY_BYTES, create_entry_app
 from tallyroom.producers.kafka import ensure_topics
+from tallyroom.producers.operators import OperatorStore, Role
 from tallyroom.schemas import parse_event
 from tests.factories import cand, decl, night
 from tests.integration.conftest import isolated_settings
@@ -53,10 +54,22 @@ class Topic:
 
 
 @pytest.fixture(scope="module")
-def entry(stack):
+def operators(tmp_path_factory):
+    store = OperatorStore(tmp_path_factory.mktemp("operators") / "operators.json")
+    return store, {"entry": store.add("eve"), "admin": store.add("ada", Role.ADMIN)}
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {token}"}
+
+
+@pytest.fixture(scope="module")
+def entry(stack, operators):
     settings, _env = isolated_settings(stack, "http")
+    settings = settings.model_copy(update={"operators_file": operators[0].path})
     ensure_topics(settings)
-    with TestClient(create_entry_app(settings)) as client:
+    # An entry operator's token on every request unless a test sends its own.
+    with TestClient(create_entry_app(settings), headers=bearer(operators[1]["entry"])) as client:
         yield client, Topic(settings)
 
 
@@ -135,12 +148,13 @@ def test_recount_notice_is_accepted(entry):
     assert parse_event(records[0].value).kind == "recount"
 
 
-def test_ndjson_lines_are_numbered_like_declare(entry):
+def test_ndjson_lines_are_numbered_like_declare(entry, operators):
     client, topic = entry
     opening = night({"E14000501": "Con"}).model_dump_json()
     lines = "\n".join([opening, "{not json", json.dumps(declaration("E14000501"))]) + "\n"
     start = topic.end()
-    response = client.post("/declarations", content=lines, headers={"content-type": "application/x-ndjson"})
+    headers = {"content-type": "application/x-ndjson"} | bearer(operators[1]["admin"])  # opening a night: admin
+    response = client.post("/declarations", content=lines, headers=headers)
     assert response.status_code == 422, response.text
     body = response.json()
     assert body["accepted"] == 2
@@ -168,3 +182,77 @@ def test_oversize_body_is_refused(entry):
     assert response.status_code == 413
     assert response.json()["errors"][0]["field"] == "payload"
     assert topic.end() == start
+
+
+# --- who may write ---------------------------------------------------------------------------
+
+
+def refused_whole(response, status: int, field: str) -> None:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert (body["accepted"], body["acknowledged"]) == (0, 0)
+    assert [(e["record"], e["field"]) for e in body["errors"]] == [(0, field)], body
+    assert body["errors"][0]["message"]
+
+
+@pytest.mark.parametrize(
+    "authorization", [None, "Bearer ", "Bearer not-a-token-of-anyone-at-all-0123456789", "Basic YWRhOmFkYQ=="]
+)
+def test_no_token_or_a_bad_one_is_401_and_nothing_is_sent(entry, authorization):
+    client, topic = entry
+    bare = TestClient(client.app)  # the same running app, without the fixture's default token
+    start = topic.end()
+    headers = {"authorization": authorization} if authorization else {}
+    response = bare.post("/declarations", json=declaration("E14000601"), headers=headers)
+    refused_whole(response, 401, "Authorization")
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert topic.end() == start
+
+
+def test_a_revoked_token_is_401(entry, operators):
+    client, topic = entry
+    store, _ = operators
+    token = store.add("mallory")
+    assert client.post("/declarations", json=declaration("E14000701"), headers=bearer(token)).status_code == 202
+    store.revoke("mallory")
+    start = topic.end()
+    response = client.post("/declarations", json=declaration("E14000701", revision=2), headers=bearer(token))
+    refused_whole(response, 401, "Authorization")
+    assert topic.end() == start
+
+
+def test_an_entry_operator_may_not_open_a_night_nor_send_anything_with_it(entry):
+    client, topic = entry
+    start = topic.end()
+    body = [declaration("E14000801"), json.loads(night({"E14000801": "Con"}).model_dump_json())]
+    response = client.post("/declarations", json=body)
+    assert response.status_code == 403, response.text
+    assert response.json()["accepted"] == 0
+    assert [(e["record"], e["field"]) for e in response.json()["errors"]] == [(2, "night")]
+    assert "admin only" in response.json()["errors"][0]["message"]
+    assert topic.end() == start
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
+def test_a_body_neither_json_nor_ndjson_is_415(entry, content_type):
+    client, topic = entry
+    start = topic.end()
+    headers = {"content-type": content_type} if content_type else {}
+    response = client.post("/declarations", content=json.dumps(declaration("E14000901")), headers=headers)
+    refused_whole(response, 415, "Content-Type")
+    assert topic.end() == start
+
+
+@pytest.mark.parametrize("origin", ["https://elsewhere.example", "null", "http://testserver.example"])
+def test_a_foreign_origin_is_403(entry, origin):
+    client, topic = entry
+    start = topic.end()
+    response = client.post("/declarations", json=declaration("E14001001"), headers={"origin": origin})
+    refused_whole(response, 403, "Origin")
+    assert topic.end() == start
+
+
+def test_the_servers_own_origin_is_accepted(entry):
+    client, topic = entry
+    response = client.post("/declarations", json=declaration("E14001101"), headers={"origin": "http://testserver"})
+    assert response.status_code == 202, response.text
