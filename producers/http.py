@@ -31,8 +31,18 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from tallyroom.producers.audit import REFUSED, UNACKNOWLEDGED, Attempt, AuditTrail
 from tallyroom.producers.kafka import DeclarationSender
-from tallyroom.producers.live import EntryReport, NightSeats, Refusal, check_records, send_checked
+from tallyroom.producers.live import (
+    Author,
+    Checked,
+    EntryReport,
+    NightSeats,
+    Refusal,
+    audit_attempts,
+    check_records,
+    send_checked,
+)
 from tallyroom.producers.operators import Operator, OperatorStore, may_send
 from tallyroom.schemas.limits import Limits
 from tallyroom.settings import Settings
@@ -116,10 +126,15 @@ def create_entry_app(
     settings: Settings,
     sender_factory: Callable[[Settings], DeclarationSender] | None = None,
     seats: NightSeats | None = None,
+    audit: AuditTrail | None = None,
 ) -> FastAPI:
+    """The entry server. ``audit`` defaults to the trail in ``settings.redis_url``."""
+    from tallyroom.consumers.redis_sink import redis_client
+
     make_sender = sender_factory or DeclarationSender
     operators = OperatorStore(settings.operators_path)
     limits = Limits.from_settings(settings)
+    trail = audit or AuditTrail(redis_client(settings), seats.election if seats else settings.election)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -139,69 +154,92 @@ def create_entry_app(
     async def healthz() -> dict:
         return {"ok": True}
 
+    async def refuse(request: Request, response: JSONResponse, operator: Operator | None = None) -> JSONResponse:
+        """Audit a request refused as a whole (one entry), then answer it."""
+        error = json.loads(response.body)["errors"][0]
+        await run_in_threadpool(
+            trail.record,
+            [
+                Attempt(
+                    outcome=REFUSED,
+                    source="http",
+                    operator=operator.name if operator else "",
+                    role=operator.role.value if operator else "",
+                    record=error["record"],
+                    status=str(response.status_code),
+                    reason=f"{error['field']}: {error['message']}",
+                    client=request.client.host if request.client else "",
+                )
+            ],
+        )
+        return response
+
     @app.post("/declarations")
     async def declarations(request: Request) -> JSONResponse:
         if origin := foreign_origin(request):
-            return _refuse_request(403, "Origin", f"{origin[:100]!r} is not this server's origin: no cross-site writes")
+            message = f"{origin[:100]!r} is not this server's origin: no cross-site writes"
+            return await refuse(request, _refuse_request(403, "Origin", message))
         token = bearer_token(request)
-        if token is None:
-            return _refuse_request(
-                401,
-                "Authorization",
-                "no operator token: send Authorization: Bearer <token>",
-                **{"WWW-Authenticate": "Bearer"},
-            )
-        operator: Operator | None = operators.authenticate(token)
+        operator: Operator | None = operators.authenticate(token) if token else None
         if operator is None:
-            return _refuse_request(
-                401,
-                "Authorization",
-                "the token is not an active operator's (unknown or revoked)",
-                **{"WWW-Authenticate": "Bearer"},
+            message = (
+                "the token is not an active operator's (unknown or revoked)"
+                if token
+                else "no operator token: send Authorization: Bearer <token>"
+            )
+            return await refuse(
+                request, _refuse_request(401, "Authorization", message, **{"WWW-Authenticate": "Bearer"})
             )
         media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if media_type != JSON_TYPE and media_type not in NDJSON_TYPES:
-            return _refuse_request(
-                415, "Content-Type", f"{media_type or 'none'!r}: send application/json or application/x-ndjson"
-            )
+            message = f"{media_type or 'none'!r}: send application/json or application/x-ndjson"
+            return await refuse(request, _refuse_request(415, "Content-Type", message), operator)
         try:
             body = await _read_body(request)
         except BodyTooLarge as exc:
-            return _refuse_payload(413, f"body of {exc.args[0]} bytes is over the {MAX_BODY_BYTES} byte limit")
+            message = f"body of {exc.args[0]} bytes is over the {MAX_BODY_BYTES} byte limit"
+            return await refuse(request, _refuse_payload(413, message), operator)
         try:
             records = await run_in_threadpool(split_body, body, media_type in NDJSON_TYPES)
         except UnicodeDecodeError as exc:
-            return _refuse_payload(422, f"body is not UTF-8: {exc}")
+            return await refuse(request, _refuse_payload(422, f"body is not UTF-8: {exc}"), operator)
         except (ValueError, RecursionError) as exc:  # json.JSONDecodeError, or nested too deep
-            return _refuse_payload(422, f"body is not JSON: {exc}")
+            return await refuse(request, _refuse_payload(422, f"body is not JSON: {exc}"), operator)
         if not any(isinstance(r, bytes) or r.strip() for r in records):
-            return _refuse_payload(422, "no records in the body")
+            return await refuse(request, _refuse_payload(422, "no records in the body"), operator)
 
-        checked = await run_in_threadpool(check_records, records, limits, seats)
+        author = Author(operator.name, "http", operator.role.value, request.client.host if request.client else "")
+        checked: list[Checked] = await run_in_threadpool(check_records, records, limits, seats)
         forbidden = [
             Refusal(
                 c.number,
-                f"{c.event.kind}",
+                c.event.kind,
                 f"operator {operator.name!r} ({operator.role}) may not send a {c.event.kind}: admin only",
             )
             for c in checked
             if c.event is not None and not may_send(operator.role, c.event.kind)
         ]
         if forbidden:
+            why = {r.record: f"{r.field}: {r.message}" for r in forbidden}
+            await run_in_threadpool(trail.record, audit_attempts(checked, author, None, 403, why))
             return _answer(403, errors=forbidden)
 
         sender: DeclarationSender = request.app.state.sender
         async with request.app.state.send_lock:
             try:
-                report: EntryReport = await run_in_threadpool(send_checked, checked, sender)
+                report: EntryReport = await run_in_threadpool(send_checked, checked, sender, author)
             except Exception as exc:  # noqa: BLE001 - a send or flush that raised (broker unreachable)
                 sender.futures.clear()  # not this request's to count any more, nor the next's
+                why = {c.number: f"broker did not acknowledge: {exc!r}" for c in checked}
+                await run_in_threadpool(trail.record, audit_attempts(checked, author, None, 503, why, UNACKNOWLEDGED))
                 return _answer(503, failures=[f"broker did not acknowledge: {exc!r}"])
 
+        status = 503 if report.failures else 422 if report.errors else 202
+        await run_in_threadpool(trail.record, audit_attempts(checked, author, report, status))
         if report.failures:
             return _answer(
                 503, report.accepted, report.acknowledged, report.errors, failures=[repr(f) for f in report.failures]
             )
-        return _answer(422 if report.errors else 202, report.accepted, report.acknowledged, report.errors)
+        return _answer(status, report.accepted, report.acknowledged, report.errors)
 
     return app

@@ -63,8 +63,8 @@ class DeclarationSender:
         self.producer = producer or make_producer(settings)
         self.futures: list = []
 
-    def open_night(self, night: NightOpened) -> None:
-        self._send(night.election, night.model_dump_json().encode())
+    def open_night(self, night: NightOpened):
+        return self._send(night.election, night.model_dump_json().encode())
 
     def send(self, event: Declaration | RecountNotice):
         return self._send(event.election, event.model_dump_json().encode())

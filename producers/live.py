@@ -6,13 +6,19 @@ with the record and field named, and the valid ones around it are still sent.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from pydantic import ValidationError
 
+from tallyroom.producers.audit import ACCEPTED, REFUSED, UNACKNOWLEDGED, Attempt
 from tallyroom.producers.kafka import DeclarationSender
 from tallyroom.schemas import Declaration, NightOpened, RecountNotice, parse_event
+from tallyroom.schemas.common import ELECTION_ID, ONS_ID
+from tallyroom.schemas.events import Source
 from tallyroom.schemas.limits import Limits, event_breaches, payload_breach
 
 
@@ -27,11 +33,27 @@ class Refusal:
 
 
 @dataclass
+class Author:
+    """Who is entering records, and through what: stamped on every event sent."""
+
+    operator: str
+    source: Source
+    role: str = ""
+    client: str = ""
+
+    def stamp(self, event):
+        """The event as entered by this author, whatever the sender claimed in it."""
+        return event.model_copy(update={"entered_by": self.operator, "source": self.source})
+
+
+@dataclass
 class EntryReport:
     accepted: int = 0
     acknowledged: int = 0
     errors: list[Refusal] = field(default_factory=list)
     failures: list[Exception] = field(default_factory=list)
+    # Each sent record with its broker future, for the audit trail (offset, or why not acknowledged).
+    sent: dict[int, tuple[object, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -99,6 +121,27 @@ class Checked:
     number: int
     event: object | None
     refusals: list[Refusal]
+    # For a refused record, what it said it was (kind, election, seat) as far as that reads:
+    # so its audit entry lands in its election's trail.
+    claimed: dict[str, str] = field(default_factory=dict)
+
+
+_CLAIMED = {"kind": re.compile(r"^[a-z_]{1,20}$"), "election": re.compile(ELECTION_ID), "ons_id": re.compile(ONS_ID)}
+
+
+def claimed_identity(raw: str | bytes) -> dict[str, str]:
+    """The kind, election and seat a record names, where each is well-formed; {} if it is not a JSON object."""
+    try:
+        document = json.loads(raw)
+    except (ValueError, RecursionError):
+        return {}
+    if not isinstance(document, dict):
+        return {}
+    return {
+        name: value
+        for name, pattern in _CLAIMED.items()
+        if isinstance(value := document.get(name), str) and pattern.fullmatch(value)
+    }
 
 
 def check_records(
@@ -110,34 +153,101 @@ def check_records(
         if not raw.strip():
             continue
         event, refusals = check_record(number, raw, limits, seats)
-        checked.append(Checked(number, event, refusals))
+        checked.append(Checked(number, event, refusals, claimed_identity(raw) if refusals else {}))
     return checked
 
 
-def send_checked(checked: Iterable[Checked], sender: DeclarationSender) -> EntryReport:
-    """Send the records that passed their checks, then wait for the broker's acks."""
+def send_checked(checked: Iterable[Checked], sender: DeclarationSender, author: Author | None = None) -> EntryReport:
+    """Send the records that passed their checks, stamped with their author, then wait for the broker's acks."""
     report = EntryReport()
     for record in checked:
         if record.refusals:
             report.errors.extend(record.refusals)
             continue
-        if isinstance(record.event, NightOpened):
-            sender.open_night(record.event)
-        else:
-            sender.send(record.event)
+        event = author.stamp(record.event) if author else record.event
+        future = sender.open_night(event) if isinstance(event, NightOpened) else sender.send(event)
+        report.sent[record.number] = (event, future)
         report.accepted += 1
     report.acknowledged, report.failures = sender.flush()
     return report
 
 
 def send_records(
-    records: Iterable[str | bytes], sender: DeclarationSender, seats: NightSeats | None = None
-) -> EntryReport:
+    records: Iterable[str | bytes],
+    sender: DeclarationSender,
+    seats: NightSeats | None = None,
+    author: Author | None = None,
+) -> tuple[list[Checked], EntryReport]:
     settings = getattr(sender, "settings", None)
     limits = Limits.from_settings(settings) if settings is not None else Limits()
-    return send_checked(check_records(records, limits, seats), sender)
+    checked = check_records(records, limits, seats)
+    return checked, send_checked(checked, sender, author)
 
 
-def send_lines(lines: Iterable[str | bytes], sender: DeclarationSender, seats: NightSeats | None = None) -> EntryReport:
+def send_lines(
+    lines: Iterable[str | bytes],
+    sender: DeclarationSender,
+    seats: NightSeats | None = None,
+    author: Author | None = None,
+) -> tuple[list[Checked], EntryReport]:
     """Lines as text or, so that a line that is not UTF-8 is refused alone, as bytes."""
-    return send_records((line.rstrip(b"\n" if isinstance(line, bytes) else "\n") for line in lines), sender, seats)
+    records = (line.rstrip(b"\n" if isinstance(line, bytes) else "\n") for line in lines)
+    return send_records(records, sender, seats, author)
+
+
+def _what(record: Checked) -> dict[str, str]:
+    event = record.event
+    if event is None:
+        return {"action" if k == "kind" else k: v for k, v in record.claimed.items()}
+    revision = getattr(event, "revision", None)
+    return {
+        "action": event.kind,
+        "election": event.election,
+        "ons_id": getattr(event, "ons_id", ""),
+        "revision": "" if revision is None else str(revision),
+    }
+
+
+def _broker_answer(future: Any) -> tuple[str, dict[str, str], str]:
+    """accepted with the record's place, or unacknowledged with why."""
+    if future is not None and future.is_done and future.succeeded():
+        meta = future.value
+        return ACCEPTED, {"topic": meta.topic, "partition": str(meta.partition), "offset": str(meta.offset)}, ""
+    reason = repr(future.exception) if future is not None and future.is_done else "no answer from the broker"
+    return UNACKNOWLEDGED, {}, f"broker did not acknowledge: {reason}"
+
+
+def audit_attempts(
+    checked: Iterable[Checked],
+    author: Author,
+    report: EntryReport | None = None,
+    status: int | str = "",
+    refused_why: dict[int, str] | None = None,
+    unsent: str = REFUSED,
+) -> list[Attempt]:
+    """One audit entry per record: refused by its checks, else what the broker said.
+
+    ``report`` None means nothing was sent: the records that passed their checks get
+    the outcome ``unsent`` with ``refused_why`` as the reason.
+    """
+    attempts = []
+    for record in checked:
+        who = {
+            "operator": author.operator,
+            "role": author.role,
+            "source": author.source,
+            "client": author.client,
+            "record": record.number,
+            "status": str(status),
+            "action": "record",
+        } | _what(record)
+        if record.refusals:
+            reason = "; ".join(f"{r.field}: {r.message}" for r in record.refusals)
+            attempts.append(Attempt(outcome=REFUSED, reason=reason, **who))
+        elif report is None or record.number not in report.sent:
+            reason = (refused_why or {}).get(record.number, "not sent: another record of the request was refused")
+            attempts.append(Attempt(outcome=unsent, reason=reason, **who))
+        else:
+            outcome, place, reason = _broker_answer(report.sent[record.number][1])
+            attempts.append(Attempt(outcome=outcome, reason=reason, **who | place))
+    return attempts

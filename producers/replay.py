@@ -27,15 +27,17 @@ def replay_night(
     speed: float | None,
     console: Console | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    entered_by: str | None = None,
 ) -> ReplayReport:
-    """Send the night's opening, then each declaration in order.
+    """Send the night's opening, then each declaration in order, each marked as replayed by ``entered_by``.
 
     ``speed`` divides the real gaps between declaration times (1 = real time);
     ``None`` sends as fast as the broker takes them.
     """
     console = console or Console()
     started = time.monotonic()
-    sender.open_night(night.opened)
+    provenance = {"entered_by": entered_by, "source": "replay"}
+    sender.open_night(night.opened.model_copy(update=provenance))
     first = night.declarations[0].declared_at if night.declarations else None
     columns = (
         TextColumn("[bold]{task.description}"),
@@ -52,7 +54,7 @@ def replay_night(
                 wait = due - (time.monotonic() - started)
                 if wait > 0:
                     sleep(wait)
-            sender.send(declaration)
+            sender.send(declaration.model_copy(update=provenance))
             clock = declaration.declared_at.strftime("%a %H:%M %Z")
             progress.update(task, advance=1, clock=clock)
     sent = len(sender.futures)

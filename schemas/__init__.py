@@ -4,7 +4,7 @@ Pure pydantic v2 models, no I/O. Other languages validate against the JSON
 Schema exported by ``tallyroom schemas export`` (committed under ``schemas/json``).
 """
 
-from tallyroom.schemas.alerts import Alert, AlertKind, DeclarationRef
+from tallyroom.schemas.alerts import Alert, AlertKind, DeclarationRef, Provenance
 from tallyroom.schemas.events import (
     Candidate,
     Declaration,
@@ -26,6 +26,7 @@ __all__ = [
     "ElectionEvent",
     "NightOpened",
     "PartyTally",
+    "Provenance",
     "RecountNotice",
     "ResultUpdate",
     "SeatBaseline",

@@ -33,6 +33,18 @@ class DeclarationRef(BaseModel):
     declared_at: Timestamp
 
 
+class Provenance(BaseModel):
+    """Who entered the event a seat result or alert came from, how, and which Kafka record it was."""
+
+    model_config = STRICT
+
+    entered_by: str | None = None
+    source: str | None = None
+    topic: str
+    partition: int
+    offset: int
+
+
 class Alert(BaseModel):
     model_config = STRICT
 
@@ -46,6 +58,7 @@ class Alert(BaseModel):
     facts: dict[str, Any] = Field(default_factory=dict)
     declaration: DeclarationRef | None = None
     occurred_at: Timestamp = Field(description="when it happened on the night (event time)")
+    provenance: Provenance | None = Field(None, description="the event it came from (absent on older alerts)")
 
 
 def alert_id(election: str, subject: str, kind: AlertKind | str, revision: int | str = "") -> str:

@@ -11,9 +11,11 @@ from pydantic import AfterValidator, AwareDatetime, BeforeValidator, ConfigDict,
 SCHEMA_VERSION = 1
 
 # Election ids become Redis key segments and Kafka keys: keep them plain.
-ElectionId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+ELECTION_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+ElectionId = Annotated[str, StringConstraints(pattern=ELECTION_ID)]
 # ONS/GSS code: nation letter, two-digit entity type, six digits (E14001063).
-OnsId = Annotated[str, StringConstraints(pattern=r"^[EWSNL]\d{8}$")]
+ONS_ID = r"^[EWSNL]\d{8}$"
+OnsId = Annotated[str, StringConstraints(pattern=ONS_ID)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 PartyCode = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
 # Strict so that "12", 12.5 and true are refused rather than coerced.

@@ -19,6 +19,10 @@ from tallyroom.schemas.common import (
 )
 from tallyroom.schemas.parties import INDEPENDENT
 
+# Where an event was entered. Absent on events stored before provenance was recorded.
+Source = Literal["replay", "cli", "http", "console"]
+ENTERED_BY_DESCRIPTION = "the operator who entered it; set by the producer (live entry overwrites what a sender claims)"
+
 # Limits guard the worker against absurd payloads; deployments may lower them.
 MAX_CANDIDATES = 100
 MAX_SEATS = 50_000
@@ -61,6 +65,8 @@ class NightOpened(BaseModel):
     kind: Literal["night"] = "night"
     schema_version: SchemaVersion = SCHEMA_VERSION
     election: ElectionId
+    entered_by: Name | None = Field(None, description=ENTERED_BY_DESCRIPTION)
+    source: Source | None = Field(None, description="how it was entered: replay, cli, http or console")
     title: Name | None = None
     opened_at: Timestamp
     seats: list[SeatBaseline] = Field(min_length=1, max_length=MAX_SEATS)
@@ -88,6 +94,8 @@ class Declaration(BaseModel):
     kind: Literal["declaration"] = "declaration"
     schema_version: SchemaVersion = SCHEMA_VERSION
     election: ElectionId
+    entered_by: Name | None = Field(None, description=ENTERED_BY_DESCRIPTION)
+    source: Source | None = Field(None, description="how it was entered: replay, cli, http or console")
     ons_id: OnsId
     revision: Annotated[int, Field(strict=True, ge=1, le=1_000_000)] = Field(
         1, description="a later revision of the same seat replaces an earlier one"
@@ -135,6 +143,8 @@ class RecountNotice(BaseModel):
     kind: Literal["recount"] = "recount"
     schema_version: SchemaVersion = SCHEMA_VERSION
     election: ElectionId
+    entered_by: Name | None = Field(None, description=ENTERED_BY_DESCRIPTION)
+    source: Source | None = Field(None, description="how it was entered: replay, cli, http or console")
     ons_id: OnsId
     constituency: Name | None = None
     announced_at: Timestamp

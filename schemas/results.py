@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from tallyroom.schemas.alerts import Alert
+from tallyroom.schemas.alerts import Alert, Provenance
 from tallyroom.schemas.common import SCHEMA_VERSION, STRICT, ElectionId, OnsId, Timestamp
 from tallyroom.schemas.events import Candidate
 
@@ -32,6 +32,7 @@ class SeatResult(BaseModel):
     party_votes: dict[str, int] = Field(description="votes by party; independents summed under 'Ind'")
     candidates: list[Candidate]
     flaws: list[str] = Field(default_factory=list)
+    provenance: Provenance | None = Field(None, description="the event it came from (absent on older results)")
 
     @property
     def winning_party(self) -> str:

@@ -35,7 +35,7 @@ from pydantic import ValidationError
 from tallyroom.schemas import DeadLetter, NightOpened, RecountNotice, ResultUpdate, parse_event
 from tallyroom.schemas.limits import Breach, Limits, event_breaches, payload_breach
 from tallyroom.settings import Settings, get_settings
-from tallyroom.streams.count import Count, Outcome
+from tallyroom.streams.count import Count, Outcome, RecordAt
 from tallyroom.streams.partitioning import election_partition
 from tallyroom.streams.rules import RuleConfig
 
@@ -285,10 +285,12 @@ def handle(batch: Batch, event: faust.EventT) -> None:
             count.open_night(parsed, stored=stored)
             batch.writes.append((event, nights_table, parsed.election, parsed.model_dump(mode="json")))
         return
+    # Provenance: the record this event was read from rides on its seat result and alerts.
+    at = RecordAt(event.message.topic, event.message.partition, event.message.offset)
     if isinstance(parsed, RecountNotice):
-        outcome = count.recount(parsed)
+        outcome = count.recount(parsed, at)
     else:
-        outcome = count.declare(parsed, snapshot=False)
+        outcome = count.declare(parsed, snapshot=False, at=at)
     if outcome.rejected:
         batch.send(dead_letters_topic, parsed.election, dead_letter(event, outcome.rejected))
         return

@@ -11,9 +11,31 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from tallyroom.schemas import Alert, Declaration, NightOpened, RecountNotice, ResultUpdate, SeatResult
+from tallyroom.schemas import Alert, Declaration, NightOpened, Provenance, RecountNotice, ResultUpdate, SeatResult
 from tallyroom.streams.rules import RuleConfig, evaluate, recount, seat_change
 from tallyroom.streams.tally import Tally, seat_result
+
+
+@dataclass(frozen=True)
+class RecordAt:
+    """Where an event was read: its Kafka topic, partition and offset."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+def provenance(event: Declaration | RecountNotice, at: RecordAt | None) -> Provenance | None:
+    """Who entered ``event`` and which record it was, for the seat result and alerts it leads to."""
+    if at is None:
+        return None
+    return Provenance(
+        entered_by=event.entered_by, source=event.source, topic=at.topic, partition=at.partition, offset=at.offset
+    )
+
+
+def _traced(alerts: list[Alert], origin: Provenance | None) -> list[Alert]:
+    return alerts if origin is None else [alert.model_copy(update={"provenance": origin}) for alert in alerts]
 
 
 @dataclass
@@ -86,8 +108,8 @@ class Count:
     def snapshot(self, election: str):
         return self.books[election].tally.snapshot()
 
-    def declare(self, declaration: Declaration, snapshot: bool = True) -> Outcome:
-        """Count one declaration. ``snapshot=False`` leaves the tally off the update,
+    def declare(self, declaration: Declaration, snapshot: bool = True, at: RecordAt | None = None) -> Outcome:
+        """Count one declaration, read from ``at``. ``snapshot=False`` leaves the tally off the update,
         for a caller that attaches one snapshot per batch (see ``tallyroom.streams.app``)."""
         book = self.books.get(declaration.election)
         if book is None:
@@ -103,19 +125,22 @@ class Count:
             # Re-delivery or an out-of-date revision: the seat already holds this or newer.
             return Outcome(ignored=f"revision {declaration.revision} <= held revision {held_revision}")
         previous = book.result(declaration.ons_id)
+        origin = provenance(declaration, at)
         seat = seat_result(declaration, book.baseline[declaration.ons_id])
+        if origin is not None:
+            seat = seat.model_copy(update={"provenance": origin})
         change = seat_change(book.tally, previous, seat, book.parties_holding_seats)
         stored = book.keep(seat)
-        alerts = evaluate(change, self.config)
+        alerts = _traced(evaluate(change, self.config), origin)
         tally = book.tally.snapshot() if snapshot else None
         update = ResultUpdate(election=seat.election, alerts=alerts, seat=seat, tally=tally)
         return Outcome(alerts=alerts, update=update, stored=stored)
 
-    def recount(self, notice: RecountNotice) -> Outcome:
+    def recount(self, notice: RecountNotice, at: RecordAt | None = None) -> Outcome:
         book = self.books.get(notice.election)
         if book is None:
             return Outcome(rejected=f"election {notice.election!r} has not been opened: send its night first")
         if notice.ons_id not in book.baseline:
             return Outcome(rejected=f"seat {notice.ons_id} is not one of the seats of {notice.election}")
-        alerts = [recount(notice, book.names.get(notice.ons_id))]
+        alerts = _traced([recount(notice, book.names.get(notice.ons_id))], provenance(notice, at))
         return Outcome(alerts=alerts, update=ResultUpdate(election=notice.election, alerts=alerts))

@@ -31,6 +31,15 @@ NIGHT = typer.Option(Path("data/ge2024"), "--night", help="night directory in th
 ELECTION = typer.Option(None, "--election", help="election id (default: the night directory's name)")
 
 
+def _login_name() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry for this uid (a bare container)
+        return "unknown"
+
+
 def _settings(election: str | None = None) -> Settings:
     settings = get_settings()
     return settings.model_copy(update={"election": election}) if election else settings
@@ -196,7 +205,7 @@ def replay(
     ensure_topics(settings)
     sender = DeclarationSender(settings)
     try:
-        report = replay_night(loaded, sender, pace, console)
+        report = replay_night(loaded, sender, pace, console, entered_by=_login_name())
     finally:
         sender.close()
     colour = "green" if not report.failures else "red"
@@ -244,19 +253,25 @@ def declare(
     operator: str | None = typer.Option(None, "--operator", help="who is entering these (default: your login name)"),
 ) -> None:
     """Live entry: send declarations (or recount notices) typed in during a count."""
+    from tallyroom.consumers.redis_sink import redis_client
+    from tallyroom.producers.audit import AuditTrail
     from tallyroom.producers.kafka import DeclarationSender, ensure_topics
-    from tallyroom.producers.live import NightSeats, send_lines
+    from tallyroom.producers.live import Author, NightSeats, audit_attempts, send_lines
 
     settings = _settings()
     seats = NightSeats.of(_load(night, None).opened) if night else None
+    author = Author(operator or _login_name(), "cli")
     # Bytes, so that a line that is not UTF-8 is refused by number instead of ending the run.
     lines = sys.stdin.buffer if str(source) == "-" else source.open("rb")
     ensure_topics(settings)
     sender = DeclarationSender(settings)
     try:
-        report = send_lines(lines, sender, seats)
+        checked, report = send_lines(lines, sender, seats, author)
     finally:
         sender.close()
+    trail = AuditTrail(redis_client(settings), seats.election if seats else settings.election)
+    if not trail.record(audit_attempts(checked, author, report)):
+        err.print("audit trail not written: Redis is not reachable (the events name their operator)", style="yellow")
     for problem in report.errors:
         # Messages quote the input: "[/x]" or ":smile:" in a name is text, and one record is one line.
         err.print(
@@ -343,6 +358,38 @@ def serve(
     names = ["worker", "sink"] + (["web"] if web else []) + (["webhooks"] if webhooks else [])
     console.print(f"supervising {', '.join(names)}; logs in {get_settings().stack_dir / 'logs'}")
     processes.supervise(names, get_settings(), console)
+
+
+@app.command()
+def audit(
+    election: str | None = typer.Option(None, "--election", help="election id (default: TALLYROOM_ELECTION or ge2024)"),
+    operator: str | None = typer.Option(None, "--operator", help="only this operator's attempts"),
+    as_json: bool = typer.Option(False, "--json", help="one JSON object per line instead of a table"),
+) -> None:
+    """Every write attempt of live entry: who, what, accepted or refused, and why."""
+    from tallyroom.consumers.redis_sink import redis_client
+    from tallyroom.producers.audit import audit_key, read_audit
+
+    election = _election_or_default(election)
+    entries = read_audit(redis_client(get_settings()), election, operator)
+    if as_json:
+        for entry in entries:
+            sys.stdout.write(json.dumps(entry) + "\n")
+        return
+    table = Table("at", "operator", "source", "action", "seat", "outcome", "why / where", title=audit_key(election))
+    for e in entries:
+        seat = f"{e.get('ons_id', '')} r{e['revision']}" if e.get("revision") else e.get("ons_id", "")
+        where = f"{e['topic']}/{e['partition']}@{e['offset']}" if e.get("offset") else ""
+        table.add_row(
+            e.get("at", "")[:19],
+            e.get("operator") or "(none)",
+            e.get("source", ""),
+            e.get("action", ""),
+            seat,
+            e.get("outcome", ""),
+            e.get("reason") or where,
+        )
+    console.print(table)
 
 
 @app.command()
@@ -566,7 +613,8 @@ def run(
         processes.wait_alive(sink_proc, 1)
         sender = DeclarationSender(settings)
         try:
-            report = replay_night(loaded, sender, _pace(loaded, None, False, False, duration), console)
+            pace = _pace(loaded, None, False, False, duration)
+            report = replay_night(loaded, sender, pace, console, entered_by=_login_name())
         finally:
             sender.close()
         console.print(f"{report.acknowledged} of {report.sent} events acknowledged by the broker")
