@@ -67,6 +67,8 @@ ALERT_LABELS: dict[str, str] = {
     "correction": "CORRECTION",
     "recount": "RECOUNT",
     "data_flaw": "DATA FLAW",
+    "rush": "RUSH",
+    "withdrawn": "WITHDRAWN",
 }
 LABEL_WIDTH = max(len(label) for label in ALERT_LABELS.values())
 
@@ -80,6 +82,8 @@ ALERT_STYLES: dict[str, str] = {
     "correction": "magenta",
     "recount": "magenta",
     "data_flaw": "dim red",
+    "rush": "cyan",
+    "withdrawn": "bold magenta",
 }
 
 # Columns around the bar: "party " + bar + " seats   net  gain  loss", five characters each.

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from tallyroom.producers.audit import ACCEPTED, REFUSED, UNACKNOWLEDGED, Attempt
 from tallyroom.producers.kafka import DeclarationSender
-from tallyroom.schemas import Declaration, NightOpened, RecountNotice, parse_event
+from tallyroom.schemas import Declaration, NightOpened, Nominee, RecountNotice, Rush, Withdrawal, parse_event
 from tallyroom.schemas.common import ELECTION_ID, ONS_ID
 from tallyroom.schemas.events import Source
 from tallyroom.schemas.limits import Limits, event_breaches, payload_breach
@@ -58,14 +58,22 @@ class EntryReport:
 
 @dataclass(frozen=True)
 class NightSeats:
-    """The seats of the night being entered, when live entry knows it (`declare --night`)."""
+    """The seats of the night being entered, when live entry knows it (`declare --night`),
+    and each seat's nominations (its candidates, known before the count) when the night lists them."""
 
     election: str
     ons_ids: frozenset[str]
+    nominations: dict[str, tuple[Nominee, ...]] = field(default_factory=dict)
+    names: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, night: NightOpened) -> NightSeats:
-        return cls(night.election, frozenset(s.ons_id for s in night.seats))
+    def of(cls, night: NightOpened, nominations: bool = True) -> NightSeats:
+        return cls(
+            night.election,
+            frozenset(s.ons_id for s in night.seats),
+            {s.ons_id: tuple(s.candidates) for s in night.seats if s.candidates} if nominations else {},
+            {s.ons_id: s.constituency for s in night.seats},
+        )
 
 
 def check_record(
@@ -93,7 +101,7 @@ def _field_of(error: dict) -> str:
 
 def _seat_refusals(number: int, event: object, seats: NightSeats) -> list[Refusal]:
     # The worker would dead-letter these too; refusing here tells the person typing.
-    if not isinstance(event, (Declaration, RecountNotice)):
+    if not isinstance(event, (Declaration, RecountNotice, Rush, Withdrawal)):
         return []
     if event.election != seats.election:
         return [
@@ -111,6 +119,52 @@ def _seat_refusals(number: int, event: object, seats: NightSeats) -> list[Refusa
                 f"seat {event.ons_id} is not one of the {len(seats.ons_ids)} seats of {seats.election}",
             )
         ]
+    nominees = seats.nominations.get(event.ons_id)
+    if nominees is None:
+        return []
+    if isinstance(event, Declaration):
+        return nomination_refusals(number, event, nominees, seats.names.get(event.ons_id, event.ons_id))
+    if isinstance(event, Rush):
+        return _rush_refusals(number, event, nominees, seats.names.get(event.ons_id, event.ons_id))
+    return []
+
+
+def _listed(nominees: Iterable[Nominee]) -> str:
+    return ", ".join(f"{n.name} ({n.party})" for n in nominees)
+
+
+def nomination_refusals(
+    number: int, declaration: Declaration, nominees: tuple[Nominee, ...], seat: str
+) -> list[Refusal]:
+    """A declaration must name exactly the seat's nominees, each for their own party: the operator types votes."""
+    by_name = {n.name.casefold(): n for n in nominees}
+    refusals = []
+    for index, candidate in enumerate(declaration.candidates):
+        nominee = by_name.pop(candidate.name.casefold(), None)
+        where = f"declaration.candidates.{index}"
+        if nominee is None:
+            message = f"{candidate.name!r} is not nominated in {seat}; the nominees are {_listed(nominees)}"
+            refusals.append(Refusal(number, f"{where}.name", message))
+        elif nominee.party != candidate.party:
+            message = f"{candidate.name} stands for {nominee.party} in {seat}, not {candidate.party}"
+            refusals.append(Refusal(number, f"{where}.party", message))
+    refusals += [
+        Refusal(number, "declaration.candidates", f"nominee {missing.name} ({missing.party}) of {seat} is missing")
+        for missing in by_name.values()
+    ]
+    return refusals
+
+
+def _rush_refusals(number: int, rush: Rush, nominees: tuple[Nominee, ...], seat: str) -> list[Refusal]:
+    if rush.candidate is not None:
+        nominee = next((n for n in nominees if n.name.casefold() == rush.candidate.casefold()), None)
+        if nominee is None:
+            message = f"{rush.candidate!r} is not nominated in {seat}; the nominees are {_listed(nominees)}"
+            return [Refusal(number, "rush.candidate", message)]
+        if nominee.party != rush.party:
+            return [Refusal(number, "rush.party", f"{nominee.name} stands for {nominee.party}, not {rush.party}")]
+    elif not any(n.party == rush.party for n in nominees):
+        return [Refusal(number, "rush.party", f"no {rush.party} candidate is nominated in {seat}: {_listed(nominees)}")]
     return []
 
 

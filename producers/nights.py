@@ -18,7 +18,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from tallyroom.schemas import Candidate, Declaration, NightOpened, SeatBaseline
+from tallyroom.schemas import Candidate, Declaration, NightOpened, Nominee, SeatBaseline
 from tallyroom.schemas.parties import UK, canonical_party
 
 BASELINE_FILE = "baseline.csv"
@@ -260,7 +260,12 @@ def load_night(directory: Path | str, election: str | None = None) -> Night:
         title=election,
         opened_at=min(d.declared_at for d in declarations),
         seats=[
-            SeatBaseline(ons_id=d.ons_id, constituency=d.constituency, held_by=baseline.get(d.ons_id))
+            SeatBaseline(
+                ons_id=d.ons_id,
+                constituency=d.constituency,
+                held_by=baseline.get(d.ons_id),
+                candidates=[Nominee.standing(c) for c in d.candidates],  # the nominations, for live entry
+            )
             for d in declarations
         ],
     )

@@ -10,8 +10,11 @@ from tallyroom.schemas.events import (
     Declaration,
     ElectionEvent,
     NightOpened,
+    Nominee,
     RecountNotice,
+    Rush,
     SeatBaseline,
+    Withdrawal,
     parse_event,
 )
 from tallyroom.schemas.results import DeadLetter, PartyTally, ResultUpdate, SeatResult, TallySnapshot
@@ -25,12 +28,15 @@ __all__ = [
     "DeclarationRef",
     "ElectionEvent",
     "NightOpened",
+    "Nominee",
     "PartyTally",
     "Provenance",
     "RecountNotice",
     "ResultUpdate",
+    "Rush",
     "SeatBaseline",
     "SeatResult",
     "TallySnapshot",
+    "Withdrawal",
     "parse_event",
 ]

@@ -21,6 +21,8 @@ class AlertKind(StrEnum):
     CORRECTION = "correction"
     RECOUNT = "recount"
     DATA_FLAW = "data_flaw"
+    RUSH = "rush"
+    WITHDRAWN = "withdrawn"
 
 
 class DeclarationRef(BaseModel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, StrictBool, TypeAdapter, field_validator, model_validator
+from pydantic import BaseModel, Field, StrictBool, StringConstraints, TypeAdapter, field_validator, model_validator
 
 from tallyroom.schemas.common import (
     SCHEMA_VERSION,
@@ -49,12 +49,34 @@ class Candidate(BaseModel):
         return (self.party, self.name.casefold())
 
 
+class Nominee(BaseModel):
+    """A candidate standing in a seat, known before the count (the nominations)."""
+
+    model_config = STRICT
+
+    name: Name
+    party: PartyCode
+    party_name: Name | None = None
+    sitting_mp: StrictBool = False
+    former_mp: StrictBool = False
+
+    @classmethod
+    def standing(cls, candidate: Candidate) -> Nominee:
+        """The nomination of a candidate whose votes are known (a past night's)."""
+        return cls(**candidate.model_dump(exclude={"votes"}))
+
+
 class SeatBaseline(BaseModel):
     model_config = STRICT
 
     ons_id: OnsId
     constituency: Name
     held_by: PartyCode | None = Field(None, description="party that held the seat before the night")
+    candidates: list[Nominee] = Field(
+        default_factory=list,
+        max_length=MAX_CANDIDATES,
+        description="the nominations; live entry refuses a declaration naming others, or leaving one out",
+    )
 
 
 class NightOpened(BaseModel):
@@ -151,10 +173,46 @@ class RecountNotice(BaseModel):
     reason: Annotated[str, Field(max_length=500)] | None = None
 
 
-ElectionEvent = Annotated[NightOpened | Declaration | RecountNotice, Field(discriminator="kind")]
+class Rush(BaseModel):
+    """A seat's winner, flashed before its figures; the full declaration replaces it."""
+
+    model_config = STRICT
+
+    kind: Literal["rush"] = "rush"
+    schema_version: SchemaVersion = SCHEMA_VERSION
+    election: ElectionId
+    entered_by: Name | None = Field(None, description=ENTERED_BY_DESCRIPTION)
+    source: Source | None = Field(None, description="how it was entered: replay, cli, http or console")
+    ons_id: OnsId
+    constituency: Name | None = None
+    party: PartyCode = Field(description="the winning party")
+    candidate: Name | None = Field(None, description="the winning candidate, when known")
+    announced_at: Timestamp
+
+
+class Withdrawal(BaseModel):
+    """A seat's result withdrawn (admin only): the seat is undeclared again until a later revision."""
+
+    model_config = STRICT
+
+    kind: Literal["withdrawal"] = "withdrawal"
+    schema_version: SchemaVersion = SCHEMA_VERSION
+    election: ElectionId
+    entered_by: Name | None = Field(None, description=ENTERED_BY_DESCRIPTION)
+    source: Source | None = Field(None, description="how it was entered: replay, cli, http or console")
+    ons_id: OnsId
+    revision: Annotated[int, Field(strict=True, ge=2, le=1_000_000)] = Field(
+        description="newer than the revision it withdraws; a re-declaration must be newer still"
+    )
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+    withdrawn_at: Timestamp
+
+
+AnyEvent = NightOpened | Declaration | RecountNotice | Rush | Withdrawal
+ElectionEvent = Annotated[AnyEvent, Field(discriminator="kind")]
 _event_adapter: TypeAdapter[ElectionEvent] = TypeAdapter(ElectionEvent)
 
 
-def parse_event(raw: bytes | str) -> NightOpened | Declaration | RecountNotice:
+def parse_event(raw: bytes | str) -> AnyEvent:
     """Parse one JSON event; raises pydantic.ValidationError naming the field."""
     return _event_adapter.validate_json(raw)

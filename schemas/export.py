@@ -5,12 +5,14 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from tallyroom.schemas.alerts import Alert
-from tallyroom.schemas.events import Declaration, NightOpened, RecountNotice
+from tallyroom.schemas.events import Declaration, NightOpened, RecountNotice, Rush, Withdrawal
 from tallyroom.schemas.results import DeadLetter, ResultUpdate, SeatResult, TallySnapshot
 
 EXPORTED: dict[str, type[BaseModel]] = {
     "declaration": Declaration,
     "recount": RecountNotice,
+    "rush": Rush,
+    "withdrawal": Withdrawal,
     "night": NightOpened,
     "alert": Alert,
     "seat-result": SeatResult,

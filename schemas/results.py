@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -33,10 +33,21 @@ class SeatResult(BaseModel):
     candidates: list[Candidate]
     flaws: list[str] = Field(default_factory=list)
     provenance: Provenance | None = Field(None, description="the event it came from (absent on older results)")
+    status: Literal["declared", "rush", "withdrawn"] = Field(
+        "declared",
+        description="rush: winner flashed, figures to follow (no votes); withdrawn: not counted until a later revision",
+    )
+    withdrawn_reason: str | None = None
+    interim_steps: int = Field(0, description="rushes and withdrawals the seat has been through: part of the version")
 
     @property
     def winning_party(self) -> str:
         return self.winner.party
+
+    @property
+    def tally_weight(self) -> int:
+        """What the seat adds to the tally's version: it grows with every accepted event of the seat."""
+        return self.revision + self.interim_steps
 
 
 class PartyTally(BaseModel):

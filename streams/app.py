@@ -32,7 +32,7 @@ import faust.streams as faust_streams
 from faust.serializers import codecs as faust_codecs
 from pydantic import ValidationError
 
-from tallyroom.schemas import DeadLetter, NightOpened, RecountNotice, ResultUpdate, parse_event
+from tallyroom.schemas import DeadLetter, NightOpened, ResultUpdate, parse_event
 from tallyroom.schemas.limits import Breach, Limits, event_breaches, payload_breach
 from tallyroom.settings import Settings, get_settings
 from tallyroom.streams.count import Count, Outcome, RecordAt
@@ -287,10 +287,7 @@ def handle(batch: Batch, event: faust.EventT) -> None:
         return
     # Provenance: the record this event was read from rides on its seat result and alerts.
     at = RecordAt(event.message.topic, event.message.partition, event.message.offset)
-    if isinstance(parsed, RecountNotice):
-        outcome = count.recount(parsed, at)
-    else:
-        outcome = count.declare(parsed, snapshot=False, at=at)
+    outcome = count.count(parsed, at)  # a declaration, recount, rush or withdrawal
     if outcome.rejected:
         batch.send(dead_letters_topic, parsed.election, dead_letter(event, outcome.rejected))
         return

@@ -9,9 +9,21 @@ so that a declaration never waits for a table read or a re-validation.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from tallyroom.schemas import Alert, Declaration, NightOpened, Provenance, RecountNotice, ResultUpdate, SeatResult
+from tallyroom.schemas import (
+    Alert,
+    Candidate,
+    Declaration,
+    NightOpened,
+    Provenance,
+    RecountNotice,
+    ResultUpdate,
+    Rush,
+    SeatResult,
+    Withdrawal,
+)
+from tallyroom.streams.live_alerts import rush_alert, rush_contradicted, withdrawn_alert
 from tallyroom.streams.rules import RuleConfig, evaluate, recount, seat_change
 from tallyroom.streams.tally import Tally, seat_result
 
@@ -25,7 +37,7 @@ class RecordAt:
     offset: int
 
 
-def provenance(event: Declaration | RecountNotice, at: RecordAt | None) -> Provenance | None:
+def provenance(event: Declaration | RecountNotice | Rush | Withdrawal, at: RecordAt | None) -> Provenance | None:
     """Who entered ``event`` and which record it was, for the seat result and alerts it leads to."""
     if at is None:
         return None
@@ -94,10 +106,14 @@ class Count:
         as models, or ``stored`` as the JSON a seat table holds (kept as they are)."""
         book = Book.open(night)
         pairs = [(seat, None) for seat in seats] + [(SeatResult.model_validate_json(raw), raw) for raw in stored]
+        kept: dict[str, SeatResult] = {}
         for seat, raw in pairs:
-            if seat.ons_id in book.baseline and seat.revision > book.revisions.get(seat.ons_id, 0):
-                book.tally.apply(book.result(seat.ons_id), seat)
+            # By weight, not revision: a rush holds the revision before the result's (0 for none).
+            held = kept.get(seat.ons_id)
+            if seat.ons_id in book.baseline and (held is None or seat.tally_weight > held.tally_weight):
+                book.tally.apply(held, seat)
                 book.keep(seat, raw)
+                kept[seat.ons_id] = seat
         self.books[night.election] = book
 
     def held(self, election: str, ons_id: str) -> SeatResult | None:
@@ -107,6 +123,82 @@ class Count:
 
     def snapshot(self, election: str):
         return self.books[election].tally.snapshot()
+
+    def count(self, event: Declaration | RecountNotice | Rush | Withdrawal, at: RecordAt | None = None) -> Outcome:
+        """Count any seat event read from ``at`` (the tally is left for the caller to attach once per batch)."""
+        if isinstance(event, Declaration):
+            return self.declare(event, snapshot=False, at=at)
+        if isinstance(event, Rush):
+            return self.rush(event, at, snapshot=False)
+        if isinstance(event, Withdrawal):
+            return self.withdraw(event, at, snapshot=False)
+        return self.recount(event, at)
+
+    def _seat_book(self, event) -> tuple[Book | None, str | None]:
+        book = self.books.get(event.election)
+        if book is None:
+            return None, f"election {event.election!r} has not been opened: send its night first"
+        if event.ons_id not in book.baseline:
+            return None, f"seat {event.ons_id} is not one of the {book.tally.total} seats of {event.election}"
+        return book, None
+
+    def _changed(self, book: Book, previous: SeatResult | None, seat: SeatResult, alerts: list[Alert], snapshot: bool):
+        book.tally.apply(previous, seat)
+        stored = book.keep(seat)
+        tally = book.tally.snapshot() if snapshot else None
+        update = ResultUpdate(election=seat.election, alerts=alerts, seat=seat, tally=tally)
+        return Outcome(alerts=alerts, update=update, stored=stored)
+
+    def rush(self, rush: Rush, at: RecordAt | None = None, snapshot: bool = True) -> Outcome:
+        """A winner flashed before the figures: counted in seats (and gains), not in declared or votes."""
+        book, rejected = self._seat_book(rush)
+        if book is None:
+            return Outcome(rejected=rejected)
+        held = book.result(rush.ons_id)
+        if held is not None and held.status != "withdrawn":
+            # Re-delivered, or late: the seat already has its rush or its figures.
+            return Outcome(ignored=f"seat {rush.ons_id} already has a {held.status} result (revision {held.revision})")
+        winner = Candidate(name=rush.candidate or rush.party, party=rush.party, votes=0)
+        seat = SeatResult(
+            election=rush.election,
+            ons_id=rush.ons_id,
+            constituency=book.names[rush.ons_id],
+            revision=held.revision if held else 0,  # the result to follow must be newer
+            declared_at=rush.announced_at,
+            winner=winner,
+            runner_up=None,
+            majority=0,
+            valid_votes=0,
+            held_by=book.baseline[rush.ons_id],
+            party_votes={},
+            candidates=[winner],
+            provenance=provenance(rush, at),
+            status="rush",
+            interim_steps=(held.interim_steps if held else 0) + 1,
+        )
+        return self._changed(book, held, seat, [rush_alert(seat)], snapshot)
+
+    def withdraw(self, withdrawal: Withdrawal, at: RecordAt | None = None, snapshot: bool = True) -> Outcome:
+        """A result withdrawn: the seat counts for nothing until a later revision declares it again."""
+        book, rejected = self._seat_book(withdrawal)
+        if book is None:
+            return Outcome(rejected=rejected)
+        held = book.result(withdrawal.ons_id)
+        if held is not None and withdrawal.revision <= held.revision:
+            return Outcome(ignored=f"revision {withdrawal.revision} <= held revision {held.revision}")
+        if held is None or held.status == "withdrawn":
+            return Outcome(rejected=f"seat {withdrawal.ons_id} of {withdrawal.election} has no result to withdraw")
+        seat = held.model_copy(
+            update={
+                "status": "withdrawn",
+                "revision": withdrawal.revision,
+                "withdrawn_reason": withdrawal.reason,
+                "declared_at": withdrawal.withdrawn_at,
+                "provenance": provenance(withdrawal, at),
+                "interim_steps": held.interim_steps + 1,
+            }
+        )
+        return self._changed(book, held, seat, [withdrawn_alert(seat, held)], snapshot)
 
     def declare(self, declaration: Declaration, snapshot: bool = True, at: RecordAt | None = None) -> Outcome:
         """Count one declaration, read from ``at``. ``snapshot=False`` leaves the tally off the update,
@@ -127,11 +219,22 @@ class Count:
         previous = book.result(declaration.ons_id)
         origin = provenance(declaration, at)
         seat = seat_result(declaration, book.baseline[declaration.ons_id])
-        if origin is not None:
-            seat = seat.model_copy(update={"provenance": origin})
+        carried = {"provenance": origin} if origin is not None else {}
+        if previous is not None and previous.interim_steps:
+            carried["interim_steps"] = previous.interim_steps  # the tally version keeps growing
+        if carried:
+            seat = seat.model_copy(update=carried)
         change = seat_change(book.tally, previous, seat, book.parties_holding_seats)
         stored = book.keep(seat)
-        alerts = _traced(evaluate(change, self.config), origin)
+        if previous is not None and previous.status != "declared":
+            # After a rush or a withdrawal this is the seat's first result as far as the rules go:
+            # its gain, marginal, ... are raised now. Only a rush's wrong winner is a correction.
+            alerts = evaluate(replace(change, previous=None), self.config)
+            if previous.status == "rush" and previous.winning_party != seat.winning_party:
+                alerts.append(rush_contradicted(previous, seat))
+        else:
+            alerts = evaluate(change, self.config)
+        alerts = _traced(alerts, origin)
         tally = book.tally.snapshot() if snapshot else None
         update = ResultUpdate(election=seat.election, alerts=alerts, seat=seat, tally=tally)
         return Outcome(alerts=alerts, update=update, stored=stored)

@@ -193,6 +193,9 @@ def replay(
     duration: float | None = typer.Option(None, "--duration", help="fit the night into about S seconds"),
     wait: bool = typer.Option(False, "--wait", help="return when every seat has landed in Redis"),
     timeout: float = typer.Option(300, "--timeout", help="seconds --wait waits"),
+    rushes: float | None = typer.Option(
+        None, "--rushes", min=0, help="send each seat's rush (its winner) MINUTES of night clock before its result"
+    ),
 ) -> None:
     """Replay a past night into Kafka with its real declaration times."""
     from tallyroom.producers.kafka import DeclarationSender, ensure_topics
@@ -205,7 +208,7 @@ def replay(
     ensure_topics(settings)
     sender = DeclarationSender(settings)
     try:
-        report = replay_night(loaded, sender, pace, console, entered_by=_login_name())
+        report = replay_night(loaded, sender, pace, console, entered_by=_login_name(), rushes_minutes=rushes)
     finally:
         sender.close()
     colour = "green" if not report.failures else "red"
@@ -250,6 +253,9 @@ def _wait(settings: Settings, election: str, expected: int, timeout: float):
 def declare(
     source: Path = typer.Argument(Path("-"), help="file of JSON declarations, one per line; - for stdin"),
     night: Path | None = typer.Option(None, "--night", help="refuse seats (and elections) not in this night"),
+    nominations: bool = typer.Option(
+        True, "--nominations/--no-nominations", help="with --night: refuse candidates not nominated, and missing ones"
+    ),
     operator: str | None = typer.Option(None, "--operator", help="who is entering these (default: your login name)"),
 ) -> None:
     """Live entry: send declarations (or recount notices) typed in during a count."""
@@ -259,7 +265,7 @@ def declare(
     from tallyroom.producers.live import Author, NightSeats, audit_attempts, send_lines
 
     settings = _settings()
-    seats = NightSeats.of(_load(night, None).opened) if night else None
+    seats = NightSeats.of(_load(night, None).opened, nominations) if night else None
     author = Author(operator or _login_name(), "cli")
     # Bytes, so that a line that is not UTF-8 is refused by number instead of ending the run.
     lines = sys.stdin.buffer if str(source) == "-" else source.open("rb")
@@ -292,6 +298,9 @@ def entry(
     host: str = typer.Option("127.0.0.1", "--host", help="address to listen on"),
     port: int = typer.Option(8081, "--port", help="port to listen on"),
     night: Path | None = typer.Option(None, "--night", help="refuse seats (and elections) not in this night"),
+    nominations: bool = typer.Option(
+        True, "--nominations/--no-nominations", help="with --night: refuse candidates not nominated, and missing ones"
+    ),
 ) -> None:
     """Live entry over HTTP: POST the same JSON as `declare` to /declarations."""
     import uvicorn
@@ -301,7 +310,7 @@ def entry(
     from tallyroom.producers.live import NightSeats
 
     settings = _settings()
-    seats = NightSeats.of(_load(night, None).opened) if night else None
+    seats = NightSeats.of(_load(night, None).opened, nominations) if night else None
     ensure_topics(settings)
     uvicorn.run(create_entry_app(settings, seats=seats), host=host, port=port)
 

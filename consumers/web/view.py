@@ -44,6 +44,8 @@ ALERT_LABELS: dict[str, str] = {
     "correction": "Correction",
     "recount": "Recount",
     "data_flaw": "Data flaw",
+    "rush": "Rush",
+    "withdrawn": "Withdrawn",
 }
 
 # A Redis stream entry id: milliseconds, optionally "-sequence".
