@@ -50,6 +50,7 @@ from tallyroom.settings import Settings
 MAX_BODY_BYTES = 5 * 1024 * 1024
 JSON_TYPE = "application/json"
 NDJSON_TYPES = frozenset({"application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonlines"})
+BODY_TYPES = NDJSON_TYPES | {JSON_TYPE}
 
 
 class BodyTooLarge(Exception):
@@ -154,7 +155,9 @@ def create_entry_app(
     async def healthz() -> dict:
         return {"ok": True}
 
-    async def refuse(request: Request, response: JSONResponse, operator: Operator | None = None) -> JSONResponse:
+    async def refuse(
+        request: Request, response: JSONResponse, operator: Operator | None = None, source: str = "http"
+    ) -> JSONResponse:
         """Audit a request refused as a whole (one entry), then answer it."""
         error = json.loads(response.body)["errors"][0]
         await run_in_threadpool(
@@ -162,7 +165,7 @@ def create_entry_app(
             [
                 Attempt(
                     outcome=REFUSED,
-                    source="http",
+                    source=source,
                     operator=operator.name if operator else "",
                     role=operator.role.value if operator else "",
                     record=error["record"],
@@ -174,41 +177,33 @@ def create_entry_app(
         )
         return response
 
-    @app.post("/declarations")
-    async def declarations(request: Request) -> JSONResponse:
-        if origin := foreign_origin(request):
-            message = f"{origin[:100]!r} is not this server's origin: no cross-site writes"
-            return await refuse(request, _refuse_request(403, "Origin", message))
-        token = bearer_token(request)
-        operator: Operator | None = operators.authenticate(token) if token else None
-        if operator is None:
-            message = (
-                "the token is not an active operator's (unknown or revoked)"
-                if token
-                else "no operator token: send Authorization: Bearer <token>"
-            )
-            return await refuse(
-                request, _refuse_request(401, "Authorization", message, **{"WWW-Authenticate": "Bearer"})
-            )
+    async def read_records(
+        request: Request, operator: Operator, source: str, media_types: frozenset[str]
+    ) -> list[str | bytes] | JSONResponse:
+        """The body's records, or the refusal (audited) of a body of another type, too large, or not JSON."""
         media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if media_type != JSON_TYPE and media_type not in NDJSON_TYPES:
-            message = f"{media_type or 'none'!r}: send application/json or application/x-ndjson"
-            return await refuse(request, _refuse_request(415, "Content-Type", message), operator)
+        if media_type not in media_types:
+            message = f"{media_type or 'none'!r}: send {' or '.join(sorted(media_types))}"
+            return await refuse(request, _refuse_request(415, "Content-Type", message), operator, source)
         try:
             body = await _read_body(request)
         except BodyTooLarge as exc:
             message = f"body of {exc.args[0]} bytes is over the {MAX_BODY_BYTES} byte limit"
-            return await refuse(request, _refuse_payload(413, message), operator)
+            return await refuse(request, _refuse_payload(413, message), operator, source)
         try:
             records = await run_in_threadpool(split_body, body, media_type in NDJSON_TYPES)
         except UnicodeDecodeError as exc:
-            return await refuse(request, _refuse_payload(422, f"body is not UTF-8: {exc}"), operator)
+            return await refuse(request, _refuse_payload(422, f"body is not UTF-8: {exc}"), operator, source)
         except (ValueError, RecursionError) as exc:  # json.JSONDecodeError, or nested too deep
-            return await refuse(request, _refuse_payload(422, f"body is not JSON: {exc}"), operator)
+            return await refuse(request, _refuse_payload(422, f"body is not JSON: {exc}"), operator, source)
         if not any(isinstance(r, bytes) or r.strip() for r in records):
-            return await refuse(request, _refuse_payload(422, "no records in the body"), operator)
+            return await refuse(request, _refuse_payload(422, "no records in the body"), operator, source)
+        return records
 
-        author = Author(operator.name, "http", operator.role.value, request.client.host if request.client else "")
+    async def accept(request: Request, records: list[str | bytes], operator: Operator, source: str) -> JSONResponse:
+        """Check, authorise, send and audit the records of one request, as ``operator``."""
+        client = request.client.host if request.client else ""
+        author = Author(operator.name, source, operator.role.value, client)
         checked: list[Checked] = await run_in_threadpool(check_records, records, limits, seats)
         forbidden = [
             Refusal(
@@ -241,5 +236,30 @@ def create_entry_app(
                 503, report.accepted, report.acknowledged, report.errors, failures=[repr(f) for f in report.failures]
             )
         return _answer(status, report.accepted, report.acknowledged, report.errors)
+
+    @app.post("/declarations")
+    async def declarations(request: Request) -> JSONResponse:
+        if origin := foreign_origin(request):
+            message = f"{origin[:100]!r} is not this server's origin: no cross-site writes"
+            return await refuse(request, _refuse_request(403, "Origin", message))
+        token = bearer_token(request)
+        operator: Operator | None = operators.authenticate(token) if token else None
+        if operator is None:
+            message = (
+                "the token is not an active operator's (unknown or revoked)"
+                if token
+                else "no operator token: send Authorization: Bearer <token>"
+            )
+            return await refuse(
+                request, _refuse_request(401, "Authorization", message, **{"WWW-Authenticate": "Bearer"})
+            )
+        records = await read_records(request, operator, "http", BODY_TYPES)
+        if isinstance(records, JSONResponse):
+            return records
+        return await accept(request, records, operator, "http")
+
+    from tallyroom.producers.console import EntryServer, add_console  # it builds on this module's helpers
+
+    add_console(app, EntryServer(settings, seats, operators, trail, refuse, read_records, accept))
 
     return app

@@ -65,6 +65,7 @@ class NightSeats:
     ons_ids: frozenset[str]
     nominations: dict[str, tuple[Nominee, ...]] = field(default_factory=dict)
     names: dict[str, str] = field(default_factory=dict)
+    held_by: dict[str, str | None] = field(default_factory=dict)
 
     @classmethod
     def of(cls, night: NightOpened, nominations: bool = True) -> NightSeats:
@@ -73,6 +74,7 @@ class NightSeats:
             frozenset(s.ons_id for s in night.seats),
             {s.ons_id: tuple(s.candidates) for s in night.seats if s.candidates} if nominations else {},
             {s.ons_id: s.constituency for s in night.seats},
+            {s.ons_id: s.held_by for s in night.seats},
         )
 
 
