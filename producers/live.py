@@ -103,6 +103,11 @@ def _field_of(error: dict) -> str:
 
 def _seat_refusals(number: int, event: object, seats: NightSeats) -> list[Refusal]:
     # The worker would dead-letter these too; refusing here tells the person typing.
+    if isinstance(event, NightOpened) and event.election != seats.election:
+        # An entry server is for one night: it must not re-open another election's seats.
+        return [
+            Refusal(number, "night.election", f"{event.election!r} is not the night being entered ({seats.election!r})")
+        ]
     if not isinstance(event, (Declaration, RecountNotice, Rush, Withdrawal)):
         return []
     if event.election != seats.election:

@@ -8,7 +8,7 @@ so that a declaration never waits for a table read or a re-validation.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
 from tallyroom.schemas import (
@@ -24,7 +24,7 @@ from tallyroom.schemas import (
     Withdrawal,
 )
 from tallyroom.streams.live_alerts import rush_alert, rush_contradicted, withdrawn_alert
-from tallyroom.streams.rules import RuleConfig, evaluate, recount, seat_change
+from tallyroom.streams.rules import RuleConfig, SeatChange, evaluate, majority_reached, recount, seat_change
 from tallyroom.streams.tally import Tally, seat_result
 
 
@@ -142,8 +142,16 @@ class Count:
             return None, f"seat {event.ons_id} is not one of the {book.tally.total} seats of {event.election}"
         return book, None
 
-    def _changed(self, book: Book, previous: SeatResult | None, seat: SeatResult, alerts: list[Alert], snapshot: bool):
-        book.tally.apply(previous, seat)
+    def _changed(
+        self,
+        book: Book,
+        previous: SeatResult | None,
+        seat: SeatResult,
+        alerts_of: Callable[[SeatChange], list[Alert]],
+        snapshot: bool,
+    ) -> Outcome:
+        change = seat_change(book.tally, previous, seat, book.parties_holding_seats)
+        alerts = _traced(alerts_of(change), seat.provenance)
         stored = book.keep(seat)
         tally = book.tally.snapshot() if snapshot else None
         update = ResultUpdate(election=seat.election, alerts=alerts, seat=seat, tally=tally)
@@ -176,7 +184,10 @@ class Count:
             status="rush",
             interim_steps=(held.interim_steps if held else 0) + 1,
         )
-        return self._changed(book, held, seat, [rush_alert(seat)], snapshot)
+        # A rush counts the seat: it can be the one that takes a party over the majority line.
+        return self._changed(
+            book, held, seat, lambda change: [rush_alert(seat), *majority_reached(change, self.config)], snapshot
+        )
 
     def withdraw(self, withdrawal: Withdrawal, at: RecordAt | None = None, snapshot: bool = True) -> Outcome:
         """A result withdrawn: the seat counts for nothing until a later revision declares it again."""
@@ -198,7 +209,7 @@ class Count:
                 "interim_steps": held.interim_steps + 1,
             }
         )
-        return self._changed(book, held, seat, [withdrawn_alert(seat, held)], snapshot)
+        return self._changed(book, held, seat, lambda change: [withdrawn_alert(seat, held)], snapshot)
 
     def declare(self, declaration: Declaration, snapshot: bool = True, at: RecordAt | None = None) -> Outcome:
         """Count one declaration, read from ``at``. ``snapshot=False`` leaves the tally off the update,

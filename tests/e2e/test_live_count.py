@@ -151,3 +151,36 @@ def test_rush_result_contradiction_withdrawal_and_redeclaration_keep_the_tally_e
         assert alert.provenance.source == "http"
         assert accepted[alert.provenance.offset] == alert.provenance.entered_by, alert
     assert [a.provenance.entered_by for a in alerts if a.kind.value == "withdrawn"] == ["ada"]
+
+
+def test_a_2024_rehearsal_with_rushes_ends_exactly_as_the_night_did(pipeline):
+    """replay --rushes: every seat rushed ten minutes ahead, then declared; the end is the same night."""
+    import subprocess
+    import sys
+    from collections import Counter
+
+    from tallyroom.consumers.reader import wait_for_declared
+    from tallyroom.settings import REPO_ROOT
+    from tests.integration.conftest import cli_env
+
+    election = f"ge2024-rushes-{uuid.uuid4().hex[:6]}"
+    done = subprocess.run(
+        [sys.executable, "-m", "tallyroom", "replay", "--night", str(REPO_ROOT / "data" / "ge2024")]
+        + ["--election", election, "--max", "--rushes", "10"],
+        capture_output=True,
+        text=True,
+        env=cli_env(pipeline.env),
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1300 of 1301 events acknowledged" not in done.stdout and "1301 of 1301" in done.stdout
+    wait_for_declared(pipeline.redis, election, 650, 240)
+    settled(pipeline)
+    seats, declared, _ = tally_of(pipeline, election)
+    assert declared == 650
+    assert {p: seats.get(p) for p in ("Lab", "Con", "LD")} == {"Lab": 411, "Con": 121, "LD": 72}
+    kinds = Counter(a.kind.value for a in read_alerts(pipeline.redis, election))
+    assert kinds["rush"] == 650 and kinds["correction"] == 0  # each rush named the real winner
+    assert kinds["gain"] > 0 and kinds["majority_reached"] == 1
+    sources = {(a.provenance.source, a.provenance.topic) for a in read_alerts(pipeline.redis, election)}
+    assert sources == {("replay", pipeline.settings.topic_declarations)}

@@ -151,3 +151,13 @@ def test_a_count_rebuilt_from_stored_rushes_and_withdrawals_is_the_same():
     assert rebuilt.snapshot("test") == first.snapshot("test")
     assert SeatResult.model_validate_json(stored[SEAT]).status == "rush"
     assert rebuilt.rush(rush("Lab")).ignored
+
+
+def test_the_rush_that_takes_a_party_over_the_line_raises_its_majority_once():
+    count = Count()
+    count.open_night(night({SEAT: "Con", OTHER: "Lab", "E14000003": "LD"}))  # a majority is two
+    count.declare(decl(OTHER, cand("Cy", "Lab", 100), cand("Di", "Con", 50)))
+    outcome = count.rush(rush("Lab"))
+    assert [a.kind for a in outcome.alerts] == [AlertKind.RUSH, AlertKind.MAJORITY_REACHED]
+    result_alerts = count.declare(result(cand("Ann", "Lab", 5000), cand("Bob", "Con", 3000))).alerts
+    assert AlertKind.MAJORITY_REACHED not in [a.kind for a in result_alerts]  # already over it

@@ -104,3 +104,27 @@ def test_replay_rushes_come_minutes_ahead_of_their_results_in_clock_order():
     assert (events[0].party, events[0].candidate, events[0].announced_at) == ("Con", "B", T0 - timedelta(minutes=15))
     assert night_events([first, second]) == [first, second]
     assert all(isinstance(e, Declaration) for e in night_events([first, second], None))
+
+
+def test_an_entry_server_for_one_night_refuses_to_open_another():
+    other = NightOpened(election="other", opened_at=T0, seats=[SeatBaseline(ons_id=SEAT, constituency="A")])
+    _, found = check_record(1, other.model_dump_json(), seats=seats())
+    assert [(r.field, r.message) for r in found] == [
+        ("night.election", "'other' is not the night being entered ('test')")
+    ]
+
+
+def test_console_seat_search_finds_part_of_a_name_names_starting_with_it_first(ge2024):
+    from tallyroom.producers.console import seat_matches
+
+    night_seats = NightSeats.of(ge2024.opened)
+    assert [name for _, name in seat_matches(night_seats, "ISLINGTON")] == [
+        "Islington North",
+        "Islington South and Finsbury",
+    ]
+    found = [name for _, name in seat_matches(night_seats, "north", limit=50)]
+    starting = [n for n in found if n.casefold().startswith("north")]
+    assert found[: len(starting)] == starting and len(found) > len(starting)
+    assert seat_matches(night_seats, "  ") == []
+    ons_id = next(s.ons_id for s in ge2024.opened.seats if s.constituency == "Islington North")
+    assert seat_matches(night_seats, ons_id.lower()) == [(ons_id, "Islington North")]
