@@ -28,7 +28,7 @@ from starlette.concurrency import run_in_threadpool
 
 from tallyroom.consumers.keys import ElectionKeys
 from tallyroom.producers.audit import REFUSED, Attempt, AuditTrail
-from tallyroom.producers.http import JSON_TYPE, _refuse_request, foreign_origin
+from tallyroom.producers.http import JSON_TYPE, foreign_origin, refusal_response
 from tallyroom.producers.live import NightSeats
 from tallyroom.producers.operators import Operator, OperatorStore, Role
 from tallyroom.schemas import SeatResult
@@ -87,7 +87,7 @@ def add_console(app: FastAPI, entry: EntryServer) -> None:
         )
 
     def unauthorised() -> JSONResponse:
-        return _refuse_request(401, "Cookie", "not signed in, or the token was revoked: sign in again at /console")
+        return refusal_response(401, "Cookie", "not signed in, or the token was revoked: sign in again at /console")
 
     @app.get("/console", response_class=HTMLResponse)
     async def console(request: Request) -> Response:
@@ -177,7 +177,7 @@ def add_console(app: FastAPI, entry: EntryServer) -> None:
     async def send(request: Request) -> JSONResponse:
         if origin := foreign_origin(request):
             message = f"{origin[:100]!r} is not this server's origin: no cross-site writes"
-            return await entry.refuse(request, _refuse_request(403, "Origin", message), None, "console")
+            return await entry.refuse(request, refusal_response(403, "Origin", message), None, "console")
         operator = signed_in(request)
         if operator is None:
             return await entry.refuse(request, unauthorised(), None, "console")

@@ -68,7 +68,7 @@ def _refuse_payload(status: int, message: str) -> JSONResponse:
     return _answer(status, errors=[Refusal(1, "payload", message)])
 
 
-def _refuse_request(status: int, header: str, message: str, **headers: str) -> JSONResponse:
+def refusal_response(status: int, header: str, message: str, **headers: str) -> JSONResponse:
     response = _answer(status, errors=[Refusal(0, header, message)])
     response.headers.update(headers)
     return response
@@ -184,7 +184,7 @@ def create_entry_app(
         media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if media_type not in media_types:
             message = f"{media_type or 'none'!r}: send {' or '.join(sorted(media_types))}"
-            return await refuse(request, _refuse_request(415, "Content-Type", message), operator, source)
+            return await refuse(request, refusal_response(415, "Content-Type", message), operator, source)
         try:
             body = await _read_body(request)
         except BodyTooLarge as exc:
@@ -241,7 +241,7 @@ def create_entry_app(
     async def declarations(request: Request) -> JSONResponse:
         if origin := foreign_origin(request):
             message = f"{origin[:100]!r} is not this server's origin: no cross-site writes"
-            return await refuse(request, _refuse_request(403, "Origin", message))
+            return await refuse(request, refusal_response(403, "Origin", message))
         token = bearer_token(request)
         operator: Operator | None = operators.authenticate(token) if token else None
         if operator is None:
@@ -251,7 +251,7 @@ def create_entry_app(
                 else "no operator token: send Authorization: Bearer <token>"
             )
             return await refuse(
-                request, _refuse_request(401, "Authorization", message, **{"WWW-Authenticate": "Bearer"})
+                request, refusal_response(401, "Authorization", message, **{"WWW-Authenticate": "Bearer"})
             )
         records = await read_records(request, operator, "http", BODY_TYPES)
         if isinstance(records, JSONResponse):

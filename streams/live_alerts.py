@@ -30,8 +30,9 @@ def rush_alert(rush: SeatResult) -> Alert:
     party, held = rush.winning_party, rush.held_by
     gain = bool(held) and party != held
     verdict = f"GAIN {rush.constituency} from {held}" if gain else f"HOLD {rush.constituency}"
-    who = f" ({rush.winner.name})" if rush.winner.name != party else ""
-    facts = {"winner_party": party, "winner": who.strip(" ()") or None, "held_by": held, "gain": gain}
+    named = rush.winner.name if rush.winner.name != party else None  # a rush may name only the party
+    who = f" ({named})" if named else ""
+    facts = {"winner_party": party, "winner": named, "held_by": held, "gain": gain}
     return _seat_alert(rush, AlertKind.RUSH, f"{party} {verdict}{who}, figures to follow", facts)
 
 
