@@ -161,3 +161,15 @@ def test_the_rush_that_takes_a_party_over_the_line_raises_its_majority_once():
     assert [a.kind for a in outcome.alerts] == [AlertKind.RUSH, AlertKind.MAJORITY_REACHED]
     result_alerts = count.declare(result(cand("Ann", "Lab", 5000), cand("Bob", "Con", 3000))).alerts
     assert AlertKind.MAJORITY_REACHED not in [a.kind for a in result_alerts]  # already over it
+
+
+def test_the_public_seat_page_says_a_rush_is_provisional_and_a_withdrawn_result_does_not_stand():
+    from tallyroom.consumers.web.view import seat_verdict
+
+    count = opened()
+    rushed = count.rush(rush("Lab")).update.seat
+    assert seat_verdict(rushed) == "Lab gain from Con (rush: figures to follow)"
+    declared = count.declare(result(cand("Ann", "Lab", 5000), cand("Bob", "Con", 3000))).update.seat
+    assert seat_verdict(declared) == "Lab gain from Con"
+    withdrawn = count.withdraw(withdrawal(2, "wrong box")).update.seat
+    assert seat_verdict(withdrawn) == "Result withdrawn: wrong box"
