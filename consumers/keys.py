@@ -9,6 +9,8 @@ For election ``E``:
 - ``tallyroom:E:declared`` seats declared so far; ``tallyroom:E:total`` seats in the night
 - ``tallyroom:E:tally``    the latest TallySnapshot as JSON (shares, gains, losses)
 - ``tallyroom:E:seat:<ons_id>`` the seat's latest SeatResult as JSON
+- ``tallyroom:E:audit``    stream; every write attempt of live entry: who, what, accepted or refused and why
+- ``tallyroom:audit``      the same, for attempts refused before their election was known
 - ``tallyroom:dead-letters`` stream of refused events (DeadLetter JSON), for operators
 - ``tallyroom:sink:<group>:filled`` hash "topic/partition" -> 1: what this Redis has been
   filled from; a partition missing from it is read again from its start
@@ -50,12 +52,14 @@ class ElectionKeys:
         # "topic/partition/offset" -> reason, for each event or stored record of this election
         # the worker refused or quarantined (the full record is in DEAD_LETTERS)
         self.refused = f"{base}:refused"
+        self.audit = f"{base}:audit"
 
     def seat(self, ons_id: str) -> str:
         return f"{self.seat_prefix}{ons_id}"
 
 
 DEAD_LETTERS = f"{PREFIX}:dead-letters"
+AUDIT_UNATTRIBUTED = f"{PREFIX}:audit"
 
 
 def sink_filled(group: str) -> str:

@@ -10,7 +10,7 @@ from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
-from tallyroom.schemas import Declaration, NightOpened, RecountNotice
+from tallyroom.schemas import Declaration, NightOpened, RecountNotice, Rush, Withdrawal
 from tallyroom.settings import Settings
 
 log = logging.getLogger("tallyroom.kafka")
@@ -169,10 +169,10 @@ class DeclarationSender:
         self.producer = producer or make_producer(settings)
         self.futures: list = []
 
-    def open_night(self, night: NightOpened) -> None:
-        self._send(night.election, night.model_dump_json().encode())
+    def open_night(self, night: NightOpened):
+        return self._send(night.election, night.model_dump_json().encode())
 
-    def send(self, event: Declaration | RecountNotice):
+    def send(self, event: Declaration | RecountNotice | Rush | Withdrawal):
         return self._send(event.election, event.model_dump_json().encode())
 
     def _send(self, election: str, payload: bytes):

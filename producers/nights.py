@@ -20,7 +20,7 @@ from pathlib import Path
 
 from pydantic import TypeAdapter, ValidationError
 
-from tallyroom.schemas import Candidate, Declaration, NightOpened, PreviousResult, SeatBaseline
+from tallyroom.schemas import Candidate, Declaration, NightOpened, Nominee, PreviousResult, SeatBaseline
 from tallyroom.schemas.common import LABEL_MAX, ElectionId
 from tallyroom.schemas.parties import UK, canonical_party
 from tallyroom.streams.change import previous_from_share_change, previous_from_votes
@@ -404,6 +404,7 @@ def load_night(directory: Path | str, election: str | None = None) -> Night:
                 constituency=d.constituency,
                 held_by=baseline.get(d.ons_id, (None, None))[0],
                 previous=baseline.get(d.ons_id, (None, None))[1],
+                candidates=[Nominee.standing(c) for c in d.candidates],  # the nominations, for live entry
             )
             for d in declarations
         ],

@@ -4,15 +4,18 @@ Pure pydantic v2 models, no I/O. Other languages validate against the JSON
 Schema exported by ``tallyroom schemas export`` (committed under ``schemas/json``).
 """
 
-from tallyroom.schemas.alerts import Alert, AlertKind, DeclarationRef
+from tallyroom.schemas.alerts import Alert, AlertKind, DeclarationRef, Provenance
 from tallyroom.schemas.events import (
     Candidate,
     Declaration,
     ElectionEvent,
     NightOpened,
+    Nominee,
     PreviousResult,
     RecountNotice,
+    Rush,
     SeatBaseline,
+    Withdrawal,
     parse_event,
 )
 from tallyroom.schemas.results import (
@@ -35,13 +38,17 @@ __all__ = [
     "DeclarationRef",
     "ElectionEvent",
     "NightOpened",
+    "Nominee",
     "PartyTally",
     "PreviousResult",
+    "Provenance",
     "RecountNotice",
     "ResultUpdate",
+    "Rush",
     "SeatBaseline",
     "SeatResult",
     "Swing",
     "TallySnapshot",
+    "Withdrawal",
     "parse_event",
 ]

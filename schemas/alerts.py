@@ -29,9 +29,11 @@ class AlertKind(StrEnum):
     CORRECTION = "correction"
     RECOUNT = "recount"
     DATA_FLAW = "data_flaw"
+    RUSH = "rush"
+    WITHDRAWN = "withdrawn"
 
 
-# The facts every alert about one seat's result carries (streams/rules.py, _base_facts):
+# The facts every alert about one seat's result carries (streams/rules.py, seat_facts):
 # both leading candidates' figures, the seat's turnout, and change and swing since last time.
 SEAT_FACTS = tuple(
     f"{role}{figure}"
@@ -136,6 +138,20 @@ ALERT_KINDS: dict[AlertKind, KindInfo] = {
         facts=(*SEAT_FACTS, "swing_from", "swing_to", "swing_size"),
         party_fact="swing_to",
     ),
+    AlertKind.RUSH: KindInfo(
+        label="Rush",
+        colour=None,
+        description="a seat's winner flashed before its figures: a gain or hold judged against the baseline",
+        facts=("winner_party", "winner", "held_by", "gain"),
+        party_fact="winner_party",
+    ),
+    AlertKind.WITHDRAWN: KindInfo(
+        label="Withdrawn",
+        colour="magenta",
+        description="a seat's result withdrawn by an admin: the seat is undeclared until a later revision",
+        facts=("reason", "withdrawn_revision", "withdrawn_status", "previous_winner_party", "revision"),
+        emphasis="loud",
+    ),
     AlertKind.CORRECTION: KindInfo(
         label="Correction",
         colour="magenta",
@@ -148,6 +164,7 @@ ALERT_KINDS: dict[AlertKind, KindInfo] = {
             "previous_winner_party",
             "previous_majority",
             "vote_changes",
+            "rushed_party",
         ),
         party_fact="winner_party",
     ),
@@ -193,6 +210,16 @@ class DeclarationRef(Record):
     declared_at: Timestamp
 
 
+class Provenance(Record):
+    """Who entered the event a seat result or alert came from, how, and which Kafka record it was."""
+
+    entered_by: str | None = None
+    source: str | None = None
+    topic: str
+    partition: int
+    offset: int
+
+
 class Alert(Record):
     schema_version: int = SCHEMA_VERSION
     id: str = Field(description="stable across re-processing: derived from election, subject, kind, revision")
@@ -204,6 +231,7 @@ class Alert(Record):
     facts: dict[str, Any] = Field(default_factory=dict)
     declaration: DeclarationRef | None = None
     occurred_at: Timestamp = Field(description="when it happened on the night (event time)")
+    provenance: Provenance | None = Field(None, description="the event it came from (absent on older alerts)")
 
 
 def alert_id(election: str, subject: str, kind: AlertKind | str, revision: int | str = "") -> str:

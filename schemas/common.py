@@ -54,7 +54,8 @@ def _at_most(limit: int) -> AfterValidator:
 ELECTION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 ElectionId = Annotated[str, StringConstraints(pattern=ELECTION_ID.pattern)]
 # ONS/GSS code: nation letter, two-digit entity type, six digits (E14001063).
-OnsId = Annotated[str, StringConstraints(pattern=r"^[EWSNL]\d{8}$")]
+ONS_ID = re.compile(r"^[EWSNL]\d{8}$")
+OnsId = Annotated[str, StringConstraints(pattern=ONS_ID.pattern)]
 # Labels: real ones run long (the Library gives some minor parties' whole names, commas
 # and all, as their abbreviation: 46 characters in 2019). The bound stops abuse only, and
 # is not applied to a stored record (see STORED).

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, StrictBool, TypeAdapter, field_validator, model_validator
+from pydantic import Field, StrictBool, StringConstraints, TypeAdapter, field_validator, model_validator
 
 from tallyroom.schemas.common import (
     SCHEMA_VERSION,
@@ -18,6 +18,10 @@ from tallyroom.schemas.common import (
     Timestamp,
 )
 from tallyroom.schemas.parties import INDEPENDENT
+
+# Where an event was entered. Absent on events stored before provenance was recorded.
+Source = Literal["replay", "cli", "http", "console"]
+ENTERED_BY_DESCRIPTION = "the operator who entered it; set by the producer (live entry overwrites what a sender claims)"
 
 # Limits guard the worker against absurd payloads; deployments may lower them.
 MAX_CANDIDATES = 100
@@ -46,6 +50,21 @@ class Candidate(Record):
 Fraction = Annotated[float, Field(ge=0, le=1)]
 
 
+class Nominee(Record):
+    """A candidate standing in a seat, known before the count (the nominations)."""
+
+    name: Name
+    party: PartyCode
+    party_name: Name | None = None
+    sitting_mp: StrictBool = False
+    former_mp: StrictBool = False
+
+    @classmethod
+    def standing(cls, candidate: Candidate) -> Nominee:
+        """The nomination of a candidate whose votes are known (a past night's)."""
+        return cls(**candidate.model_dump(exclude={"votes"}))
+
+
 class PreviousResult(Record):
     """A seat's figures at the previous election, what change and swing are measured against."""
 
@@ -62,6 +81,11 @@ class SeatBaseline(Record):
     constituency: Name
     held_by: PartyCode | None = Field(None, description="party that held the seat before the night")
     previous: PreviousResult | None = Field(None, description="the previous election's figures, when known")
+    candidates: list[Nominee] = Field(
+        default_factory=list,
+        max_length=MAX_CANDIDATES,
+        description="the nominations; live entry refuses a declaration naming others, or leaving one out",
+    )
 
 
 class NightOpened(Record):
@@ -70,6 +94,8 @@ class NightOpened(Record):
     kind: Literal["night"] = "night"
     schema_version: SchemaVersion = SCHEMA_VERSION
     election: ElectionId
+    entered_by: Name | None = Field(None, description=ENTERED_BY_DESCRIPTION)
+    source: Source | None = Field(None, description="how it was entered: replay, cli, http or console")
     title: Name | None = None
     opened_at: Timestamp
     seats: list[SeatBaseline] = Field(min_length=1, max_length=MAX_SEATS)
@@ -95,6 +121,8 @@ class Declaration(Record):
     kind: Literal["declaration"] = "declaration"
     schema_version: SchemaVersion = SCHEMA_VERSION
     election: ElectionId
+    entered_by: Name | None = Field(None, description=ENTERED_BY_DESCRIPTION)
+    source: Source | None = Field(None, description="how it was entered: replay, cli, http or console")
     ons_id: OnsId
     revision: Annotated[int, Field(strict=True, ge=1, le=1_000_000)] = Field(
         1, description="a later revision of the same seat replaces an earlier one"
@@ -140,16 +168,50 @@ class RecountNotice(Record):
     kind: Literal["recount"] = "recount"
     schema_version: SchemaVersion = SCHEMA_VERSION
     election: ElectionId
+    entered_by: Name | None = Field(None, description=ENTERED_BY_DESCRIPTION)
+    source: Source | None = Field(None, description="how it was entered: replay, cli, http or console")
     ons_id: OnsId
     constituency: Name | None = None
     announced_at: Timestamp
     reason: Annotated[str, Field(max_length=500)] | None = None
 
 
-ElectionEvent = Annotated[NightOpened | Declaration | RecountNotice, Field(discriminator="kind")]
+class Rush(Record):
+    """A seat's winner, flashed before its figures; the full declaration replaces it."""
+
+    kind: Literal["rush"] = "rush"
+    schema_version: SchemaVersion = SCHEMA_VERSION
+    election: ElectionId
+    entered_by: Name | None = Field(None, description=ENTERED_BY_DESCRIPTION)
+    source: Source | None = Field(None, description="how it was entered: replay, cli, http or console")
+    ons_id: OnsId
+    constituency: Name | None = None
+    party: PartyCode = Field(description="the winning party")
+    candidate: Name | None = Field(None, description="the winning candidate, when known")
+    announced_at: Timestamp
+
+
+class Withdrawal(Record):
+    """A seat's result withdrawn (admin only): the seat is undeclared again until a later revision."""
+
+    kind: Literal["withdrawal"] = "withdrawal"
+    schema_version: SchemaVersion = SCHEMA_VERSION
+    election: ElectionId
+    entered_by: Name | None = Field(None, description=ENTERED_BY_DESCRIPTION)
+    source: Source | None = Field(None, description="how it was entered: replay, cli, http or console")
+    ons_id: OnsId
+    revision: Annotated[int, Field(strict=True, ge=2, le=1_000_000)] = Field(
+        description="newer than the revision it withdraws; a re-declaration must be newer still"
+    )
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+    withdrawn_at: Timestamp
+
+
+AnyEvent = NightOpened | Declaration | RecountNotice | Rush | Withdrawal
+ElectionEvent = Annotated[AnyEvent, Field(discriminator="kind")]
 _event_adapter: TypeAdapter[ElectionEvent] = TypeAdapter(ElectionEvent)
 
 
-def parse_event(raw: bytes | str) -> NightOpened | Declaration | RecountNotice:
+def parse_event(raw: bytes | str) -> AnyEvent:
     """Parse one JSON event; raises pydantic.ValidationError naming the field."""
     return _event_adapter.validate_json(raw)

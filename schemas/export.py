@@ -7,12 +7,14 @@ from typing import Any
 from pydantic import BaseModel
 
 from tallyroom.schemas.alerts import Alert, kinds_table
-from tallyroom.schemas.events import Declaration, NightOpened, RecountNotice
+from tallyroom.schemas.events import Declaration, NightOpened, RecountNotice, Rush, Withdrawal
 from tallyroom.schemas.results import DeadLetter, ResultUpdate, SeatResult, TallySnapshot
 
 EXPORTED: dict[str, type[BaseModel]] = {
     "declaration": Declaration,
     "recount": RecountNotice,
+    "rush": Rush,
+    "withdrawal": Withdrawal,
     "night": NightOpened,
     "alert": Alert,
     "seat-result": SeatResult,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from tallyroom.schemas.events import MAX_CANDIDATES, Declaration, NightOpened, RecountNotice
+from tallyroom.schemas.events import MAX_CANDIDATES, AnyEvent, Declaration
 
 
 class _HasLimits(Protocol):
@@ -57,7 +57,7 @@ def payload_breach(raw: bytes | str | None, limits: Limits) -> Breach | None:
     return None
 
 
-def event_breaches(event: NightOpened | Declaration | RecountNotice, limits: Limits) -> list[Breach]:
+def event_breaches(event: AnyEvent, limits: Limits) -> list[Breach]:
     """What a parsed, schema-valid event breaks of the deployment's limits."""
     if isinstance(event, Declaration) and len(event.candidates) > limits.max_candidates:
         return [

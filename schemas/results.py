@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
-from tallyroom.schemas.alerts import Alert
+from tallyroom.schemas.alerts import Alert, Provenance
 from tallyroom.schemas.common import SCHEMA_VERSION, ElectionId, OnsId, Record, Timestamp
 from tallyroom.schemas.events import Candidate
 
@@ -62,10 +62,22 @@ class SeatResult(Record):
     party_votes: dict[str, int] = Field(description="votes by party; independents summed under 'Ind'")
     candidates: list[CandidateResult]
     flaws: list[str] = Field(default_factory=list)
+    provenance: Provenance | None = Field(None, description="the event it came from (absent on older results)")
+    status: Literal["declared", "rush", "withdrawn"] = Field(
+        "declared",
+        description="rush: winner flashed, figures to follow (no votes); withdrawn: not counted until a later revision",
+    )
+    withdrawn_reason: str | None = None
+    interim_steps: int = Field(0, description="rushes and withdrawals the seat has been through: part of the version")
 
     @property
     def winning_party(self) -> str:
         return self.winner.party
+
+    @property
+    def tally_weight(self) -> int:
+        """What the seat adds to the tally's version: it grows with every accepted event of the seat."""
+        return self.revision + self.interim_steps
 
     @classmethod
     def upgrade_stored(cls, value: dict[str, Any]) -> dict[str, Any]:

@@ -44,12 +44,12 @@ from typing import Any, Protocol
 import faust
 from pydantic import ValidationError
 
-from tallyroom.schemas import DeadLetter, NightOpened, RecountNotice, ResultUpdate, parse_event
+from tallyroom.schemas import DeadLetter, NightOpened, ResultUpdate, parse_event
 from tallyroom.schemas.common import read_stored
 from tallyroom.schemas.limits import Breach, Limits, event_breaches, payload_breach
 from tallyroom.settings import Settings
 from tallyroom.streams import faults, faust_compat
-from tallyroom.streams.count import Count, Evaluate, Outcome
+from tallyroom.streams.count import Count, Evaluate, Outcome, RecordAt
 from tallyroom.streams.partitioning import election_partition
 from tallyroom.streams.rules import RuleConfig, evaluate
 
@@ -212,11 +212,9 @@ class Tallier:
         if isinstance(parsed, NightOpened):
             self._open_night(handled, received, parsed)
             return handled
-        outcome = (
-            self.count.recount(parsed)
-            if isinstance(parsed, RecountNotice)
-            else self.count.declare(parsed, snapshot=False)
-        )
+        # Provenance: the record this event was read from rides on its seat result and alerts.
+        at = RecordAt(received.topic, received.partition, received.offset)
+        outcome = self.count.count(parsed, at)  # a declaration, recount, rush or withdrawal
         if outcome.rejected:
             self._dead_letter(handled, received, parsed.election, outcome.rejected)
             return handled

@@ -1,6 +1,6 @@
 """The count: what each event on the declarations topic does to an election's state.
 
-Pure: the Faust agent calls ``Count.declare``, sends what comes out, then stores
+Pure: the worker calls ``Count.count``, sends what comes out, then stores
 the new seat result in its table. The count keeps each seat's latest result
 itself (the table is its durable copy, replayed into ``open_night`` on recovery),
 so that a declaration never waits for a table read or a re-validation.
@@ -10,23 +10,51 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from pydantic import ValidationError
 
 from tallyroom.schemas import (
     Alert,
+    CandidateResult,
     Declaration,
     NightOpened,
     PreviousResult,
+    Provenance,
     RecountNotice,
     ResultUpdate,
+    Rush,
     SeatResult,
     TallySnapshot,
+    Withdrawal,
 )
 from tallyroom.schemas.common import read_stored
-from tallyroom.streams.rules import RuleConfig, SeatChange, evaluate, recount, seat_change
+from tallyroom.streams.live_alerts import rush_alert, rush_contradicted, withdrawn_alert
+from tallyroom.streams.rules import RuleConfig, SeatChange, evaluate, majority_reached, recount, seat_change
 from tallyroom.streams.tally import Tally, seat_result
+
+
+@dataclass(frozen=True)
+class RecordAt:
+    """Where an event was read: its Kafka topic, partition and offset."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+def provenance(event: Declaration | RecountNotice | Rush | Withdrawal, at: RecordAt | None) -> Provenance | None:
+    """Who entered ``event`` and which record it was, for the seat result and alerts it leads to."""
+    if at is None:
+        return None
+    return Provenance(
+        entered_by=event.entered_by, source=event.source, topic=at.topic, partition=at.partition, offset=at.offset
+    )
+
+
+def _traced(alerts: list[Alert], origin: Provenance | None) -> list[Alert]:
+    return alerts if origin is None else [alert.model_copy(update={"provenance": origin}) for alert in alerts]
 
 
 @dataclass
@@ -53,8 +81,8 @@ class Book:
     # the same bytes are the seat table's value. Only a correction parses its predecessor.
     results: dict[str, bytes] = field(default_factory=dict)
     revisions: dict[str, int] = field(default_factory=dict)
-    # Stored results this code cannot read, by ONS id: their revisions. The seat counts as
-    # undeclared, but its revision stays in the tally's version, so the version a rebuild
+    # Stored results this code cannot read, by ONS id: their tally weight. The seat counts as
+    # undeclared, but its weight stays in the tally's version, so the version a rebuild
     # derives never falls below one already published (readers keep only newer tallies).
     quarantined: dict[str, int] = field(default_factory=dict)
 
@@ -114,11 +142,15 @@ class Count:
                 pairs.append((read_stored(SeatResult, raw), raw))
             except ValidationError as exc:
                 unreadable[key] = f"unreadable stored seat result: {_first_error(exc)}"
-                _hold_revision(book, raw)
+                _hold_weight(book, raw)
+        kept: dict[str, SeatResult] = {}
         for seat, raw in pairs:
-            if seat.ons_id in book.baseline and seat.revision > book.revisions.get(seat.ons_id, 0):
-                book.tally.apply(book.result(seat.ons_id), seat)
+            # By weight, not revision: a rush holds the revision before the result's (0 for none).
+            held = kept.get(seat.ons_id)
+            if seat.ons_id in book.baseline and (held is None or seat.tally_weight > held.tally_weight):
+                book.tally.apply(held, seat)
                 book.keep(seat, raw)
+                kept[seat.ons_id] = seat
         self.books[night.election] = book
         return unreadable
 
@@ -130,8 +162,101 @@ class Count:
     def snapshot(self, election: str) -> TallySnapshot:
         return self.books[election].tally.snapshot()
 
-    def declare(self, declaration: Declaration, snapshot: bool = True) -> Outcome:
-        """Count one declaration. ``snapshot=False`` leaves the tally off the update,
+    def count(self, event: Declaration | RecountNotice | Rush | Withdrawal, at: RecordAt | None = None) -> Outcome:
+        """Count any seat event read from ``at`` (the tally is left for the caller to attach once per batch)."""
+        if isinstance(event, Declaration):
+            return self.declare(event, snapshot=False, at=at)
+        if isinstance(event, Rush):
+            return self.rush(event, at, snapshot=False)
+        if isinstance(event, Withdrawal):
+            return self.withdraw(event, at, snapshot=False)
+        return self.recount(event, at)
+
+    def _seat_book(self, event: Rush | Withdrawal) -> tuple[Book | None, str | None]:
+        book = self.books.get(event.election)
+        if book is None:
+            return None, f"election {event.election!r} has not been opened: send its night first"
+        if event.ons_id not in book.baseline:
+            return None, f"seat {event.ons_id} is not one of the {book.tally.total} seats of {event.election}"
+        return book, None
+
+    def _changed(
+        self,
+        book: Book,
+        previous: SeatResult | None,
+        seat: SeatResult,
+        alerts_of: Callable[[SeatChange], list[Alert]],
+        snapshot: bool,
+    ) -> Outcome:
+        as_of = book.tally.as_of
+        change = seat_change(book.tally, previous, seat, book.parties_holding_seats)
+        try:
+            alerts = _traced(alerts_of(change), seat.provenance)
+        except Exception:
+            book.tally.revert(previous, seat, as_of)  # as in declare: the count is left as it was
+            raise
+        stored = book.keep(seat)
+        self._replaces_quarantined(book, seat)
+        tally = book.tally.snapshot() if snapshot else None
+        update = ResultUpdate(election=seat.election, alerts=alerts, seat=seat, tally=tally)
+        return Outcome(alerts=alerts, update=update, stored=stored)
+
+    def rush(self, rush: Rush, at: RecordAt | None = None, snapshot: bool = True) -> Outcome:
+        """A winner flashed before the figures: counted in seats (and gains), not in declared or votes."""
+        book, rejected = self._seat_book(rush)
+        if book is None:
+            return Outcome(rejected=rejected)
+        held = book.result(rush.ons_id)
+        if held is not None and held.status != "withdrawn":
+            # Re-delivered, or late: the seat already has its rush or its figures.
+            return Outcome(ignored=f"seat {rush.ons_id} already has a {held.status} result (revision {held.revision})")
+        winner = CandidateResult(name=rush.candidate or rush.party, party=rush.party, votes=0, share=0.0)
+        seat = SeatResult(
+            election=rush.election,
+            ons_id=rush.ons_id,
+            constituency=book.names[rush.ons_id],
+            revision=held.revision if held else 0,  # the result to follow must be newer
+            declared_at=rush.announced_at,
+            winner=winner,
+            runner_up=None,
+            majority=0,
+            valid_votes=0,
+            held_by=book.baseline[rush.ons_id],
+            party_votes={},
+            candidates=[winner],
+            provenance=provenance(rush, at),
+            status="rush",
+            interim_steps=(held.interim_steps if held else 0) + 1,
+        )
+        # A rush counts the seat: it can be the one that takes a party over the majority line.
+        return self._changed(
+            book, held, seat, lambda change: [rush_alert(seat), *majority_reached(change, self.config)], snapshot
+        )
+
+    def withdraw(self, withdrawal: Withdrawal, at: RecordAt | None = None, snapshot: bool = True) -> Outcome:
+        """A result withdrawn: the seat counts for nothing until a later revision declares it again."""
+        book, rejected = self._seat_book(withdrawal)
+        if book is None:
+            return Outcome(rejected=rejected)
+        held = book.result(withdrawal.ons_id)
+        if held is not None and withdrawal.revision <= held.revision:
+            return Outcome(ignored=f"revision {withdrawal.revision} <= held revision {held.revision}")
+        if held is None or held.status == "withdrawn":
+            return Outcome(rejected=f"seat {withdrawal.ons_id} of {withdrawal.election} has no result to withdraw")
+        seat = held.model_copy(
+            update={
+                "status": "withdrawn",
+                "revision": withdrawal.revision,
+                "withdrawn_reason": withdrawal.reason,
+                "declared_at": withdrawal.withdrawn_at,
+                "provenance": provenance(withdrawal, at),
+                "interim_steps": held.interim_steps + 1,
+            }
+        )
+        return self._changed(book, held, seat, lambda change: [withdrawn_alert(seat, held)], snapshot)
+
+    def declare(self, declaration: Declaration, snapshot: bool = True, at: RecordAt | None = None) -> Outcome:
+        """Count one declaration, read from ``at``. ``snapshot=False`` leaves the tally off the update,
         for a caller that attaches one snapshot per batch (see ``tallyroom.streams.app``)."""
         book = self.books.get(declaration.election)
         if book is None:
@@ -147,30 +272,48 @@ class Count:
             # Re-delivery or an out-of-date revision: the seat already holds this or newer.
             return Outcome(ignored=f"revision {declaration.revision} <= held revision {held_revision}")
         previous = book.result(declaration.ons_id)
+        origin = provenance(declaration, at)
         seat = seat_result(declaration, book.baseline[declaration.ons_id], book.previous[declaration.ons_id])
+        carried: dict[str, Any] = {"provenance": origin} if origin is not None else {}
+        if previous is not None and previous.interim_steps:
+            carried["interim_steps"] = previous.interim_steps  # the tally version keeps growing
+        if carried:
+            seat = seat.model_copy(update=carried)
         as_of = book.tally.as_of
         change = seat_change(book.tally, previous, seat, book.parties_holding_seats)
         try:
-            alerts = self.evaluate(change, self.config)
+            if previous is not None and previous.status != "declared":
+                # After a rush or a withdrawal this is the seat's first result as far as the rules go:
+                # its gain, marginal, ... are raised now. Only a rush's wrong winner is a correction.
+                alerts = self.evaluate(replace(change, previous=None), self.config)
+                if previous.status == "rush" and previous.winning_party != seat.winning_party:
+                    alerts.append(rush_contradicted(previous, seat))
+            else:
+                alerts = self.evaluate(change, self.config)
         except Exception:
             # A rule that fails is this declaration's fault alone: the count is left as
             # it was, so the caller can dead-letter the declaration and go on exactly.
             book.tally.revert(previous, seat, as_of)
             raise
         stored = book.keep(seat)
-        if (quarantined := book.quarantined.pop(seat.ons_id, None)) is not None:
-            book.tally.version -= quarantined  # the readable result replaces the unreadable one
+        self._replaces_quarantined(book, seat)
+        alerts = _traced(alerts, origin)
         tally = book.tally.snapshot() if snapshot else None
         update = ResultUpdate(election=seat.election, alerts=alerts, seat=seat, tally=tally)
         return Outcome(alerts=alerts, update=update, stored=stored)
 
-    def recount(self, notice: RecountNotice) -> Outcome:
+    @staticmethod
+    def _replaces_quarantined(book: Book, seat: SeatResult) -> None:
+        if (weight := book.quarantined.pop(seat.ons_id, None)) is not None:
+            book.tally.version -= weight  # a readable result now stands for the unreadable one
+
+    def recount(self, notice: RecountNotice, at: RecordAt | None = None) -> Outcome:
         book = self.books.get(notice.election)
         if book is None:
             return Outcome(rejected=f"election {notice.election!r} has not been opened: send its night first")
         if notice.ons_id not in book.baseline:
             return Outcome(rejected=f"seat {notice.ons_id} is not one of the seats of {notice.election}")
-        alerts = [recount(notice, book.names.get(notice.ons_id))]
+        alerts = _traced([recount(notice, book.names.get(notice.ons_id))], provenance(notice, at))
         return Outcome(alerts=alerts, update=ResultUpdate(election=notice.election, alerts=alerts))
 
 
@@ -181,15 +324,17 @@ def _first_error(exc: ValidationError) -> str:
     return f"{'.'.join(str(p) for p in first['loc']) or 'value'}: {first['msg']}"
 
 
-def _hold_revision(book: Book, raw: bytes) -> None:
-    """Keep an unreadable stored result's revision, when at least that much can be read."""
+def _hold_weight(book: Book, raw: bytes) -> None:
+    """Keep an unreadable stored result's revision and tally weight, when at least that much can be read."""
     try:
         value = json.loads(raw)
-        ons_id, revision = value["ons_id"], value["revision"]
-    except (ValueError, TypeError, KeyError):
+        ons_id, revision, steps = value["ons_id"], value["revision"], value.get("interim_steps", 0)
+    except (ValueError, TypeError, KeyError, AttributeError):
         return
-    if isinstance(ons_id, str) and type(revision) is int and ons_id in book.baseline and revision > 0:
-        if revision > book.quarantined.get(ons_id, 0):
-            book.tally.version += revision - book.quarantined.get(ons_id, 0)
-            book.quarantined[ons_id] = revision
-            book.revisions[ons_id] = max(book.revisions.get(ons_id, 0), revision)
+    if not (isinstance(ons_id, str) and ons_id in book.baseline and type(revision) is int and type(steps) is int):
+        return
+    weight = revision + steps
+    if weight > book.quarantined.get(ons_id, 0):
+        book.tally.version += weight - book.quarantined.get(ons_id, 0)
+        book.quarantined[ons_id] = weight
+        book.revisions[ons_id] = max(book.revisions.get(ons_id, 0), revision)

@@ -117,7 +117,7 @@ def _candidate_facts(role: str, candidate: CandidateResult | None) -> dict[str, 
     }
 
 
-def _base_facts(seat: SeatResult) -> dict[str, Any]:
+def seat_facts(seat: SeatResult) -> dict[str, Any]:
     """What every seat alert carries: both leading candidates' figures, turnout, change and swing."""
     return {
         **_candidate_facts("winner", seat.winner),
@@ -142,7 +142,7 @@ def gain(change: SeatChange, config: RuleConfig) -> list[Alert]:
         f"{seat.winning_party} GAIN {seat.constituency} from {seat.held_by}: "
         f"{seat.winner.name} {_votes(seat.winner)}{runner_up}{_swing_text(seat.swing)}"
     )
-    return [_alert(change, AlertKind.GAIN, headline, _base_facts(seat))]
+    return [_alert(change, AlertKind.GAIN, headline, seat_facts(seat))]
 
 
 def independent_gain(change: SeatChange, config: RuleConfig) -> list[Alert]:
@@ -154,7 +154,7 @@ def independent_gain(change: SeatChange, config: RuleConfig) -> list[Alert]:
         if seat.runner_up
         else f"{_votes(seat.winner)}, unopposed"
     )
-    return [_alert(change, AlertKind.INDEPENDENT_GAIN, headline, _base_facts(seat))]
+    return [_alert(change, AlertKind.INDEPENDENT_GAIN, headline, seat_facts(seat))]
 
 
 def incumbent_defeated(change: SeatChange, config: RuleConfig) -> list[Alert]:
@@ -162,7 +162,7 @@ def incumbent_defeated(change: SeatChange, config: RuleConfig) -> list[Alert]:
     alerts = []
     for candidate in seat.candidates:
         if candidate.sitting_mp and candidate.identity != seat.winner.identity:
-            facts = _base_facts(seat) | {
+            facts = seat_facts(seat) | {
                 "defeated": candidate.name,
                 "defeated_party": candidate.party,
                 "defeated_votes": candidate.votes,
@@ -186,7 +186,7 @@ def marginal(change: SeatChange, config: RuleConfig) -> list[Alert]:
         f"Marginal: {_who(seat.winner)} wins {seat.constituency} by {seat.majority:,} over {_who(seat.runner_up)}: "
         f"{_score(seat)}"
     )
-    return [_alert(change, AlertKind.MARGINAL, headline, _base_facts(seat))]
+    return [_alert(change, AlertKind.MARGINAL, headline, seat_facts(seat))]
 
 
 def near_upset(change: SeatChange, config: RuleConfig) -> list[Alert]:
@@ -201,7 +201,7 @@ def near_upset(change: SeatChange, config: RuleConfig) -> list[Alert]:
             break
         outsider = challenger.party == INDEPENDENT or challenger.party not in change.parties_holding_seats
         if outsider:
-            facts = _base_facts(seat) | {
+            facts = seat_facts(seat) | {
                 "challenger": challenger.name,
                 "challenger_party": challenger.party,
                 "challenger_votes": challenger.votes,
@@ -222,7 +222,7 @@ def big_swing(change: SeatChange, config: RuleConfig) -> list[Alert]:
     if swing is None or abs(swing.swing) < config.big_swing:
         return []
     towards, away = (swing.to_party, swing.from_party) if swing.swing >= 0 else (swing.from_party, swing.to_party)
-    facts = _base_facts(seat) | {"swing_from": away, "swing_to": towards, "swing_size": abs(swing.swing)}
+    facts = seat_facts(seat) | {"swing_from": away, "swing_to": towards, "swing_size": abs(swing.swing)}
     headline = f"Big swing in {seat.constituency}: {swing_phrase(swing)}; {_who(seat.winner)} {_score(seat)}"
     return [_alert(change, AlertKind.BIG_SWING, headline, facts)]
 
@@ -232,7 +232,7 @@ def data_flaw(change: SeatChange, config: RuleConfig) -> list[Alert]:
     if not seat.flaws:
         return []
     headline = f"Data flaw in {seat.constituency}: {seat.flaws[0]}"
-    return [_alert(change, AlertKind.DATA_FLAW, headline, _base_facts(seat) | {"flaws": seat.flaws})]
+    return [_alert(change, AlertKind.DATA_FLAW, headline, seat_facts(seat) | {"flaws": seat.flaws})]
 
 
 def correction(change: SeatChange, config: RuleConfig) -> list[Alert]:
@@ -243,13 +243,14 @@ def correction(change: SeatChange, config: RuleConfig) -> list[Alert]:
         c.name: c.votes - next((p.votes for p in before.candidates if p.identity == c.identity), 0)
         for c in seat.candidates
     }
-    facts = _base_facts(seat) | {
+    facts = seat_facts(seat) | {
         "previous_revision": before.revision,
         "revision": seat.revision,
         "previous_winner": before.winner.name,
         "previous_winner_party": before.winning_party,
         "previous_majority": before.majority,
         "vote_changes": {name: delta for name, delta in changed.items() if delta},
+        "rushed_party": None,  # a correction of a rush's winner names the party rushed (live_alerts.py)
     }
     if before.winner.identity != seat.winner.identity:
         headline = f"CORRECTION {seat.constituency}: winner now {_who(seat.winner)}, was {_who(before.winner)}"

@@ -131,34 +131,37 @@ class Tally:
         """Replace a seat's earlier contribution (if any) with its current result."""
         if previous is not None:
             self._add(previous, -1)
-            self.version -= previous.revision
-        else:
-            self.declared += 1
+            self.version -= previous.tally_weight
         self._add(current, +1)
-        self.version += current.revision
+        self.version += current.tally_weight
         if self.as_of is None or current.declared_at > self.as_of:
             self.as_of = current.declared_at
 
     def revert(self, previous: SeatResult | None, current: SeatResult, as_of: datetime | None) -> None:
         """Undo ``apply(previous, current)``; ``as_of`` is what it was before."""
         self._add(current, -1)
-        self.version -= current.revision
+        self.version -= current.tally_weight
         if previous is not None:
             self._add(previous, +1)
-            self.version += previous.revision
-        else:
-            self.declared -= 1
+            self.version += previous.tally_weight
         self.as_of = as_of
 
     def _add(self, seat: SeatResult, sign: int) -> None:
+        # A withdrawn result counts for nothing; a rush counts its seat (and gain) but
+        # neither a declaration nor votes until the figures come.
+        if seat.status == "withdrawn":
+            return
         party = seat.winning_party
         self.seats[party] += sign
-        for name, votes in seat.party_votes.items():
-            self.votes[name] += sign * votes
-        self.valid_votes += sign * seat.valid_votes
         if seat.held_by and seat.held_by != party:
             self.gains[party] += sign
             self.losses[seat.held_by] += sign
+        if seat.status == "rush":
+            return
+        self.declared += sign
+        for name, votes in seat.party_votes.items():
+            self.votes[name] += sign * votes
+        self.valid_votes += sign * seat.valid_votes
         before = self.previous.get(seat.ons_id)
         if before is not None:
             self.compared += sign

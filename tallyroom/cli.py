@@ -20,8 +20,10 @@ app = typer.Typer(
 )
 stack_app = typer.Typer(help="The local Kafka broker and Redis server.", no_args_is_help=True)
 schemas_app = typer.Typer(help="The wire contract as JSON Schema.", no_args_is_help=True)
+operators_app = typer.Typer(help="Operators who may enter results, and their tokens.", no_args_is_help=True)
 app.add_typer(stack_app, name="stack")
 app.add_typer(schemas_app, name="schemas")
+app.add_typer(operators_app, name="operators")
 console = Console()
 err = Console(stderr=True)
 
@@ -34,6 +36,15 @@ STALL_TIMEOUT = typer.Option(
     help="fail once nothing has moved for this many seconds while seats are still to land (default 60: "
     "a worker restarted after a crash takes its 10 s session timeout and its start-up)",
 )
+
+
+def _login_name() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry for this uid (a bare container)
+        return "unknown"
 
 
 def _settings(election: str | None = None) -> Settings:
@@ -69,6 +80,57 @@ def stack_status() -> None:
     for s in stack.status(get_settings()):
         table.add_row(s.name, "[green]up[/]" if s.running else "[red]down[/]", str(s.pid or "-"), s.address, s.detail)
     console.print(table)
+
+
+# --- operators -------------------------------------------------------------------------------
+
+
+def _operator_store():
+    from tallyroom.producers.operators import OperatorStore
+
+    return OperatorStore(get_settings().operators_path)
+
+
+@operators_app.command("add")
+def operators_add(
+    name: str = typer.Argument(..., help="the operator's name, as the audit trail will show it"),
+    role: str = typer.Option(
+        "entry", "--role", help="entry (results, rushes, recounts) or admin (also nights, withdrawals)"
+    ),
+) -> None:
+    """Add an operator and print their token: once, as only its hash is kept."""
+    from tallyroom.producers.operators import OperatorError, Role
+
+    try:
+        token = _operator_store().add(name, Role(role))
+    except ValueError as exc:  # OperatorError, or a role that is neither entry nor admin
+        message = str(exc) if isinstance(exc, OperatorError) else f"--role: {role!r} is not entry or admin"
+        err.print(message, style="red", markup=False)
+        raise typer.Exit(2)
+    err.print(f"operator {name} ({role}) added; the token is shown this once:", style="green", markup=False)
+    sys.stdout.write(token + "\n")
+
+
+@operators_app.command("list")
+def operators_list() -> None:
+    """The operators: name, role, since when, revoked or not (never a token)."""
+    table = Table("name", "role", "added", "revoked", title=str(get_settings().operators_path))
+    for op in _operator_store().operators().values():
+        table.add_row(op.name, op.role.value, op.created_at[:19], (op.revoked_at or "")[:19])
+    console.print(table)
+
+
+@operators_app.command("revoke")
+def operators_revoke(name: str = typer.Argument(...)) -> None:
+    """Revoke an operator's token: the next request with it is refused (401)."""
+    from tallyroom.producers.operators import OperatorError
+
+    try:
+        revoked = _operator_store().revoke(name)
+    except OperatorError as exc:
+        err.print(str(exc), style="red", markup=False)
+        raise typer.Exit(2)
+    console.print(f"operator {revoked.name} revoked at {revoked.revoked_at}", markup=False)
 
 
 # --- schemas and nights ----------------------------------------------------------------------
@@ -152,6 +214,9 @@ def replay(
     wait: bool = typer.Option(False, "--wait", help="return when every seat has landed in Redis"),
     timeout: float = typer.Option(300, "--timeout", help="seconds --wait waits"),
     stall_timeout: float = STALL_TIMEOUT,
+    rushes: float | None = typer.Option(
+        None, "--rushes", min=0, help="send each seat's rush (its winner) MINUTES of night clock before its result"
+    ),
 ) -> None:
     """Replay a past night into Kafka with its real declaration times."""
     from tallyroom.producers.kafka import DeclarationSender, ensure_topics
@@ -164,7 +229,7 @@ def replay(
     ensure_topics(settings)
     sender = DeclarationSender(settings)
     try:
-        report = replay_night(loaded, sender, pace, console)
+        report = replay_night(loaded, sender, pace, console, entered_by=_login_name(), rushes_minutes=rushes)
     finally:
         sender.close()
     colour = "green" if not report.failures else "red"
@@ -226,21 +291,31 @@ def _wait(settings: Settings, election: str, expected: int, timeout: float, stal
 def declare(
     source: Path = typer.Argument(Path("-"), help="file of JSON declarations, one per line; - for stdin"),
     night: Path | None = typer.Option(None, "--night", help="refuse seats (and elections) not in this night"),
+    nominations: bool = typer.Option(
+        True, "--nominations/--no-nominations", help="with --night: refuse candidates not nominated, and missing ones"
+    ),
+    operator: str | None = typer.Option(None, "--operator", help="who is entering these (default: your login name)"),
 ) -> None:
     """Live entry: send declarations (or recount notices) typed in during a count."""
+    from tallyroom.consumers.redis_sink import redis_client
+    from tallyroom.producers.audit import AuditTrail
     from tallyroom.producers.kafka import DeclarationSender, ensure_topics
-    from tallyroom.producers.live import NightSeats, send_lines
+    from tallyroom.producers.live import Author, NightSeats, audit_attempts, send_lines
 
     settings = _settings()
-    seats = NightSeats.of(_load(night, None).opened) if night else None
+    seats = NightSeats.of(_load(night, None).opened, nominations) if night else None
+    author = Author(operator or _login_name(), "cli")
     # Bytes, so that a line that is not UTF-8 is refused by number instead of ending the run.
     lines = sys.stdin.buffer if str(source) == "-" else source.open("rb")
     ensure_topics(settings)
     sender = DeclarationSender(settings)
     try:
-        report = send_lines(lines, sender, seats)
+        checked, report = send_lines(lines, sender, seats, author)
     finally:
         sender.close()
+    trail = AuditTrail(redis_client(settings), seats.election if seats else settings.election)
+    if not trail.record(audit_attempts(checked, author, report)):
+        err.print("audit trail not written: Redis is not reachable (the events name their operator)", style="yellow")
     for problem in report.errors:
         # Messages quote the input: "[/x]" or ":smile:" in a name is text, and one record is one line.
         err.print(
@@ -261,6 +336,9 @@ def entry(
     host: str = typer.Option("127.0.0.1", "--host", help="address to listen on"),
     port: int = typer.Option(8081, "--port", help="port to listen on"),
     night: Path | None = typer.Option(None, "--night", help="refuse seats (and elections) not in this night"),
+    nominations: bool = typer.Option(
+        True, "--nominations/--no-nominations", help="with --night: refuse candidates not nominated, and missing ones"
+    ),
 ) -> None:
     """Live entry over HTTP: POST the same JSON as `declare` to /declarations."""
     import uvicorn
@@ -270,7 +348,7 @@ def entry(
     from tallyroom.producers.live import NightSeats
 
     settings = _settings()
-    seats = NightSeats.of(_load(night, None).opened) if night else None
+    seats = NightSeats.of(_load(night, None).opened, nominations) if night else None
     ensure_topics(settings)
     uvicorn.run(create_entry_app(settings, seats=seats), host=host, port=port)
 
@@ -329,6 +407,38 @@ def serve(
     console.print(f"supervising {', '.join(names)}; logs in {get_settings().stack_dir / 'logs'}")
     if code := processes.supervise(names, get_settings(), console):
         raise typer.Exit(code)
+
+
+@app.command()
+def audit(
+    election: str | None = typer.Option(None, "--election", help="election id (default: TALLYROOM_ELECTION or ge2024)"),
+    operator: str | None = typer.Option(None, "--operator", help="only this operator's attempts"),
+    as_json: bool = typer.Option(False, "--json", help="one JSON object per line instead of a table"),
+) -> None:
+    """Every write attempt of live entry: who, what, accepted or refused, and why."""
+    from tallyroom.consumers.redis_sink import redis_client
+    from tallyroom.producers.audit import audit_key, read_audit
+
+    election = _election_or_default(election)
+    entries = read_audit(redis_client(get_settings()), election, operator)
+    if as_json:
+        for entry in entries:
+            sys.stdout.write(json.dumps(entry) + "\n")
+        return
+    table = Table("at", "operator", "source", "action", "seat", "outcome", "why / where", title=audit_key(election))
+    for e in entries:
+        seat = f"{e.get('ons_id', '')} r{e['revision']}" if e.get("revision") else e.get("ons_id", "")
+        where = f"{e['topic']}/{e['partition']}@{e['offset']}" if e.get("offset") else ""
+        table.add_row(
+            e.get("at", "")[:19],
+            e.get("operator") or "(none)",
+            e.get("source", ""),
+            e.get("action", ""),
+            seat,
+            e.get("outcome", ""),
+            e.get("reason") or where,
+        )
+    console.print(table)
 
 
 @app.command()
@@ -568,7 +678,8 @@ def run(
         processes.wait_alive(sink_proc, 1)
         sender = DeclarationSender(settings)
         try:
-            report = replay_night(loaded, sender, _pace(loaded, None, False, False, duration), console)
+            pace = _pace(loaded, None, False, False, duration)
+            report = replay_night(loaded, sender, pace, console, entered_by=_login_name())
         finally:
             sender.close()
         console.print(f"{report.acknowledged} of {report.sent} events acknowledged by the broker")

@@ -76,6 +76,11 @@ class Settings(BaseSettings):
     kafka_controller_port: int = 9093
     kafka_heap: str = "512m"
 
+    # Live entry (tallyroom entry, the console): operators' token hashes, and the audit trail
+    operators_file: Path | None = Field(
+        None, description="operators and their token hashes; default STACK_DIR/operators.json"
+    )
+
     # Worker
     worker_id: str = "tallyroom"
     worker_web_port: int = 6066
@@ -125,6 +130,10 @@ class Settings(BaseSettings):
             if not url.startswith(("http://", "https://")):
                 raise ValueError(f"webhook_urls: {url!r} is not an http:// or https:// URL")
         return urls
+
+    @property
+    def operators_path(self) -> Path:
+        return self.operators_file or self.stack_dir / "operators.json"
 
     @property
     def kafka_host_port(self) -> tuple[str, int]:

@@ -200,8 +200,13 @@ def candidate_rows(seat: SeatResult) -> list[CandidateRow]:
 
 
 def seat_verdict(seat: SeatResult) -> str:
-    """ "Lab gain from Con", "Con hold", or just the winner's party when nobody held it before."""
+    """ "Lab gain from Con", "Con hold", or just the winner's party when nobody held it before;
+    a rush says the figures are to follow, a withdrawn result that it no longer stands."""
+    if seat.status == "withdrawn":
+        return f"Result withdrawn: {seat.withdrawn_reason}"
     party = seat.winning_party
     if seat.held_by is None:
-        return f"{party} win"
-    return f"{party} hold" if seat.held_by == party else f"{party} gain from {seat.held_by}"
+        verdict = f"{party} win"
+    else:
+        verdict = f"{party} hold" if seat.held_by == party else f"{party} gain from {seat.held_by}"
+    return f"{verdict} (rush: figures to follow)" if seat.status == "rush" else verdict

@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from tallyroom.consumers.web import view
-from tallyroom.schemas import AlertKind, RecountNotice
+from tallyroom.schemas import AlertKind, RecountNotice, Rush, Withdrawal
 from tallyroom.schemas.alerts import ALERT_KINDS
 from tallyroom.schemas.export import with_kinds_table
 from tallyroom.schemas.parties import INDEPENDENT, PARTIES, UNKNOWN_COLOUR, party_colour, party_name
@@ -53,6 +53,14 @@ def alerts_of_a_night_with_every_kind():
         hung.declare(decl("E14000001", cand("A", "Lab", 550), cand("B", "Con", 450))),
         hung.declare(decl("E14000002", cand("C", "Con", 500), cand("D", "Lab", 400))),
         hung.declare(decl("E14000003", cand("E", "LD", 500), cand("F", "Lab", 400))),
+        # a rush, whose result names another winner (a correction), then withdrawn
+        hung.rush(Rush(election="test", ons_id="E14000004", party="SNP", announced_at=datetime.now(UTC))),
+        hung.declare(decl("E14000004", cand("G", "Lab", 500), cand("H", "SNP", 400))),
+        hung.withdraw(
+            Withdrawal(
+                election="test", ons_id="E14000004", revision=2, reason="miscounted", withdrawn_at=datetime.now(UTC)
+            )
+        ),
     ]
     return [alert for outcome in outcomes for alert in outcome.alerts]
 
