@@ -73,6 +73,7 @@ class Stream:
     last_id: bytes = b""
     alerts: int = 0
     tallies: int = 0
+    bytes: int = 0
     digest: Any = field(default_factory=hashlib.blake2b)  # hashlib's blake2b object
     live: bool = False  # its first chunk has arrived
     done: bool = False  # it has read the night's last alert
@@ -99,6 +100,7 @@ class LoadProcess:
     def read(self, stream: Stream, chunk: bytes) -> None:
         """Count the chunk's alerts by their ``id:`` lines (found with ``find``: no line is copied)."""
         now_ms = time.time() * 1000
+        stream.bytes += len(chunk)
         data = stream.tail + chunk if stream.tail else chunk
         cut = data.rfind(b"\n") + 1
         stream.tail = data[cut:]
@@ -177,6 +179,7 @@ class LoadProcess:
             "complete": len(self.streams) - len(short),
             "alerts_received": sum(s.alerts for s in self.streams),
             "tallies_received": sum(s.tallies for s in self.streams),
+            "bytes_received": sum(s.bytes for s in self.streams),
             "reconnects": sum(s.reconnects for s in self.streams),
             "incomplete_sample": [
                 {"alerts": s.alerts, "last_id": s.last_id.decode(), "failed": s.failed} for s in short[:5]
@@ -439,6 +442,7 @@ def measure(settings: Settings, env: dict[str, str], election: str, options: Vie
         "clients_with_every_alert": sum(r["complete"] for r in reports),
         "deliveries": sum(r["alerts_received"] for r in reports),
         "tally_events": sum(r["tallies_received"] for r in reports),
+        "megabytes_received": round(sum(r["bytes_received"] for r in reports) / 1e6, 1),
         "reconnects": sum(r["reconnects"] for r in reports),
         "incomplete_sample": [s for r in reports for s in r["incomplete_sample"]][:5],
         "stream_statuses": dict(statuses),
@@ -517,7 +521,8 @@ def _print(results: dict, console) -> None:
     delay, web = results["delay_ms"], results["web"]
     console.print(
         f"  held {results['held']:,} of {results['clients']:,}; every alert ({results['alerts_in_stream']}) "
-        f"reached {results['clients_with_every_alert']:,} clients; reconnects {results['reconnects']}\n"
+        f"reached {results['clients_with_every_alert']:,} clients; reconnects {results['reconnects']}; "
+        f"{results['megabytes_received']:,} MB read by the clients\n"
         f"  delay from Redis to client: p50 {delay['p50']} p90 {delay['p90']} p99 {delay['p99']} "
         f"max {delay['max']} ms\n"
         f"  web: RSS {web['rss_mb_idle']} MB idle, {web['rss_mb_held']} MB holding, peak {web['peak_rss_mb']} MB; "
