@@ -73,7 +73,7 @@ class Stream:
     last_id: bytes = b""
     alerts: int = 0
     tallies: int = 0
-    bytes: int = 0
+    bytes_read: int = 0
     digest: Any = field(default_factory=hashlib.blake2b)  # hashlib's blake2b object
     live: bool = False  # its first chunk has arrived
     done: bool = False  # it has read the night's last alert
@@ -100,7 +100,7 @@ class LoadProcess:
     def read(self, stream: Stream, chunk: bytes) -> None:
         """Count the chunk's alerts by their ``id:`` lines (found with ``find``: no line is copied)."""
         now_ms = time.time() * 1000
-        stream.bytes += len(chunk)
+        stream.bytes_read += len(chunk)
         data = stream.tail + chunk if stream.tail else chunk
         cut = data.rfind(b"\n") + 1
         stream.tail = data[cut:]
@@ -179,7 +179,7 @@ class LoadProcess:
             "complete": len(self.streams) - len(short),
             "alerts_received": sum(s.alerts for s in self.streams),
             "tallies_received": sum(s.tallies for s in self.streams),
-            "bytes_received": sum(s.bytes for s in self.streams),
+            "bytes_received": sum(s.bytes_read for s in self.streams),
             "reconnects": sum(s.reconnects for s in self.streams),
             "incomplete_sample": [
                 {"alerts": s.alerts, "last_id": s.last_id.decode(), "failed": s.failed} for s in short[:5]

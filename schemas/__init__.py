@@ -1,7 +1,11 @@
-"""The wire contract: every event and alert Tallyroom reads or writes.
+"""The wire contract: every event and alert Tallyroom reads or writes, and its vocabulary.
 
-Pure pydantic v2 models, no I/O. Other languages validate against the JSON
-Schema exported by ``tallyroom schemas export`` (committed under ``schemas/json``).
+Pure, no I/O. ``events`` (Declaration, RecountNotice, NightOpened), ``results``
+(SeatResult, TallySnapshot, ResultUpdate, DeadLetter) and ``alerts`` (Alert, and
+``ALERT_KINDS``, the one registry of alert kinds) are pydantic v2 models; ``parties``
+holds the party vocabulary (abbreviations, aliases, full names and colours, the UK
+time zone); ``limits`` the size limits; ``export`` the JSON Schema that other languages
+validate against (``tallyroom schemas export``, committed under ``schemas/json``).
 """
 
 from tallyroom.schemas.alerts import Alert, AlertKind, DeclarationRef, Provenance

@@ -1,5 +1,10 @@
 """Tallyroom: live election results over Kafka, Faust and Redis.
 
+This folder holds the command and what every process shares: ``cli`` (the `tallyroom`
+command), ``settings``, ``lifecycle`` (the one stop and retry helper), ``processes``
+(background worker and sink), ``lag``, and the local stack for development (``stack``,
+with the broker's Maven file and log settings in ``stack_files/`` as package data).
+
 The distribution installs this one top-level package. The project's top-level
 folders are its subpackages: ``schemas/`` is ``tallyroom.schemas``, and so are
 ``streams/``, ``producers/``, ``consumers/`` and ``bench/``. In a wheel,

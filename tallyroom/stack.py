@@ -1,4 +1,9 @@
-"""The local stack: one real Apache Kafka broker (KRaft) and one real redis-server.
+"""The local stack, development tooling: one real Apache Kafka broker (KRaft) and one real
+redis-server on this machine, for `run`, the tests and the bench. A deployment points
+``TALLYROOM_KAFKA_BOOTSTRAP`` and ``TALLYROOM_REDIS_URL`` at its own services instead.
+
+Each service is described once (``Service``: name, command, readiness probe, pid and
+log files, the ports it binds); ``up``, ``down`` and ``status`` are one loop over them.
 
 Everything the stack writes (jars, data, logs, pid files, generated configs)
 lives under ``settings.stack_dir`` so a checkout can be reset with ``rm -rf .stack``.
@@ -364,62 +369,6 @@ def _kafka_answers(settings: Settings) -> bool:
         admin.close()
 
 
-def _kafka_pid(settings: Settings) -> int | None:
-    pid = _read_pid(_pid_file(settings, KAFKA))
-    return pid if pid is not None and _pid_alive(pid, _KAFKA_MARKER) else None
-
-
-def kafka_up(settings: Settings | None = None, console: Console | None = None) -> None:
-    settings = settings or get_settings()
-    console = console or Console()
-    host, port = settings.kafka_host_port
-    _require_local(KAFKA, host, "TALLYROOM_KAFKA_BOOTSTRAP")
-    pid_file = _pid_file(settings, KAFKA)
-    pid = _kafka_pid(settings)
-    if pid is not None and _kafka_answers(settings):
-        console.print(f"kafka: already running (pid {pid}) on {host}:{port}")
-        return
-    if pid is not None:
-        # Running but not answering: probably still starting from an earlier `up`.
-        console.print(f"kafka: pid {pid} is running but not answering yet; waiting")
-        _wait_until_ready(
-            KAFKA, pid, _KAFKA_MARKER, lambda: _kafka_answers(settings), KAFKA_START_TIMEOUT, _log_file(settings, KAFKA)
-        )
-        return
-    _clear_stale_pid(KAFKA, pid_file, console)
-    _refuse_foreign_port(KAFKA, host, port, "TALLYROOM_KAFKA_BOOTSTRAP")
-    _refuse_foreign_port(KAFKA, host, settings.kafka_controller_port, "TALLYROOM_KAFKA_CONTROLLER_PORT")
-
-    props = _server_properties(settings)
-    _format_kafka_storage(settings, props, console)
-    log_file = _log_file(settings, KAFKA)
-    started = time.monotonic()
-    pid = _spawn(
-        _java(settings, "kafka.Kafka", str(props), heap=settings.kafka_heap),
-        log_file,
-        pid_file,
-        cwd=Path(settings.stack_dir),
-    )
-    console.print(f"kafka: started pid {pid}, waiting for {host}:{port} (log: {log_file})")
-    _wait_until_ready(KAFKA, pid, _KAFKA_MARKER, lambda: _kafka_answers(settings), KAFKA_START_TIMEOUT, log_file)
-    console.print(f"[green]kafka: ready on {host}:{port} after {time.monotonic() - started:.1f}s[/]")
-
-
-def kafka_down(settings: Settings | None = None, console: Console | None = None) -> None:
-    settings = settings or get_settings()
-    _stop(KAFKA, _pid_file(settings, KAFKA), _KAFKA_MARKER, console or Console())
-
-
-def _kafka_status(settings: Settings) -> ServiceStatus:
-    host, port = settings.kafka_host_port
-    pid = _kafka_pid(settings)
-    address = f"{host}:{port}"
-    if pid is None:
-        return ServiceStatus(KAFKA, False, None, address, "not running")
-    detail = "answering" if _kafka_answers(settings) else "process alive, port not answering"
-    return ServiceStatus(KAFKA, True, pid, address, detail)
-
-
 # --------------------------------------------------------------------------- redis
 
 REDIS = "redis"
@@ -485,76 +434,163 @@ def _redis_answers(settings: Settings) -> bool:
         client.close()
 
 
-def _redis_pid(settings: Settings) -> int | None:
-    pid = _read_pid(_pid_file(settings, REDIS))
-    return pid if pid is not None and _pid_alive(pid, _REDIS_MARKER) else None
+# -------------------------------------------------------------------- the services
 
 
-def redis_up(settings: Settings | None = None, console: Console | None = None) -> None:
-    settings = settings or get_settings()
-    console = console or Console()
+@dataclass(frozen=True)
+class Service:
+    """One local service, described once; ``up``, ``down`` and ``status`` are the same loop for each."""
+
+    name: str
+    marker: str  # in its command line: a pid from a stale file that lacks it is not ours
+    host: str
+    port: int
+    location_setting: str  # the setting that says where it runs, named in errors
+    ports: tuple[tuple[int, str], ...]  # every port it binds, with the setting that chooses it
+    command: Callable[[Console], list[str]]  # writes its config (and storage) and returns its argv
+    answers: Callable[[], bool]  # the readiness probe: a real round trip, not just an open port
+    probe: str  # what ``answers`` checks, for messages: "a metadata reply", "PING"
+    start_timeout: float
+    pid_file: Path
+    log_file: Path
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def pid(self) -> int | None:
+        pid = _read_pid(self.pid_file)
+        return pid if pid is not None and _pid_alive(pid, self.marker) else None
+
+
+def kafka_service(settings: Settings) -> Service:
+    host, port = settings.kafka_host_port
+
+    def command(console: Console) -> list[str]:
+        props = _server_properties(settings)
+        _format_kafka_storage(settings, props, console)
+        return _java(settings, "kafka.Kafka", str(props), heap=settings.kafka_heap)
+
+    return Service(
+        name=KAFKA,
+        marker=_KAFKA_MARKER,
+        host=host,
+        port=port,
+        location_setting="TALLYROOM_KAFKA_BOOTSTRAP",
+        ports=(
+            (port, "TALLYROOM_KAFKA_BOOTSTRAP"),
+            (settings.kafka_controller_port, "TALLYROOM_KAFKA_CONTROLLER_PORT"),
+        ),
+        command=command,
+        answers=lambda: _kafka_answers(settings),
+        probe="answering",
+        start_timeout=KAFKA_START_TIMEOUT,
+        pid_file=_pid_file(settings, KAFKA),
+        log_file=_log_file(settings, KAFKA),
+    )
+
+
+def redis_service(settings: Settings) -> Service:
     host, port = _redis_host_port(settings)
-    _require_local(REDIS, host, "TALLYROOM_REDIS_URL")
-    pid_file = _pid_file(settings, REDIS)
-    pid = _redis_pid(settings)
-    if pid is not None and _redis_answers(settings):
-        console.print(f"redis: already running (pid {pid}) on {host}:{port}")
+
+    def command(console: Console) -> list[str]:
+        # Not daemonized: the pid we spawn is the server itself, so the pid file is
+        # right immediately (redis rewrites the same pid into it once it boots).
+        return [_ensure_redis_server(console), str(_redis_conf(settings))]
+
+    return Service(
+        name=REDIS,
+        marker=_REDIS_MARKER,
+        host=host,
+        port=port,
+        location_setting="TALLYROOM_REDIS_URL",
+        ports=((port, "TALLYROOM_REDIS_URL"),),
+        command=command,
+        answers=lambda: _redis_answers(settings),
+        probe="answering PING",
+        start_timeout=REDIS_START_TIMEOUT,
+        pid_file=_pid_file(settings, REDIS),
+        log_file=_log_file(settings, REDIS),
+    )
+
+
+def services(settings: Settings) -> list[Service]:
+    """In start order: Redis first, it is quick, and a port clash there fails before the slow broker start."""
+    return [redis_service(settings), kafka_service(settings)]
+
+
+def start(service: Service, settings: Settings, console: Console) -> None:
+    """Start ``service`` unless it already runs; return once it answers."""
+    _require_local(service.name, service.host, service.location_setting)
+    pid = service.pid()
+    if pid is not None and service.answers():
+        console.print(f"{service.name}: already running (pid {pid}) on {service.address}")
         return
     if pid is not None:
-        console.print(f"redis: pid {pid} is running but not answering yet; waiting")
-        _wait_until_ready(
-            REDIS, pid, _REDIS_MARKER, lambda: _redis_answers(settings), REDIS_START_TIMEOUT, _log_file(settings, REDIS)
-        )
+        # Running but not answering: probably still starting from an earlier `up`.
+        console.print(f"{service.name}: pid {pid} is running but not answering yet; waiting")
+        _wait_until_ready(service.name, pid, service.marker, service.answers, service.start_timeout, service.log_file)
         return
-    _clear_stale_pid(REDIS, pid_file, console)
-    _refuse_foreign_port(REDIS, host, port, "TALLYROOM_REDIS_URL")
-
-    server = _ensure_redis_server(console)
-    conf = _redis_conf(settings)
-    log_file = _log_file(settings, REDIS)
-    # Not daemonized: the pid we spawn is the server itself, so the pid file is
-    # right immediately (redis rewrites the same pid into it once it boots).
-    pid = _spawn([server, str(conf)], log_file, pid_file, cwd=Path(settings.stack_dir))
-    console.print(f"redis: started pid {pid}, waiting for PING on {host}:{port}")
-    _wait_until_ready(REDIS, pid, _REDIS_MARKER, lambda: _redis_answers(settings), REDIS_START_TIMEOUT, log_file)
-    console.print(f"[green]redis: ready on {host}:{port}[/]")
+    _clear_stale_pid(service.name, service.pid_file, console)
+    for port, setting in service.ports:
+        _refuse_foreign_port(service.name, service.host, port, setting)
+    command = service.command(console)
+    started = time.monotonic()
+    pid = _spawn(command, service.log_file, service.pid_file, cwd=Path(settings.stack_dir))
+    console.print(f"{service.name}: started pid {pid}, waiting for {service.address} (log: {service.log_file})")
+    _wait_until_ready(service.name, pid, service.marker, service.answers, service.start_timeout, service.log_file)
+    console.print(f"[green]{service.name}: ready on {service.address} after {time.monotonic() - started:.1f}s[/]")
 
 
-def redis_down(settings: Settings | None = None, console: Console | None = None) -> None:
-    settings = settings or get_settings()
-    _stop(REDIS, _pid_file(settings, REDIS), _REDIS_MARKER, console or Console())
+def stop(service: Service, console: Console) -> None:
+    _stop(service.name, service.pid_file, service.marker, console)
 
 
-def _redis_status(settings: Settings) -> ServiceStatus:
-    host, port = _redis_host_port(settings)
-    pid = _redis_pid(settings)
-    address = f"{host}:{port}"
+def service_status(service: Service) -> ServiceStatus:
+    pid = service.pid()
     if pid is None:
-        return ServiceStatus(REDIS, False, None, address, "not running")
-    detail = "answering PING" if _redis_answers(settings) else "process alive, PING not answered"
-    return ServiceStatus(REDIS, True, pid, address, detail)
+        return ServiceStatus(service.name, False, None, service.address, "not running")
+    detail = service.probe if service.answers() else f"process alive, not {service.probe}"
+    return ServiceStatus(service.name, True, pid, service.address, detail)
 
 
 # ------------------------------------------------------------------------- the lot
 
 
 def up(settings: Settings | None = None, console: Console | None = None) -> None:
-    """Start Redis and Kafka unless they already run; return once both answer."""
+    """Start every service unless it already runs; return once all answer."""
     settings = settings or get_settings()
     console = console or Console()
-    # Redis first: it is quick, and a port clash there fails before the slow broker start.
-    redis_up(settings, console)
-    kafka_up(settings, console)
+    for service in services(settings):
+        start(service, settings, console)
 
 
 def down(settings: Settings | None = None, console: Console | None = None) -> None:
-    """Stop both services; a no-op for whatever is not running."""
+    """Stop every service, the broker first; a no-op for whatever is not running."""
     settings = settings or get_settings()
     console = console or Console()
-    kafka_down(settings, console)
-    redis_down(settings, console)
+    for service in reversed(services(settings)):
+        stop(service, console)
 
 
 def status(settings: Settings | None = None) -> list[ServiceStatus]:
     settings = settings or get_settings()
-    return [_kafka_status(settings), _redis_status(settings)]
+    return [service_status(service) for service in reversed(services(settings))]
+
+
+def kafka_up(settings: Settings | None = None, console: Console | None = None) -> None:
+    settings = settings or get_settings()
+    start(kafka_service(settings), settings, console or Console())
+
+
+def kafka_down(settings: Settings | None = None, console: Console | None = None) -> None:
+    stop(kafka_service(settings or get_settings()), console or Console())
+
+
+def redis_up(settings: Settings | None = None, console: Console | None = None) -> None:
+    settings = settings or get_settings()
+    start(redis_service(settings), settings, console or Console())
+
+
+def redis_down(settings: Settings | None = None, console: Console | None = None) -> None:
+    stop(redis_service(settings or get_settings()), console or Console())
