@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from kafka import KafkaAdminClient, KafkaProducer
@@ -123,8 +124,9 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def ensure_topics(settings: Settings) -> list[TopicSpec]:
-    """Create Tallyroom's topics as ``tallyroom_topics`` says (a no-op for those that exist).
+def ensure_topics(settings: Settings, changelogs: Sequence[str] = ()) -> list[TopicSpec]:
+    """Create Tallyroom's topics as ``tallyroom_topics`` says (a no-op for those that exist),
+    and ``changelogs`` (the worker's tables) compacted and replicated the same way.
 
     Warns loudly when a topic (new or existing) has one replica on a multi-broker cluster or
     on a broker that is not on loopback.
@@ -132,7 +134,10 @@ def ensure_topics(settings: Settings) -> list[TopicSpec]:
     admin = KafkaAdminClient(**settings.kafka_python_config())
     try:
         brokers = len(admin.describe_cluster()["brokers"])
-        specs = tallyroom_topics(settings, brokers)
+        specs = tallyroom_topics(settings, brokers) + [
+            topic_spec(name, settings.topic_partitions, brokers, settings.topic_replication_factor, compacted=True)
+            for name in changelogs
+        ]
         existing = set(admin.list_topics())
         wanted = [spec for spec in specs if spec.name not in existing]
         replicas = {spec.name: spec.replication_factor for spec in wanted}

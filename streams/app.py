@@ -504,6 +504,14 @@ class Worker:
     tallier: Tallier
 
 
+TABLES = ("seats", "nights")
+
+
+def changelog_topics(settings: Settings) -> list[str]:
+    """The worker's table changelogs, as Faust names them: created ahead, compacted and replicated."""
+    return [f"{settings.worker_id}-{table}-changelog" for table in TABLES]
+
+
 def build_worker(settings: Settings) -> Worker:
     faust_compat.check()
     app = create_app(settings)

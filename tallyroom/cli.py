@@ -373,12 +373,14 @@ def worker() -> None:
     from faust import Worker
 
     from tallyroom.producers.kafka import ensure_topics
-    from tallyroom.streams.app import build_worker
+    from tallyroom.streams.app import build_worker, changelog_topics
 
     settings = get_settings()
-    # Faust subscribes only to topics that exist when it starts.
-    ensure_topics(settings)
-    Worker(build_worker(settings).app, loglevel="info").execute_from_commandline()
+    # Faust subscribes only to topics that exist when it starts, and creates the changelogs it
+    # lacks with one replica and no compaction: both are made here first, replicated for the cluster.
+    specs = ensure_topics(settings, changelog_topics(settings))
+    replicated = settings.model_copy(update={"topic_replication_factor": specs[0].replication_factor})
+    Worker(build_worker(replicated).app, loglevel="info").execute_from_commandline()
 
 
 @app.command()

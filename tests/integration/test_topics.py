@@ -46,3 +46,24 @@ def test_declarations_and_results_have_no_time_based_deletion(stack, caplog):  #
     finally:
         admin.delete_topics(list(names.values()))
         admin.close()
+
+
+def test_the_worker_changelogs_are_created_compacted(stack):  # noqa: F811
+    from tallyroom.streams.app import changelog_topics
+
+    run = uuid.uuid4().hex[:8]
+    settings = stack.model_copy(
+        update={
+            "worker_id": f"test-changelogs-{run}",
+            **{f"topic_{role}": f"test.changelogs-{run}.{role}" for role in ("declarations", "alerts", "results")},
+            "topic_dead_letters": f"test.changelogs-{run}.dead-letters",
+        }
+    )
+    admin = KafkaAdminClient(**settings.kafka_python_config())
+    created = [s.name for s in ensure_topics(settings, changelog_topics(settings))]
+    try:
+        for name in changelog_topics(settings):
+            assert topic_configs(admin, name)["cleanup.policy"] == "compact", name
+    finally:
+        admin.delete_topics(created)
+        admin.close()

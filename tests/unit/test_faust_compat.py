@@ -36,3 +36,12 @@ def test_the_worker_is_built_on_call_with_its_settings():
     assert worker.declarations.get_topic_name() == "some.declarations"
     assert isinstance(worker.seats_table, faust_compat.OriginTable)
     assert worker.tallier.tables.seats_changelog == "built-on-call-seats-changelog"
+
+
+def test_the_changelogs_created_ahead_are_the_ones_faust_uses():
+    from tallyroom.streams.app import changelog_topics
+
+    settings = Settings(worker_id="ahead")
+    worker = build_worker(settings)
+    names = {worker.seats_table.changelog_topic.get_topic_name(), worker.nights_table.changelog_topic.get_topic_name()}
+    assert names == set(changelog_topics(settings))
