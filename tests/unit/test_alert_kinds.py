@@ -37,6 +37,10 @@ NIGHT_KINDS = [
     AlertKind.CORRECTION,
     AlertKind.RECOUNT,
     AlertKind.DATA_FLAW,
+    AlertKind.HUNG_PARLIAMENT,
+    AlertKind.BIG_SWING,
+    AlertKind.RUSH,
+    AlertKind.WITHDRAWN,
 ]
 
 
