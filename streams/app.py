@@ -44,6 +44,7 @@ from typing import Any, Protocol
 import faust
 from pydantic import ValidationError
 
+from tallyroom.metrics import WorkerMetrics, worker_metrics
 from tallyroom.schemas import DeadLetter, NightOpened, ResultUpdate, parse_event
 from tallyroom.schemas.common import read_stored
 from tallyroom.schemas.limits import Breach, Limits, event_breaches, payload_breach
@@ -129,6 +130,8 @@ class Handled:
     messages: list[tuple[str, str, bytes | ResultUpdate]] = field(default_factory=list)
     night: tuple[Received, str, dict[str, Any]] | None = None
     seat: tuple[int, str, bytes] | None = None
+    outcome: str = "counted"  # or "ignored", "dead_lettered" (tallyroom_worker_events_total)
+    refusal: str | None = None  # the dead letter's kind of reason (tallyroom_worker_dead_letters_total)
 
 
 class CountedButUnsent(RuntimeError):
@@ -145,8 +148,10 @@ class Tallier:
         send: SendRecord,
         tables: TableAccess,
         partitions_of: Callable[[str], int | None],
+        metrics: WorkerMetrics | None = None,
     ):
         self.settings = settings
+        self.metrics = metrics or worker_metrics()
         self.count = count
         self.send = send
         self.tables = tables
@@ -158,6 +163,10 @@ class Tallier:
     # --- one batch ---------------------------------------------------------------------------
 
     async def count_batch(self, events: Iterable[Received]) -> None:
+        with self.metrics.batch_seconds.time():
+            await self._count_batch(events)
+
+    async def _count_batch(self, events: Iterable[Received]) -> None:
         if self.books_stale:
             await self.rebuild_books()
         batch = Batch()
@@ -176,7 +185,10 @@ class Tallier:
                 )
                 handled = Handled()
                 reason = f"could not count: {type(exc).__name__}: {exc}"
-                self._dead_letter(handled, received, _election_of(received.value), reason)
+                self._dead_letter(handled, received, _election_of(received.value), reason, kind="could_not_count")
+            self.metrics.events.labels(handled.outcome).inc()
+            if handled.refusal is not None:
+                self.metrics.dead_letters.labels(handled.refusal).inc()
             batch.messages += handled.messages
             if handled.night is not None:
                 batch.nights.append(handled.night)
@@ -207,7 +219,7 @@ class Tallier:
                 f"{parsed.kind} for {parsed.election} arrived on partition {received.partition}, but the "
                 f"election lives on partition {home}: key events by election (the producers do)"
             )
-            self._dead_letter(handled, received, parsed.election, reason)
+            self._dead_letter(handled, received, parsed.election, reason, kind="wrong_partition")
             return handled
         if isinstance(parsed, NightOpened):
             self._open_night(handled, received, parsed)
@@ -216,8 +228,10 @@ class Tallier:
         at = RecordAt(received.topic, received.partition, received.offset)
         outcome = self.count.count(parsed, at)  # a declaration, recount, rush or withdrawal
         if outcome.rejected:
-            self._dead_letter(handled, received, parsed.election, outcome.rejected)
+            self._dead_letter(handled, received, parsed.election, outcome.rejected, kind="rejected")
             return handled
+        if outcome.ignored:
+            handled.outcome = "ignored"
         try:
             self._emit(handled, received, outcome)
         except Exception as exc:
@@ -350,12 +364,20 @@ class Tallier:
         )
         letter = _dead_letter_record(topic, partition, offset, election, raw, reason)
         messages.append((self.topics.dead_letters, election, letter))
+        self.metrics.dead_letters.labels("quarantined").inc()
 
     # --- refusals ----------------------------------------------------------------------------
 
     def _dead_letter(
-        self, handled: Handled, received: Received, key: str, reason: str, errors: list[dict[str, Any]] | None = None
+        self,
+        handled: Handled,
+        received: Received,
+        key: str,
+        reason: str,
+        errors: list[dict[str, Any]] | None = None,
+        kind: str = "invalid",
     ) -> None:
+        handled.outcome, handled.refusal = "dead_lettered", kind
         raw_key = received.key.decode("utf-8", "backslashreplace") if isinstance(received.key, bytes) else received.key
         payload = received.value if isinstance(received.value, bytes) else str(received.value).encode()
         letter = _dead_letter_record(

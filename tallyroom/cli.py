@@ -372,6 +372,7 @@ def worker() -> None:
     """Run the Faust worker: tallies and upset rules (stops cleanly on SIGTERM)."""
     from faust import Worker
 
+    from tallyroom.metrics import serve_worker_metrics
     from tallyroom.producers.kafka import ensure_topics
     from tallyroom.streams.app import build_worker, changelog_topics
 
@@ -380,7 +381,9 @@ def worker() -> None:
     # lacks with one replica and no compaction: both are made here first, replicated for the cluster.
     specs = ensure_topics(settings, changelog_topics(settings))
     replicated = settings.model_copy(update={"topic_replication_factor": specs[0].replication_factor})
-    Worker(build_worker(replicated).app, loglevel="info").execute_from_commandline()
+    counting = build_worker(replicated)
+    serve_worker_metrics(counting.tallier.metrics, settings.worker_metrics_port)
+    Worker(counting.app, loglevel="info").execute_from_commandline()
 
 
 @app.command()

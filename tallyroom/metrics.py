@@ -10,6 +10,11 @@ Names (README, "Metrics"):
 - ``tallyroom_web_alerts_fanned_out_total``          alert events handed to viewers (one per viewer per alert)
 - ``tallyroom_web_viewers_dropped_total``            viewers cut off for falling behind
 - ``tallyroom_entry_records_total{outcome}``         records posted to live entry: ``accepted`` or ``refused``
+- ``tallyroom_worker_events_total{outcome}``         events the worker took: ``counted``, ``ignored`` (a revision
+                                                     already held) or ``dead_lettered``
+- ``tallyroom_worker_dead_letters_total{reason}``    dead letters by kind of reason (``invalid``, ``rejected``,
+                                                     ``could_not_count``, ``quarantined``, ``wrong_partition``)
+- ``tallyroom_worker_batch_seconds``                 histogram: one batch, from its events to the store
 """
 
 from __future__ import annotations
@@ -19,7 +24,14 @@ from dataclasses import dataclass
 
 from fastapi import FastAPI
 from fastapi.responses import Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    start_http_server,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -95,6 +107,49 @@ def entry_metrics() -> EntryMetrics:
     for outcome in ("accepted", "refused"):
         records.labels(outcome)  # both series exist from the start, at 0
     return EntryMetrics(registry, _requests(registry), records)
+
+
+EVENT_OUTCOMES = ("counted", "ignored", "dead_lettered")
+DEAD_LETTER_REASONS = ("invalid", "rejected", "could_not_count", "quarantined", "wrong_partition")
+
+
+@dataclass(frozen=True)
+class WorkerMetrics:
+    """The worker's metrics, served on ``TALLYROOM_WORKER_METRICS_PORT`` (``serve_worker_metrics``)."""
+
+    registry: CollectorRegistry
+    events: Counter
+    dead_letters: Counter
+    batch_seconds: Histogram
+
+
+def worker_metrics() -> WorkerMetrics:
+    registry = CollectorRegistry(auto_describe=True)
+    events = Counter("tallyroom_worker_events", "Events the worker took, by outcome", ["outcome"], registry=registry)
+    letters = Counter(
+        "tallyroom_worker_dead_letters",
+        "Dead letters the worker wrote, by kind of reason",
+        ["reason"],
+        registry=registry,
+    )
+    for outcome in EVENT_OUTCOMES:
+        events.labels(outcome)
+    for reason in DEAD_LETTER_REASONS:
+        letters.labels(reason)
+    # Buckets around the measured batch times: 20 ms window plus 5-60 ms of work (bench/README.md).
+    batch = Histogram(
+        "tallyroom_worker_batch_seconds",
+        "One batch of events, from taking them to storing what they counted",
+        buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0),
+        registry=registry,
+    )
+    return WorkerMetrics(registry, events, letters, batch)
+
+
+def serve_worker_metrics(metrics: WorkerMetrics, port: int | None, host: str = "127.0.0.1") -> None:
+    """Serve ``/metrics`` for a process with no web server of its own (a thread of prometheus_client's)."""
+    if port:
+        start_http_server(port, addr=host, registry=metrics.registry)
 
 
 class CountRequests:

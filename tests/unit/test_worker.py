@@ -189,3 +189,23 @@ def test_events_of_one_batch_that_fail_to_parse_are_dead_lettered_and_the_rest_c
     (letter,) = dead_letters(broker)
     assert letter.offset == 2 and letter.reason.startswith("invalid event")
     assert updates(broker)[-1].tally.declared == 3
+
+
+def sample(t: Tallier, name: str, **labels: str) -> float:
+    value = t.metrics.registry.get_sample_value(name, labels)
+    assert value is not None, (name, labels)
+    return value
+
+
+def test_the_worker_counts_its_events_by_outcome_and_its_dead_letters_by_reason():
+    broker, tables = MemoryBroker(), MemoryTables()
+    count = Count(evaluate=faults.failing_rules_for_seat(evaluate, "E14000003"))
+    t = tallier(broker, tables, count)
+    events = three_seats() + [three_seats()[1], b"{}"]  # a re-delivery, and a record that is no event
+    run(t, events)
+    assert sample(t, "tallyroom_worker_events_total", outcome="counted") == 3  # the night and two seats
+    assert sample(t, "tallyroom_worker_events_total", outcome="ignored") == 1
+    assert sample(t, "tallyroom_worker_events_total", outcome="dead_lettered") == 2
+    assert sample(t, "tallyroom_worker_dead_letters_total", reason="could_not_count") == 1
+    assert sample(t, "tallyroom_worker_dead_letters_total", reason="invalid") == 1
+    assert sample(t, "tallyroom_worker_batch_seconds_count") == 1
