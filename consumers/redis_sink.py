@@ -24,6 +24,7 @@ from pydantic import ValidationError
 from tallyroom.consumers.keys import DEAD_LETTERS, ElectionKeys, sink_filled
 from tallyroom.consumers.loop import run_consumer
 from tallyroom.lifecycle import Stop
+from tallyroom.metrics import serve_process_metrics, sink_metrics
 from tallyroom.schemas import Alert, DeadLetter, ResultUpdate
 from tallyroom.schemas.common import ELECTION_ID, read_stored
 from tallyroom.settings import Settings
@@ -89,8 +90,20 @@ class RedisSink:
         self._set_tally = self.redis.register_script(SET_TALLY)
         self._set_seat = self.redis.register_script(SET_SEAT)
         self.counts = SinkCounts()
+        self.metrics = sink_metrics(self.counted)
         self.fill: RedisFill | None = None
         self._taken: list[tuple[str, bytes]] = []
+
+    def counted(self) -> dict[str, int]:
+        """The writes so far, as ``tallyroom_sink_writes_total`` reports them."""
+        c = self.counts
+        return {
+            "alert_added": c.alerts_added,
+            "alert_duplicate": c.alerts_duplicate,
+            "seat": c.seats,
+            "tally": c.tallies,
+            "dead_letter": c.dead_letters,
+        }
 
     # --- as a sink of the consumer loop ----------------------------------------------------------
 
@@ -114,7 +127,8 @@ class RedisSink:
 
     def flush(self) -> None:
         """One round trip for the poll's records; re-sent whole after a failure (every write is idempotent)."""
-        self.write_records(self._taken)
+        with self.metrics.flush_seconds.time():
+            self.write_records(self._taken)
         self._taken = []
 
     def committed(self) -> None:
@@ -316,6 +330,7 @@ def run_sink(settings: Settings, stop_after: float | None = None, stop: Stop | N
     """Consume until SIGTERM/SIGINT (or ``stop_after`` seconds), committing after each Redis write batch."""
     stop = stop or Stop()
     sink = RedisSink(settings)
+    serve_process_metrics(sink.metrics, settings.sink_metrics_port)
     with stop.on_signals():
         run_consumer(settings, sink, sink.topics, settings.sink_group, stop, stop_after)
     return sink.counts

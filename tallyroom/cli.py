@@ -372,7 +372,7 @@ def worker() -> None:
     """Run the Faust worker: tallies and upset rules (stops cleanly on SIGTERM)."""
     from faust import Worker
 
-    from tallyroom.metrics import serve_worker_metrics
+    from tallyroom.metrics import serve_process_metrics
     from tallyroom.producers.kafka import ensure_topics
     from tallyroom.streams.app import build_worker, changelog_topics
 
@@ -382,7 +382,7 @@ def worker() -> None:
     specs = ensure_topics(settings, changelog_topics(settings))
     replicated = settings.model_copy(update={"topic_replication_factor": specs[0].replication_factor})
     counting = build_worker(replicated)
-    serve_worker_metrics(counting.tallier.metrics, settings.worker_metrics_port)
+    serve_process_metrics(counting.tallier.metrics, settings.worker_metrics_port)
     Worker(counting.app, loglevel="info").execute_from_commandline()
 
 

@@ -15,6 +15,9 @@ Names (README, "Metrics"):
 - ``tallyroom_worker_dead_letters_total{reason}``    dead letters by kind of reason (``invalid``, ``rejected``,
                                                      ``could_not_count``, ``quarantined``, ``wrong_partition``)
 - ``tallyroom_worker_batch_seconds``                 histogram: one batch, from its events to the store
+- ``tallyroom_sink_writes_total{what}``              the sink's Redis writes: ``alert_added``, ``alert_duplicate``,
+                                                     ``seat``, ``tally``, ``dead_letter``
+- ``tallyroom_sink_flush_seconds``                   histogram: one poll's records written to Redis
 """
 
 from __future__ import annotations
@@ -115,7 +118,7 @@ DEAD_LETTER_REASONS = ("invalid", "rejected", "could_not_count", "quarantined", 
 
 @dataclass(frozen=True)
 class WorkerMetrics:
-    """The worker's metrics, served on ``TALLYROOM_WORKER_METRICS_PORT`` (``serve_worker_metrics``)."""
+    """The worker's metrics, served on ``TALLYROOM_WORKER_METRICS_PORT`` (``serve_process_metrics``)."""
 
     registry: CollectorRegistry
     events: Counter
@@ -146,10 +149,41 @@ def worker_metrics() -> WorkerMetrics:
     return WorkerMetrics(registry, events, letters, batch)
 
 
-def serve_worker_metrics(metrics: WorkerMetrics, port: int | None, host: str = "127.0.0.1") -> None:
+def serve_process_metrics(metrics: WorkerMetrics | SinkMetrics, port: int | None, host: str = "127.0.0.1") -> None:
     """Serve ``/metrics`` for a process with no web server of its own (a thread of prometheus_client's)."""
     if port:
         start_http_server(port, addr=host, registry=metrics.registry)
+
+
+class SinkCollector(Collector):
+    """Reads the sink's own counts (``RedisSink.counts``) at each scrape: its hot path touches no metric."""
+
+    def __init__(self, counts: Callable[[], dict[str, int]]):
+        self.counts = counts
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily("tallyroom_sink_writes", "The sink's Redis writes, by what", labels=["what"])
+        for what, value in self.counts().items():
+            family.add_metric([what], value)
+        yield family
+
+
+@dataclass(frozen=True)
+class SinkMetrics:
+    registry: CollectorRegistry
+    flush_seconds: Histogram
+
+
+def sink_metrics(counts: Callable[[], dict[str, int]]) -> SinkMetrics:
+    registry = CollectorRegistry(auto_describe=True)
+    registry.register(SinkCollector(counts))
+    flush = Histogram(
+        "tallyroom_sink_flush_seconds",
+        "One poll's records written to Redis (one pipelined round trip)",
+        buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0),
+        registry=registry,
+    )
+    return SinkMetrics(registry, flush)
 
 
 class CountRequests:

@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     worker_metrics_port: int | None = Field(
         None, ge=1, le=65535, description="port of the worker's Prometheus /metrics (on 127.0.0.1); unset: not served"
     )
+    sink_metrics_port: int | None = Field(
+        None, ge=1, le=65535, description="port of the sink's Prometheus /metrics (on 127.0.0.1); unset: not served"
+    )
     worker_web_port: int = 6066
     worker_data_dir: Path = DEFAULT_STACK_DIR / "worker"
     sink_group: str = "tallyroom-redis-sink"

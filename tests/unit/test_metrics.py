@@ -56,3 +56,16 @@ def test_requests_are_counted_by_route_template_and_status():
     assert sample(metrics.registry, requests, route="/e/{election}", status="500") == 1
     assert sample(metrics.registry, requests, route="unmatched", status="404") == 1
     assert 'tallyroom_http_requests_total{route="/e/{election}",status="200"} 2.0' in text
+
+
+def test_the_sink_reports_its_own_write_counts_at_each_scrape():
+    from tallyroom.consumers.redis_sink import RedisSink
+    from tallyroom.settings import Settings
+
+    sink = RedisSink(Settings())  # no connection is made until it writes
+    sink.counts.alerts_added, sink.counts.tallies = 3, 2
+    get = sink.metrics.registry.get_sample_value
+    assert get("tallyroom_sink_writes_total", {"what": "alert_added"}) == 3
+    assert get("tallyroom_sink_writes_total", {"what": "tally"}) == 2
+    assert get("tallyroom_sink_writes_total", {"what": "dead_letter"}) == 0
+    assert get("tallyroom_sink_flush_seconds_count") == 0
