@@ -76,10 +76,32 @@ def stack_status() -> None:
     """Say what runs where."""
     from tallyroom import stack
 
+    settings = get_settings()
     table = Table("service", "running", "pid", "address", "detail")
-    for s in stack.status(get_settings()):
+    services = stack.status(settings)
+    for s in services:
         table.add_row(s.name, "[green]up[/]" if s.running else "[red]down[/]", str(s.pid or "-"), s.address, s.detail)
     console.print(table)
+    if any(s.name == "kafka" and s.running for s in services):
+        _print_lag(settings)
+
+
+def _print_lag(settings: Settings) -> None:
+    """How far the worker and the sink are behind: records on each topic their group has not committed."""
+    from tallyroom.lag import LagProbe
+
+    probe = LagProbe(settings)
+    try:
+        lag = Table("consumer group", "topic", "not yet committed", title="lag")
+        for group, topic in (
+            (settings.worker_id, settings.topic_declarations),
+            (settings.sink_group, settings.topic_results),
+            (settings.sink_group, settings.topic_dead_letters),
+        ):
+            lag.add_row(group, topic, f"{probe.lag(group, topic):,}")
+        console.print(lag)
+    finally:
+        probe.close()
 
 
 # --- operators -------------------------------------------------------------------------------
