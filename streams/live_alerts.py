@@ -6,24 +6,16 @@ same scheme (election, seat, kind, revision), so a re-delivered event raises not
 
 from __future__ import annotations
 
-from tallyroom.schemas import Alert, AlertKind, DeclarationRef, SeatResult
+from typing import Any
+
+from tallyroom.schemas import Alert, AlertKind, SeatResult
 from tallyroom.schemas.alerts import alert_id
-from tallyroom.streams.rules import seat_facts
+from tallyroom.streams.rules import seat_alert, seat_facts
 
 
-def _seat_alert(seat: SeatResult, kind: AlertKind, headline: str, facts: dict) -> Alert:
-    return Alert(
-        id=alert_id(seat.election, seat.ons_id, kind, f"{seat.revision}.{seat.interim_steps}"),
-        kind=kind,
-        election=seat.election,
-        ons_id=seat.ons_id,
-        constituency=seat.constituency,
-        headline=headline,
-        facts=facts,
-        declaration=DeclarationRef(ons_id=seat.ons_id, revision=seat.revision, declared_at=seat.declared_at),
-        occurred_at=seat.declared_at,
-        provenance=seat.provenance,
-    )
+def _seat_alert(seat: SeatResult, kind: AlertKind, headline: str, facts: dict[str, Any]) -> Alert:
+    # A rush and a withdrawal share their seat's revision with a result: the interim step tells them apart.
+    return seat_alert(seat, kind, headline, facts, revision=f"{seat.revision}.{seat.interim_steps}")
 
 
 def rush_alert(rush: SeatResult) -> Alert:

@@ -71,12 +71,17 @@ class SeatChange:
         return bool(self.seat.held_by) and self.seat.winning_party != self.seat.held_by
 
 
-def _alert(
-    change: SeatChange, kind: AlertKind, headline: str, facts: dict[str, Any], subject: str | None = None
+def seat_alert(
+    seat: SeatResult,
+    kind: AlertKind,
+    headline: str,
+    facts: dict[str, Any],
+    subject: str | None = None,
+    revision: int | str | None = None,
 ) -> Alert:
-    seat = change.seat
+    """An alert about one seat's result; its id from the election, ``subject`` (the seat), kind and ``revision``."""
     return Alert(
-        id=alert_id(seat.election, subject or seat.ons_id, kind, seat.revision),
+        id=alert_id(seat.election, subject or seat.ons_id, kind, seat.revision if revision is None else revision),
         kind=kind,
         election=seat.election,
         ons_id=seat.ons_id,
@@ -85,7 +90,14 @@ def _alert(
         facts=facts,
         declaration=DeclarationRef(ons_id=seat.ons_id, revision=seat.revision, declared_at=seat.declared_at),
         occurred_at=seat.declared_at,
+        provenance=seat.provenance,
     )
+
+
+def _alert(
+    change: SeatChange, kind: AlertKind, headline: str, facts: dict[str, Any], subject: str | None = None
+) -> Alert:
+    return seat_alert(change.seat, kind, headline, facts, subject)
 
 
 def _who(candidate: Candidate) -> str:
