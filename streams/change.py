@@ -32,8 +32,9 @@ def turnout(valid_votes: int, electorate: int | None) -> float | None:
 
 
 def party_shares(party_votes: Mapping[str, int], valid_votes: int) -> dict[str, float]:
-    """Each party's share of the seat's valid votes, unrounded (independents under 'Ind')."""
-    return {party: votes / valid_votes for party, votes in party_votes.items()} if valid_votes else {}
+    """Each party's share of the seat's valid votes, unrounded (independents under 'Ind'); 0 for every
+    party of a seat with no votes at all (the schema takes one: the fuzz corpus found it)."""
+    return {party: votes / valid_votes if valid_votes else 0.0 for party, votes in party_votes.items()}
 
 
 def previous_share(party: str, previous: PreviousResult | None) -> float | None:

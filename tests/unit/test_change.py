@@ -276,3 +276,16 @@ def test_before_a_night_the_previous_winner_holds_each_seat(tmp_path):
 def test_a_previous_electorate_below_the_votes_leaves_turnout_unknown():
     figures = change.previous_from_votes([cand("a", "Lab", 600), cand("b", "Con", 300)], electorate=800)
     assert figures.turnout is None and figures.valid_votes == 900
+
+
+def test_a_seat_with_no_votes_at_all_is_counted_with_shares_of_zero():
+    from tallyroom.streams.count import Count
+    from tests.factories import before, cand, decl, night
+
+    count = Count()
+    count.open_night(night({"E14000001": "Con"}, previous={"E14000001": before(Con=0.5, Lab=0.4)}))
+    outcome = count.declare(decl("E14000001", cand("A", "Lab", 0), cand("B", "Con", 0)))
+    assert outcome.rejected is None and outcome.update is not None
+    seat = outcome.update.seat
+    assert [c.share for c in seat.candidates] == [0.0, 0.0]
+    assert outcome.update.tally.declared == 1
