@@ -16,7 +16,7 @@ from kafka import KafkaProducer
 from tallyroom.bench import stats
 from tallyroom.bench.probe import LandingProbe
 from tallyroom.consumers.keys import ElectionKeys
-from tallyroom.lag import group_lag
+from tallyroom.lag import LagProbe
 from tallyroom.producers.kafka import DeclarationSender
 from tallyroom.schemas import Declaration, NightOpened
 from tallyroom.settings import Settings
@@ -113,10 +113,14 @@ def open_night(settings: Settings, producer: KafkaProducer, night: NightOpened, 
     if failures:
         raise RuntimeError(f"{night.election}: the broker refused the night: {failures[0]!r}")
     deadline = time.monotonic() + timeout
-    while group_lag(settings, settings.worker_id, settings.topic_declarations):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{night.election}: the worker had not counted the night after {timeout:.0f}s")
-        time.sleep(0.2)
+    lag = LagProbe(settings)  # one admin client and consumer for the whole wait, not one per look
+    try:
+        while lag.lag(settings.worker_id, settings.topic_declarations):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{night.election}: the worker had not counted the night after {timeout:.0f}s")
+            time.sleep(0.2)
+    finally:
+        lag.close()
 
 
 def run_load(

@@ -38,15 +38,6 @@ class LagProbe:
         self.admin.close()
 
 
-def group_lag(settings: Settings, group: str, topic: str) -> int:
-    """Messages on ``topic`` that ``group`` has not committed yet."""
-    probe = LagProbe(settings)
-    try:
-        return probe.lag(group, topic)
-    finally:
-        probe.close()
-
-
 def wait_until_caught_up(settings: Settings, timeout: float = 120) -> None:
     """Block until the worker has committed every declaration and the sink every result."""
     checks = [
