@@ -72,6 +72,15 @@ def test_kafka_tools_ran_on_the_same_broker(results):
     assert results["ratios"]["throughput_vs_kafka_producer"] > 0
 
 
+def test_references_ran_on_the_same_broker(results):
+    references = results["references"]
+    assert references["records"] == 400
+    assert references["bench_producer_alone"]["records_per_s"] > 0
+    noop = references["noop_faust"]
+    assert noop["records"] == 400 and noop["records_per_s"] > 0 and noop["cpu_ms_per_record"] > 0
+    assert results["ratios"]["throughput_vs_noop_faust"] > 0
+
+
 def test_worker_memory_and_targets_reported(results):
     worker = results["worker"]
     assert worker["events_counted"] == 400 + 650
