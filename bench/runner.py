@@ -136,8 +136,15 @@ class Pipeline:
         self.samples.append(sample)
         return sample
 
+    redis: redis.Redis | None = None
+
     def cpu(self) -> dict[str, float]:
-        return {"worker": cpu_seconds(self.worker.process.pid), "sink": cpu_seconds(self.sink.process.pid)}
+        used = {"worker": cpu_seconds(self.worker.process.pid), "sink": cpu_seconds(self.sink.process.pid)}
+        if self.redis is not None:
+            # Redis's own CPU (INFO cpu, the whole server): work moved into Lua scripts shows up here.
+            info = self.redis.info("cpu")
+            used["redis"] = float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+        return used
 
     def stop(self) -> None:
         for process in (self.worker, self.sink):
@@ -153,7 +160,7 @@ def start_pipeline(settings: Settings, env: dict[str, str]) -> Pipeline:
     except BaseException:
         worker.stop()
         raise
-    return Pipeline(worker, sink)
+    return Pipeline(worker, sink, redis=redis_client(settings))
 
 
 def run(base: Settings, options: BenchOptions, console: Console | None = None) -> dict:
