@@ -45,8 +45,8 @@ import faust
 from pydantic import ValidationError
 
 from tallyroom.metrics import WorkerMetrics, worker_metrics
-from tallyroom.schemas import DeadLetter, NightOpened, ResultUpdate, parse_event
-from tallyroom.schemas.common import read_stored
+from tallyroom.schemas import DeadLetter, NightOpened, parse_event
+from tallyroom.schemas.common import SCHEMA_VERSION, read_stored
 from tallyroom.schemas.limits import Breach, Limits, event_breaches, payload_breach
 from tallyroom.settings import Settings
 from tallyroom.streams import faults, faust_compat
@@ -115,10 +115,44 @@ class TopicNames:
 
 
 @dataclass
+class UpdateParts:
+    """A ``ResultUpdate`` as the JSON of its parts, each serialised once.
+
+    The seat's JSON is the one the seat table keeps, and each alert's is the one sent on the
+    alerts topic; the batch's tally is added to an election's last update. ``to_json`` joins
+    them into exactly what ``ResultUpdate.model_dump_json`` writes (tests/unit/test_worker.py
+    holds it to that), instead of serialising the seat and alerts a second time.
+    """
+
+    election: str
+    alerts: list[bytes]
+    seat: bytes | None
+    tally: bytes | None = None
+
+    def to_json(self) -> bytes:
+        return b"".join(
+            (
+                b'{"schema_version":%d,"election":' % SCHEMA_VERSION,
+                json.dumps(self.election).encode(),
+                b',"alerts":[',
+                b",".join(self.alerts),
+                b'],"seat":',
+                self.seat if self.seat is not None else b"null",
+                b',"tally":',
+                self.tally if self.tally is not None else b"null",
+                b"}",
+            )
+        )
+
+
+Message = tuple[str, str, bytes | UpdateParts]  # (topic, key, value)
+
+
+@dataclass
 class Batch:
     """What one batch of events sends and, once the broker has acknowledged it, stores."""
 
-    messages: list[tuple[str, str, bytes | ResultUpdate]] = field(default_factory=list)
+    messages: list[Message] = field(default_factory=list)
     nights: list[tuple[Received, str, dict[str, Any]]] = field(default_factory=list)
     seats: list[tuple[int, str, bytes]] = field(default_factory=list)  # (partition, key, SeatResult JSON)
 
@@ -127,7 +161,7 @@ class Batch:
 class Handled:
     """What one event adds to its batch; added only once the whole event has been handled."""
 
-    messages: list[tuple[str, str, bytes | ResultUpdate]] = field(default_factory=list)
+    messages: list[Message] = field(default_factory=list)
     night: tuple[Received, str, dict[str, Any]] | None = None
     seat: tuple[int, str, bytes] | None = None
     outcome: str = "counted"  # or "ignored", "dead_lettered" (tallyroom_worker_events_total)
@@ -254,13 +288,22 @@ class Tallier:
         handled.night = (received, night.election, night.model_dump(mode="json"))
 
     def _emit(self, handled: Handled, received: Received, outcome: Outcome) -> None:
-        for alert in outcome.alerts:
-            handled.messages.append((self.topics.alerts, alert.election, alert.model_dump_json().encode()))
-        if outcome.update is not None:
-            handled.messages.append((self.topics.results, outcome.update.election, outcome.update))
-            seat = outcome.update.seat
-            if seat is not None and outcome.stored is not None:
+        alerts = [alert.model_dump_json().encode() for alert in outcome.alerts]
+        for alert, raw in zip(outcome.alerts, alerts):
+            handled.messages.append((self.topics.alerts, alert.election, raw))
+        update = outcome.update
+        if update is None:
+            return
+        if update.alerts is not outcome.alerts:
+            alerts = [alert.model_dump_json().encode() for alert in update.alerts]
+        seat, raw_seat = update.seat, None
+        if seat is not None:
+            raw_seat = outcome.stored if outcome.stored is not None else seat.model_dump_json().encode()
+            if outcome.stored is not None:
                 handled.seat = (received.partition, f"{seat.election}/{seat.ons_id}", outcome.stored)
+        tally = update.tally.model_dump_json().encode() if update.tally is not None else None
+        parts = UpdateParts(update.election, alerts, raw_seat, tally)
+        handled.messages.append((self.topics.results, update.election, parts))
 
     async def flush(self, batch: Batch) -> None:
         """Send everything in order and wait until the broker holds it all.
@@ -270,17 +313,15 @@ class Tallier:
         every alert it counts.
         """
         faults.fail_once_if_triggered(self.settings.fault_flush_trigger)
-        last: dict[str, int] = {}
-        for index, (_, _, value) in enumerate(batch.messages):
-            if isinstance(value, ResultUpdate) and value.seat is not None:
-                last[value.election] = index
-        for election, index in last.items():
-            topic, key, update = batch.messages[index]
-            assert isinstance(update, ResultUpdate)
-            batch.messages[index] = (topic, key, update.model_copy(update={"tally": self.count.snapshot(election)}))
+        last: dict[str, UpdateParts] = {}
+        for _, _, value in batch.messages:
+            if isinstance(value, UpdateParts) and value.seat is not None:
+                last[value.election] = value
+        for election, parts in last.items():
+            parts.tally = self.count.snapshot(election).model_dump_json().encode()
         futures = []
         for topic, key, value in batch.messages:
-            payload = value if isinstance(value, bytes) else value.model_dump_json().encode()
+            payload = value if isinstance(value, bytes) else value.to_json()
             futures.append(await self.send(topic, key.encode(), payload, None))
         await asyncio.gather(*futures)
 
@@ -319,7 +360,7 @@ class Tallier:
         by_election: dict[str, dict[str, bytes]] = {}
         for key, value in self.tables.seats.items():
             by_election.setdefault(key.split("/", 1)[0], {})[key] = value
-        quarantined: list[tuple[str, str, bytes | ResultUpdate]] = []  # dead letters
+        quarantined: list[Message] = []  # dead letters
         for election, held in self.tables.nights():
             try:
                 night = _read_night(held)
@@ -342,7 +383,7 @@ class Tallier:
 
     def _quarantine(
         self,
-        messages: list[tuple[str, str, bytes | ResultUpdate]],
+        messages: list[Message],
         changelog: str,
         table: str,
         key: str,

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from tallyroom.schemas import DeadLetter, ResultUpdate
+from tallyroom.schemas import DeadLetter, RecountNotice, ResultUpdate
 from tallyroom.settings import Settings
 from tallyroom.streams import faults
 from tallyroom.streams.app import Received, Tallier
@@ -66,6 +66,24 @@ def test_a_batch_sends_alerts_and_updates_then_stores_its_seats():
     assert tally is not None and tally.declared == 3
     assert [u.tally for u in updates(broker)[:-1]] == [None, None]  # one snapshot per batch, on the last update
     assert "test" in tables.stored_nights
+
+
+def test_an_update_is_written_as_pydantic_writes_it_and_its_alerts_as_on_the_alerts_topic():
+    # The worker joins an update from the seat's, the alerts' and the tally's JSON, each serialised
+    # once (UpdateParts); the bytes must be the ones ResultUpdate.model_dump_json would write.
+    broker = MemoryBroker()
+    events = [
+        *three_seats(),
+        decl("E14000001", cand("A", "Lab", 5000), cand("B", "Con", 4990), revision=2),
+        RecountNotice(election="test", ons_id="E14000003", announced_at="2024-07-05T03:00:00+01:00"),
+    ]
+    run(tallier(broker), events)
+    raws = broker.on("results")
+    assert len(raws) == 5 and any(u.alerts for u in updates(broker)) and updates(broker)[-1].seat is None
+    for raw in raws:
+        assert ResultUpdate.model_validate_json(raw).model_dump_json().encode() == raw
+    carried = [alert.model_dump_json().encode() for update in updates(broker) for alert in update.alerts]
+    assert carried == broker.on("alerts")
 
 
 def test_a_rule_that_raises_dead_letters_that_declaration_only():
