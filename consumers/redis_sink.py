@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import redis
 from kafka import ConsumerRebalanceListener, KafkaConsumer
@@ -31,37 +31,64 @@ from tallyroom.settings import Settings
 
 log = logging.getLogger("tallyroom.sink")
 
-# KEYS: alert-ids set, alerts stream, live channel. ARGV: id, kind, ons_id, constituency, headline, json
-ADD_ALERT = """
-if redis.call('SADD', KEYS[1], ARGV[1]) == 0 then return 0 end
-redis.call('XADD', KEYS[2], '*', 'id', ARGV[1], 'kind', ARGV[2], 'ons_id', ARGV[3],
-           'constituency', ARGV[4], 'headline', ARGV[5], 'json', ARGV[6])
-redis.call('PUBLISH', KEYS[3], ARGV[6])
-return 1
+# One call per poll: every alert, seat and tally of the poll's records, in order, each step as
+# idempotent as ever. ARGV is a run of steps, each a letter and its arguments; KEYS holds each
+# step's keys in the same order. Returns 1 (written) or 0 (already there, or older) per step.
+#   a: an alert, added once by id. KEYS alert-ids set, alerts stream, live channel;
+#      ARGV id, kind, ons_id, constituency, headline, json.
+#   s: a seat result, kept only if newer. KEYS seat; ARGV revision, json.
+#   t: a tally, kept only if newer. KEYS version, seats, votes, declared, total, tally;
+#      ARGV version, declared, total, tally json, seats json, votes json.
+# One call instead of one per step cost the sink less CPU per declaration (bench/README.md).
+WRITE_RESULTS = """
+local written = {}
+local k, a = 1, 1
+while a <= #ARGV do
+  local step, done = ARGV[a], 0
+  if step == 'a' then
+    if redis.call('SADD', KEYS[k], ARGV[a+1]) == 1 then
+      redis.call('XADD', KEYS[k+1], '*', 'id', ARGV[a+1], 'kind', ARGV[a+2], 'ons_id', ARGV[a+3],
+                 'constituency', ARGV[a+4], 'headline', ARGV[a+5], 'json', ARGV[a+6])
+      redis.call('PUBLISH', KEYS[k+2], ARGV[a+6])
+      done = 1
+    end
+    k, a = k + 3, a + 7
+  elseif step == 's' then
+    local held = redis.call('GET', KEYS[k])
+    if not (held and tonumber(cjson.decode(held)['revision']) >= tonumber(ARGV[a+1])) then
+      redis.call('SET', KEYS[k], ARGV[a+2])
+      done = 1
+    end
+    k, a = k + 1, a + 3
+  elseif step == 't' then
+    local held = tonumber(redis.call('GET', KEYS[k]) or '-1')
+    if tonumber(ARGV[a+1]) > held then
+      redis.call('SET', KEYS[k], ARGV[a+1])
+      redis.call('DEL', KEYS[k+1], KEYS[k+2])
+      for party, n in pairs(cjson.decode(ARGV[a+5])) do redis.call('HSET', KEYS[k+1], party, n) end
+      for party, n in pairs(cjson.decode(ARGV[a+6])) do redis.call('HSET', KEYS[k+2], party, n) end
+      redis.call('SET', KEYS[k+3], ARGV[a+2])
+      redis.call('SET', KEYS[k+4], ARGV[a+3])
+      redis.call('SET', KEYS[k+5], ARGV[a+4])
+      done = 1
+    end
+    k, a = k + 6, a + 7
+  else
+    return redis.error_reply('WRITE_RESULTS: unknown step ' .. tostring(step))
+  end
+  written[#written + 1] = done
+end
+return written
 """
 
-# KEYS: version, seats, votes, declared, total, tally.
-# ARGV: version, declared, total, tally json, seats json, votes json
-SET_TALLY = """
-local held = tonumber(redis.call('GET', KEYS[1]) or '-1')
-if tonumber(ARGV[1]) <= held then return 0 end
-redis.call('SET', KEYS[1], ARGV[1])
-redis.call('DEL', KEYS[2], KEYS[3])
-for party, n in pairs(cjson.decode(ARGV[5])) do redis.call('HSET', KEYS[2], party, n) end
-for party, n in pairs(cjson.decode(ARGV[6])) do redis.call('HSET', KEYS[3], party, n) end
-redis.call('SET', KEYS[4], ARGV[2])
-redis.call('SET', KEYS[5], ARGV[3])
-redis.call('SET', KEYS[6], ARGV[4])
-return 1
-"""
 
-# KEYS: seat. ARGV: revision, json
-SET_SEAT = """
-local held = redis.call('GET', KEYS[1])
-if held and tonumber(cjson.decode(held)['revision']) >= tonumber(ARGV[1]) then return 0 end
-redis.call('SET', KEYS[1], ARGV[2])
-return 1
-"""
+@dataclass
+class Steps:
+    """One poll's alerts, seats and tallies: the keys, arguments and kinds of ``WRITE_RESULTS``' steps."""
+
+    keys: list[str] = field(default_factory=list)
+    args: list[str | int] = field(default_factory=list)
+    kinds: list[str] = field(default_factory=list)  # "alert", "seat", "tally": how each result is counted
 
 
 @dataclass
@@ -86,9 +113,7 @@ class RedisSink:
     def __init__(self, settings: Settings, client: redis.Redis | None = None):
         self.settings = settings
         self.redis = client or redis_client(settings)
-        self._add_alert = self.redis.register_script(ADD_ALERT)
-        self._set_tally = self.redis.register_script(SET_TALLY)
-        self._set_seat = self.redis.register_script(SET_SEAT)
+        self._write_results = self.redis.register_script(WRITE_RESULTS)
         self.counts = SinkCounts()
         self.metrics = sink_metrics(self.counted)
         self.fill: RedisFill | None = None
@@ -142,18 +167,18 @@ class RedisSink:
 
     def write_alert(self, alert: Alert) -> bool:
         """Add one alert now; False if its id was already there."""
-        added = self._run(lambda pipe, tags: self._queue_alert(pipe, tags, alert))
+        added = self._run(lambda pipe, tags, steps: self._queue_alert(steps, alert))
         return bool(added)
 
     def write_update(self, update: ResultUpdate) -> None:
-        self._run(lambda pipe, tags: self._queue_update(pipe, tags, update))
+        self._run(lambda pipe, tags, steps: self._queue_update(steps, update))
 
     def write_records(self, records: list[tuple[str, bytes]]) -> None:
         """Write a poll's worth of (topic, value) records in one round trip, in order."""
 
-        def queue(pipe, tags):
+        def queue(pipe, tags, steps):
             for topic, value in records:
-                self._queue_record(pipe, tags, topic, value)
+                self._queue_record(pipe, tags, steps, topic, value)
 
         self._run(queue)
 
@@ -161,70 +186,73 @@ class RedisSink:
         self.write_records([(topic, value)])
 
     def _run(self, queue) -> int:
-        # One MULTI-less pipeline: each Lua script is atomic on its own, and order is kept.
+        # One MULTI-less pipeline: the dead letters' commands, then one WRITE_RESULTS call with
+        # every alert, seat and tally in order (a Lua script is atomic on its own).
         pipe = self.redis.pipeline(transaction=False)
         tags: list[str] = []
-        queue(pipe, tags)
-        if not tags:
+        steps = Steps()
+        queue(pipe, tags, steps)
+        if steps.kinds:
+            self._write_results(keys=steps.keys, args=steps.args, client=pipe)
+        if not tags and not steps.kinds:
             return 0
         results = pipe.execute()
-        for tag, result in zip(tags, results):
-            if tag == "alert":
+        for tag in tags:
+            if tag == "dead_letter":
+                self.counts.dead_letters += 1
+        written = results[-1] if steps.kinds else []
+        for kind, result in zip(steps.kinds, written):
+            if kind == "alert":
                 if result:
                     self.counts.alerts_added += 1
                 else:
                     self.counts.alerts_duplicate += 1
-            elif tag == "seat":
+            elif kind == "seat":
                 self.counts.seats += int(result)
-            elif tag == "tally":
+            elif kind == "tally":
                 self.counts.tallies += int(result)
-            elif tag == "dead_letter":
-                self.counts.dead_letters += 1
-        return int(results[0]) if tags[0] == "alert" else 0
+        return int(written[0]) if steps.kinds and steps.kinds[0] == "alert" else 0
 
-    def _queue_alert(self, pipe, tags: list[str], alert: Alert) -> None:
+    def _queue_alert(self, steps: Steps, alert: Alert) -> None:
         keys = ElectionKeys(alert.election)
-        self._add_alert(
-            keys=[keys.alert_ids, keys.alerts, keys.live],
-            args=[
-                alert.id,
-                alert.kind.value,
-                alert.ons_id or "",
-                alert.constituency or "",
-                alert.headline,
-                alert.model_dump_json(),
-            ],
-            client=pipe,
-        )
-        tags.append("alert")
+        steps.keys += [keys.alert_ids, keys.alerts, keys.live]
+        steps.args += [
+            "a",
+            alert.id,
+            alert.kind.value,
+            alert.ons_id or "",
+            alert.constituency or "",
+            alert.headline,
+            alert.model_dump_json(),
+        ]
+        steps.kinds.append("alert")
 
-    def _queue_update(self, pipe, tags: list[str], update: ResultUpdate) -> None:
+    def _queue_update(self, steps: Steps, update: ResultUpdate) -> None:
         # Alerts first: whoever sees a tally has also been able to see its alerts.
         for alert in update.alerts:
-            self._queue_alert(pipe, tags, alert)
+            self._queue_alert(steps, alert)
         keys = ElectionKeys(update.election)
         seat, tally = update.seat, update.tally
         if seat is not None:
-            self._set_seat(keys=[keys.seat(seat.ons_id)], args=[seat.revision, seat.model_dump_json()], client=pipe)
-            tags.append("seat")
+            steps.keys.append(keys.seat(seat.ons_id))
+            steps.args += ["s", seat.revision, seat.model_dump_json()]
+            steps.kinds.append("seat")
         if tally is not None:
             seats = {p: t.seats for p, t in tally.parties.items() if t.seats}
             votes = {p: t.votes for p, t in tally.parties.items() if t.votes}
-            self._set_tally(
-                keys=[keys.version, keys.seats, keys.votes, keys.declared, keys.total, keys.tally],
-                args=[
-                    tally.version,
-                    tally.declared,
-                    tally.total,
-                    tally.model_dump_json(),
-                    json.dumps(seats),
-                    json.dumps(votes),
-                ],
-                client=pipe,
-            )
-            tags.append("tally")
+            steps.keys += [keys.version, keys.seats, keys.votes, keys.declared, keys.total, keys.tally]
+            steps.args += [
+                "t",
+                tally.version,
+                tally.declared,
+                tally.total,
+                tally.model_dump_json(),
+                json.dumps(seats),
+                json.dumps(votes),
+            ]
+            steps.kinds.append("tally")
 
-    def _queue_record(self, pipe, tags: list[str], topic: str, value: bytes) -> None:
+    def _queue_record(self, pipe, tags: list[str], steps: Steps, topic: str, value: bytes) -> None:
         text = value.decode("utf-8", "backslashreplace")
         if topic == self.settings.topic_dead_letters:
             pipe.xadd(DEAD_LETTERS, {"json": text}, maxlen=100_000)
@@ -242,7 +270,7 @@ class RedisSink:
             pipe.xadd(DEAD_LETTERS, {"json": text, "reason": f"unreadable on {topic}"}, maxlen=100_000)
             tags.append("dead_letter")
             return
-        self._queue_update(pipe, tags, update)
+        self._queue_update(steps, update)
 
 
 def _refused_in_election(value: bytes) -> tuple[str, str, str] | None:
