@@ -555,7 +555,7 @@ def redis_service(settings: Settings) -> Service:
 
 # ---------------------------------------------------------------- a local cluster
 
-CLUSTER_START_TIMEOUT = 150.0  # three JVMs starting at once on a small, shared machine
+CLUSTER_START_TIMEOUT = 240.0  # three JVMs starting at once on a small, shared machine (120 s seen)
 _BROKERS_FILE = "kafka-brokers"  # in run/: how many brokers the last `up` started
 
 
