@@ -35,6 +35,17 @@ MAX_REPLICATION = 3
 KEEP_FOREVER = -1  # retention.ms: no time-based deletion
 
 
+def min_insync_replicas(replicas: int) -> int:
+    """2 where there are 3 replicas or more (an ``acks=all`` write is then on two brokers), else 1."""
+    return 2 if replicas >= MAX_REPLICATION else 1
+
+
+def default_replication(brokers: int) -> int:
+    """Replicas of a topic on a cluster of ``brokers``: min(3, brokers). The local cluster's
+    internal topics (consumer offsets, transactions) use the same, with ``min_insync_replicas``."""
+    return min(MAX_REPLICATION, brokers)
+
+
 @dataclass(frozen=True)
 class TopicSpec:
     """How one topic is created: partitions, replicas and its topic-level configs."""
@@ -65,12 +76,12 @@ def topic_spec(
     """
     if brokers < 1:
         raise ValueError(f"brokers: {brokers} (a cluster has at least one)")
-    replicas = replication_factor if replication_factor is not None else min(MAX_REPLICATION, brokers)
+    replicas = replication_factor if replication_factor is not None else default_replication(brokers)
     if not 1 <= replicas <= brokers:
         raise ValueError(f"topic_replication_factor: {replicas} for {name}, but the cluster has {brokers} broker(s)")
     configs: dict[str, str] = {}
-    if replicas >= MAX_REPLICATION:
-        configs["min.insync.replicas"] = "2"
+    if min_insync_replicas(replicas) > 1:
+        configs["min.insync.replicas"] = str(min_insync_replicas(replicas))
     if compacted:
         configs["cleanup.policy"] = "compact"
     if retention_ms is not None:

@@ -56,16 +56,29 @@ def _settings(election: str | None = None) -> Settings:
 
 
 @stack_app.command("up")
-def stack_up() -> None:
+def stack_up(
+    brokers: int = typer.Option(
+        None,
+        "--brokers",
+        min=1,
+        max=9,
+        help="Kafka brokers, each also a KRaft controller (default: what runs, else TALLYROOM_STACK_BROKERS, 1); "
+        "broker i (0, 1, ...) listens on the bootstrap port + i*TALLYROOM_STACK_PORT_STEP",
+    ),
+) -> None:
     """Fetch (once) and start Kafka and Redis; a no-op for what already runs."""
     from tallyroom import stack
 
-    stack.up(get_settings(), console)
+    try:
+        stack.up(get_settings(), console, brokers=brokers)
+    except stack.StackError as exc:
+        err.print(str(exc), style="red", markup=False)
+        raise typer.Exit(1) from None
 
 
 @stack_app.command("down")
 def stack_down() -> None:
-    """Stop Kafka and Redis."""
+    """Stop Kafka (every broker) and Redis."""
     from tallyroom import stack
 
     stack.down(get_settings())
@@ -73,7 +86,7 @@ def stack_down() -> None:
 
 @stack_app.command("status")
 def stack_status() -> None:
-    """Say what runs where."""
+    """Say what runs where: each broker (up or down, pid, address) and Redis."""
     from tallyroom import stack
 
     settings = get_settings()
@@ -82,12 +95,14 @@ def stack_status() -> None:
     for s in services:
         table.add_row(s.name, "[green]up[/]" if s.running else "[red]down[/]", str(s.pid or "-"), s.address, s.detail)
     console.print(table)
-    if any(s.name == "kafka" and s.running for s in services):
+    if any(s.name.startswith("kafka") and s.running for s in services):
         _print_lag(settings)
 
 
 def _print_lag(settings: Settings) -> None:
     """How far the worker and the sink are behind: records on each topic their group has not committed."""
+    from kafka.errors import KafkaError
+
     from tallyroom.lag import LagProbe
 
     probe = LagProbe(settings)
@@ -100,6 +115,8 @@ def _print_lag(settings: Settings) -> None:
         ):
             lag.add_row(group, topic, f"{probe.lag(group, topic):,}")
         console.print(lag)
+    except KafkaError as exc:  # e.g. a cluster just started, its offsets topic not yet led
+        console.print(f"lag: not known yet ({type(exc).__name__})")
     finally:
         probe.close()
 

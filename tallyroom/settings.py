@@ -75,6 +75,14 @@ class Settings(BaseSettings):
     stack_dir: Path = DEFAULT_STACK_DIR
     kafka_controller_port: int = 9093
     kafka_heap: str = "512m"
+    # A local cluster (`stack up --brokers N`): broker i (0, 1, ...) is node i+1, listening on the
+    # bootstrap's first port + i*step and its controller on the controller port + i*step.
+    stack_brokers: int = Field(
+        1, ge=1, le=9, description="brokers `stack up` starts (each also a KRaft controller); 1: a single broker"
+    )
+    stack_port_step: int = Field(
+        10, ge=1, description="a cluster's broker i listens on the bootstrap port + i*step, its controller likewise"
+    )
 
     # Live entry (tallyroom entry, the console): operators' token hashes, and the audit trail
     operators_file: Path | None = Field(

@@ -87,16 +87,25 @@ def fault_stack() -> Iterator[Settings]:
             local_stack.down(settings)
 
 
-@pytest.fixture
-def fault_pipeline(fault_stack: Settings, request):
-    """A real worker and sink on this test's own topics, on the fault stack."""
-    settings, env = isolated_settings(fault_stack, request.node.name.removeprefix("test_")[:24])
-    settings = settings.model_copy(update={"redis_url": fault_stack.redis_url})
-    env = {**env, **stack_env(fault_stack)}
+@contextmanager
+def pipeline_on(stack: Settings, tag: str) -> Iterator[Pipeline]:
+    """A real worker and sink on topics of their own (named after ``tag``), on ``stack``."""
+    settings, env = isolated_settings(stack, tag)
+    settings = settings.model_copy(update={"redis_url": stack.redis_url})
+    env = {**env, **stack_env(stack)}
     worker = start_worker(settings, env)
     sink = processes.start("sink", settings, env=env, log_name=f"{settings.worker_id}-sink")
     processes.wait_alive(sink, 2)
     pipe = Pipeline(settings, env, worker, sink, redis_client(settings))
-    yield pipe
-    for proc in (pipe.worker, pipe.sink):
-        proc.stop()
+    try:
+        yield pipe
+    finally:
+        for proc in (pipe.worker, pipe.sink):
+            proc.stop()
+
+
+@pytest.fixture
+def fault_pipeline(fault_stack: Settings, request):
+    """A real worker and sink on this test's own topics, on the fault stack."""
+    with pipeline_on(fault_stack, request.node.name.removeprefix("test_")[:24]) as pipe:
+        yield pipe

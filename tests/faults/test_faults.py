@@ -67,7 +67,11 @@ def assert_books_balance(pipe, night: Night) -> None:
     assert state.seats == dict(Counter(row["First party"] for row in constituency_rows()))
     assert state.votes == dict(candidate_votes_by_party())
 
-    expected = expected_alerts(night, pipe.settings)
+    assert_each_alert_once(pipe, election, expected_alerts(night, pipe.settings))
+
+
+def assert_each_alert_once(pipe, election: str, expected: list[Alert]) -> None:
+    """Redis holds each of ``expected`` exactly once, the very same alert, and no other."""
     landed = read_alerts(pipe.redis, election)
     keys = ElectionKeys(election)
     assert Counter(map(alert_signature, landed)) == Counter(map(alert_signature, expected))
@@ -135,6 +139,9 @@ class ReplayInBackground:
             self.report = replay_night(night, sender, speed, console=Console(quiet=True), sleep=sleep)
         except BaseException as exc:  # noqa: BLE001 - re-raised in the test's thread by join()
             self.error = exc
+
+    def running(self) -> bool:
+        return self._thread.is_alive()
 
     def join(self, timeout: float = 300) -> ReplayReport:
         self._thread.join(timeout)
