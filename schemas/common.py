@@ -74,6 +74,12 @@ PartyCode = Annotated[
 ]
 # Strict so that "12", 12.5 and true are refused rather than coerced.
 Count = Annotated[int, Field(strict=True, ge=0, le=1_000_000_000)]
+# A declaration's revision: 1 for the first, higher for each correction or recount.
+Revision = Annotated[int, Field(strict=True, ge=1, le=1_000_000)]
+# A share of valid votes, a turnout: a fraction 0..1.
+Fraction = Annotated[float, Field(ge=0, le=1)]
+# The difference of two fractions (share change, turnout change, swing), in fraction points: -1..1.
+FractionChange = Annotated[float, Field(ge=-1, le=1)]
 # An ISO 8601 date-time with its UTC offset. pydantic alone would also take a
 # Unix time ("1720000000") and any year from 1 to 9999: both are typos or broken
 # clocks on an election night, never a real declaration time.
@@ -160,5 +166,18 @@ def read_stored(model: type[R], raw: str | bytes) -> R:
 
 def _drop(value: Any, loc: tuple[int | str, ...]) -> None:
     for step in loc[:-1]:
+        if isinstance(value, dict) and step not in value:
+            continue  # a union's tag in the path (the alert's kind: ("alerts", 0, "gain", "facts", ...))
         value = value[step]
-    value.pop(loc[-1], None)
+    if isinstance(value, dict):
+        value.pop(loc[-1], None)
+
+
+class Swing(Record):
+    """Butler two-party swing: the average of one party's rise and the other's fall in share."""
+
+    from_party: str
+    to_party: str
+    swing: FractionChange = Field(
+        description="fraction points from from_party to to_party, -1..1; negative means the other way"
+    )

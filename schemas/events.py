@@ -10,10 +10,12 @@ from tallyroom.schemas.common import (
     SCHEMA_VERSION,
     Count,
     ElectionId,
+    Fraction,
     Name,
     OnsId,
     PartyCode,
     Record,
+    Revision,
     SchemaVersion,
     Timestamp,
 )
@@ -45,9 +47,6 @@ class Candidate(Record):
     def identity(self) -> tuple[str, str]:
         """Who this candidate is: independents are told apart by name, never pooled."""
         return (self.party, self.name.casefold())
-
-
-Fraction = Annotated[float, Field(ge=0, le=1)]
 
 
 class Nominee(Record):
@@ -124,9 +123,7 @@ class Declaration(Record):
     entered_by: Name | None = Field(None, description=ENTERED_BY_DESCRIPTION)
     source: Source | None = Field(None, description="how it was entered: replay, cli, http or console")
     ons_id: OnsId
-    revision: Annotated[int, Field(strict=True, ge=1, le=1_000_000)] = Field(
-        1, description="a later revision of the same seat replaces an earlier one"
-    )
+    revision: Revision = Field(1, description="a later revision of the same seat replaces an earlier one")
     constituency: Name
     nation: Name | None = None
     region: Name | None = None

@@ -24,8 +24,19 @@ EXPORTED: dict[str, type[BaseModel]] = {
 }
 
 
+# Each schema's $id: a stable URL-like name, not a download address (.example is reserved, RFC 2606, and
+# never resolves); a validator matches $id and $ref by this name. A new schema major version would
+# get new ids. $schema: the dialect pydantic emits, JSON Schema draft 2020-12.
+SCHEMA_ID = "https://tallyroom.example/schemas/{name}.schema.json"
+DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+
 def json_schemas() -> dict[str, dict[str, Any]]:
-    return {name: model.model_json_schema(mode="serialization") for name, model in EXPORTED.items()}
+    """Each exported model's JSON Schema (what Tallyroom writes: mode="serialization"), with $id and $schema."""
+    return {
+        name: {"$schema": DIALECT, "$id": SCHEMA_ID.format(name=name), **model.model_json_schema(mode="serialization")}
+        for name, model in EXPORTED.items()
+    }
 
 
 KINDS_BEGIN = "<!-- alert kinds: drawn from schemas/alerts.py by `tallyroom schemas export` -->"

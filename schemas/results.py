@@ -2,20 +2,36 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from tallyroom.schemas.alerts import Alert, Provenance
-from tallyroom.schemas.common import SCHEMA_VERSION, ElectionId, OnsId, Record, Timestamp
+from tallyroom.schemas.common import (
+    SCHEMA_VERSION,
+    Count,
+    ElectionId,
+    Fraction,
+    FractionChange,
+    OnsId,
+    Record,
+    SchemaVersion,
+    Swing,
+    Timestamp,
+)
 from tallyroom.schemas.events import Candidate
+
+__all__ = ["CandidateResult", "DeadLetter", "PartyTally", "ResultUpdate", "SeatResult", "Swing", "TallySnapshot"]
+
+# A count of things Tallyroom itself counts (seats, versions, steps): never negative.
+Tallied = Annotated[int, Field(strict=True, ge=0)]
 
 
 class CandidateResult(Candidate):
     """A candidate as counted: the declared figures plus the ones worked out from them."""
 
-    share: float = Field(description="of the seat's valid votes, 0..1 (the Library's Share)")
-    share_change: float | None = Field(
+    share: Fraction = Field(description="of the seat's valid votes, 0..1 (the Library's Share)")
+    share_change: FractionChange | None = Field(
         None,
         description=(
             "the candidate's party's share minus its share last time, in fraction points (the Library's Change); "
@@ -24,33 +40,29 @@ class CandidateResult(Candidate):
     )
 
 
-class Swing(Record):
-    """Butler two-party swing: the average of one party's rise and the other's fall in share."""
-
-    from_party: str
-    to_party: str
-    swing: float = Field(description="fraction points from from_party to to_party; negative means the other way")
-
-
 class SeatResult(Record):
     """The latest accepted result of one seat."""
 
-    schema_version: int = SCHEMA_VERSION
+    schema_version: SchemaVersion = SCHEMA_VERSION
     election: ElectionId
     ons_id: OnsId
     constituency: str
     nation: str | None = None
     region: str | None = None
-    revision: int
+    revision: Tallied = Field(description="the declaration's revision, >= 1; a rush before any declaration holds 0")
     declared_at: Timestamp
     winner: CandidateResult
     runner_up: CandidateResult | None
-    majority: int = Field(description="winner's votes minus the runner-up's")
-    majority_share: float = Field(0.0, description="majority / valid votes, 0..1")
-    valid_votes: int = Field(description="sum of the candidates' votes")
-    electorate: int | None = None
-    turnout: float | None = Field(None, description="valid votes / electorate; null when the electorate is unknown")
-    turnout_change: float | None = Field(None, description="turnout minus turnout last time, when both are known")
+    majority: Count = Field(description="winner's votes minus the runner-up's")
+    majority_share: Fraction = Field(0.0, description="majority / valid votes, 0..1")
+    valid_votes: Count = Field(description="sum of the candidates' votes")
+    electorate: Count | None = None
+    turnout: Fraction | None = Field(
+        None, description="valid votes / electorate, 0..1; null when the electorate is unknown or below the votes"
+    )
+    turnout_change: FractionChange | None = Field(
+        None, description="turnout minus turnout last time, when both are known"
+    )
     swing: Swing | None = Field(
         None,
         description=(
@@ -59,7 +71,7 @@ class SeatResult(Record):
         ),
     )
     held_by: str | None = Field(None, description="party that held the seat before the night")
-    party_votes: dict[str, int] = Field(description="votes by party; independents summed under 'Ind'")
+    party_votes: dict[str, Count] = Field(description="votes by party; independents summed under 'Ind'")
     candidates: list[CandidateResult]
     flaws: list[str] = Field(default_factory=list)
     provenance: Provenance | None = Field(None, description="the event it came from (absent on older results)")
@@ -68,7 +80,9 @@ class SeatResult(Record):
         description="rush: winner flashed, figures to follow (no votes); withdrawn: not counted until a later revision",
     )
     withdrawn_reason: str | None = None
-    interim_steps: int = Field(0, description="rushes and withdrawals the seat has been through: part of the version")
+    interim_steps: Tallied = Field(
+        0, description="rushes and withdrawals the seat has been through: part of the version"
+    )
 
     @property
     def winning_party(self) -> str:
@@ -101,19 +115,19 @@ class SeatResult(Record):
 
 class PartyTally(Record):
     party: str
-    seats: int
-    votes: int
-    share: float = Field(description="share of valid votes in declared seats, 0..1")
-    share_change: float | None = Field(
+    seats: Tallied
+    votes: Count
+    share: Fraction = Field(description="share of valid votes in declared seats, 0..1")
+    share_change: FractionChange | None = Field(
         None,
         description=(
             "share minus share last time, over the declared seats with previous figures; null for independents "
             "and a party that stood in none of them last time"
         ),
     )
-    gains: int
-    losses: int
-    held_before: int = Field(description="seats held before the night, among all seats")
+    gains: Tallied
+    losses: Tallied
+    held_before: Tallied = Field(description="seats held before the night, among all seats")
 
     @property
     def net(self) -> int:
@@ -123,19 +137,26 @@ class PartyTally(Record):
 class TallySnapshot(Record):
     """The running tally of an election after one change."""
 
-    schema_version: int = SCHEMA_VERSION
+    schema_version: SchemaVersion = SCHEMA_VERSION
     election: ElectionId
-    version: int = Field(description="grows with every accepted declaration; larger is newer")
-    declared: int
-    total: int
-    majority_line: int
-    valid_votes: int
+    version: Tallied = Field(description="grows with every accepted declaration; larger is newer")
+    declared: Tallied = Field(description="seats declared so far, at most total")
+    total: Tallied = Field(description="seats in the night")
+    majority_line: Tallied
+    valid_votes: Count
     parties: dict[str, PartyTally]
-    compared: int = Field(0, description="declared seats with previous figures: what share_change is measured over")
+    compared: Tallied = Field(0, description="declared seats with previous figures: what share_change is measured over")
     swing: Swing | None = Field(
         None, description="national Butler swing between the two largest parties of the previous election"
     )
     as_of: Timestamp | None = None
+
+    @model_validator(mode="after")
+    def _declared_within_total(self) -> TallySnapshot:
+        # One check per tally (a batch's last update carries one): JSON Schema cannot compare two fields.
+        if self.declared > self.total:
+            raise ValueError(f"declared {self.declared} is more than the night's total {self.total}")
+        return self
 
 
 class ResultUpdate(Record):
@@ -145,7 +166,7 @@ class ResultUpdate(Record):
     that has seen a tally has also seen every alert raised up to it.
     """
 
-    schema_version: int = SCHEMA_VERSION
+    schema_version: SchemaVersion = SCHEMA_VERSION
 
     election: ElectionId
     alerts: list[Alert] = Field(default_factory=list)
@@ -156,10 +177,10 @@ class ResultUpdate(Record):
 class DeadLetter(Record):
     """An event the worker refused, with the reason, so that nothing vanishes silently."""
 
-    schema_version: int = SCHEMA_VERSION
+    schema_version: SchemaVersion = SCHEMA_VERSION
     topic: str
-    partition: int
-    offset: int
+    partition: Tallied
+    offset: Tallied
     key: str | None
     raw: str = Field(description="the payload as text (undecodable bytes escaped), truncated")
     reason: str

@@ -27,8 +27,9 @@ def fraction(part: float, whole: float) -> float:
 
 
 def turnout(valid_votes: int, electorate: int | None) -> float | None:
-    """Valid votes over the electorate; None when the electorate is unknown (or nil)."""
-    return fraction(valid_votes, electorate) if electorate else None
+    """Valid votes over the electorate; None when the electorate is unknown (or nil), or below the votes
+    cast (a flaw of the published figures: a turnout over 1 is none at all, as for a previous result)."""
+    return fraction(valid_votes, electorate) if electorate and valid_votes <= electorate else None
 
 
 def party_shares(party_votes: Mapping[str, int], valid_votes: int) -> dict[str, float]:

@@ -1,8 +1,11 @@
 """Upset rules: each a pure function from a seat change to the alerts it raises.
 
 To add a rule: write a function ``rule(change, config) -> list[Alert]`` here,
-append it to ``SEAT_RULES`` (or ``TALLY_RULES`` if it looks at the whole
-night), and test it in ``tests/unit/test_rules.py`` with hand-made declarations.
+append it to ``SEAT_RULES`` (or ``CHANGE_RULES`` if it looks at the whole
+night), give its kind an entry in ``ALERT_KINDS`` (``schemas/alerts.py``) with the
+model of its facts beside it, and test it in ``tests/unit/test_rules.py`` with
+hand-made declarations. A rule builds its kind's facts model itself: that is the
+facts' one validation (the alert takes the model as it is).
 """
 
 from __future__ import annotations
@@ -21,7 +24,19 @@ from tallyroom.schemas import (
     SeatResult,
     Swing,
 )
-from tallyroom.schemas.alerts import alert_id
+from tallyroom.schemas.alerts import (
+    BigSwingFacts,
+    CorrectionFacts,
+    DataFlawFacts,
+    Facts,
+    HungParliamentFacts,
+    IncumbentDefeatedFacts,
+    MajorityReachedFacts,
+    NearUpsetFacts,
+    RecountFacts,
+    SeatFacts,
+    alert_id,
+)
 from tallyroom.schemas.parties import INDEPENDENT
 from tallyroom.streams.change import swing_phrase
 from tallyroom.streams.tally import Tally
@@ -75,7 +90,7 @@ def seat_alert(
     seat: SeatResult,
     kind: AlertKind,
     headline: str,
-    facts: dict[str, Any],
+    facts: Facts,
     subject: str | None = None,
     revision: int | str | None = None,
 ) -> Alert:
@@ -94,9 +109,7 @@ def seat_alert(
     )
 
 
-def _alert(
-    change: SeatChange, kind: AlertKind, headline: str, facts: dict[str, Any], subject: str | None = None
-) -> Alert:
+def _alert(change: SeatChange, kind: AlertKind, headline: str, facts: Facts, subject: str | None = None) -> Alert:
     return seat_alert(change.seat, kind, headline, facts, subject)
 
 
@@ -130,7 +143,8 @@ def _candidate_facts(role: str, candidate: CandidateResult | None) -> dict[str, 
 
 
 def seat_facts(seat: SeatResult) -> dict[str, Any]:
-    """What every seat alert carries: both leading candidates' figures, turnout, change and swing."""
+    """What every seat alert carries (``SeatFacts``): both leading candidates' figures, turnout, change
+    and swing; a kind's facts model is made from these and its own, in one validation."""
     return {
         **_candidate_facts("winner", seat.winner),
         **_candidate_facts("runner_up", seat.runner_up),
@@ -141,7 +155,7 @@ def seat_facts(seat: SeatResult) -> dict[str, Any]:
         "electorate": seat.electorate,
         "turnout": seat.turnout,
         "turnout_change": seat.turnout_change,
-        "swing": seat.swing.model_dump() if seat.swing else None,
+        "swing": seat.swing,
     }
 
 
@@ -154,7 +168,7 @@ def gain(change: SeatChange, config: RuleConfig) -> list[Alert]:
         f"{seat.winning_party} GAIN {seat.constituency} from {seat.held_by}: "
         f"{seat.winner.name} {_votes(seat.winner)}{runner_up}{_swing_text(seat.swing)}"
     )
-    return [_alert(change, AlertKind.GAIN, headline, seat_facts(seat))]
+    return [_alert(change, AlertKind.GAIN, headline, SeatFacts(**seat_facts(seat)))]
 
 
 def independent_gain(change: SeatChange, config: RuleConfig) -> list[Alert]:
@@ -166,7 +180,7 @@ def independent_gain(change: SeatChange, config: RuleConfig) -> list[Alert]:
         if seat.runner_up
         else f"{_votes(seat.winner)}, unopposed"
     )
-    return [_alert(change, AlertKind.INDEPENDENT_GAIN, headline, seat_facts(seat))]
+    return [_alert(change, AlertKind.INDEPENDENT_GAIN, headline, SeatFacts(**seat_facts(seat)))]
 
 
 def incumbent_defeated(change: SeatChange, config: RuleConfig) -> list[Alert]:
@@ -174,13 +188,14 @@ def incumbent_defeated(change: SeatChange, config: RuleConfig) -> list[Alert]:
     alerts = []
     for candidate in seat.candidates:
         if candidate.sitting_mp and candidate.identity != seat.winner.identity:
-            facts = seat_facts(seat) | {
-                "defeated": candidate.name,
-                "defeated_party": candidate.party,
-                "defeated_votes": candidate.votes,
-                "defeated_share": candidate.share,
-                "defeated_share_change": candidate.share_change,
-            }
+            facts = IncumbentDefeatedFacts(
+                **seat_facts(seat),
+                defeated=candidate.name,
+                defeated_party=candidate.party,
+                defeated_votes=candidate.votes,
+                defeated_share=candidate.share,
+                defeated_share_change=candidate.share_change,
+            )
             headline = (
                 f"Sitting MP {_who(candidate)} defeated in {seat.constituency} by {_who(seat.winner)}: "
                 f"{_votes(seat.winner)} to {_votes(candidate)}"
@@ -198,7 +213,7 @@ def marginal(change: SeatChange, config: RuleConfig) -> list[Alert]:
         f"Marginal: {_who(seat.winner)} wins {seat.constituency} by {seat.majority:,} over {_who(seat.runner_up)}: "
         f"{_score(seat)}"
     )
-    return [_alert(change, AlertKind.MARGINAL, headline, seat_facts(seat))]
+    return [_alert(change, AlertKind.MARGINAL, headline, SeatFacts(**seat_facts(seat)))]
 
 
 def near_upset(change: SeatChange, config: RuleConfig) -> list[Alert]:
@@ -213,13 +228,14 @@ def near_upset(change: SeatChange, config: RuleConfig) -> list[Alert]:
             break
         outsider = challenger.party == INDEPENDENT or challenger.party not in change.parties_holding_seats
         if outsider:
-            facts = seat_facts(seat) | {
-                "challenger": challenger.name,
-                "challenger_party": challenger.party,
-                "challenger_votes": challenger.votes,
-                "challenger_share": challenger.share,
-                "gap": gap,
-            }
+            facts = NearUpsetFacts(
+                **seat_facts(seat),
+                challenger=challenger.name,
+                challenger_party=challenger.party,
+                challenger_votes=challenger.votes,
+                challenger_share=challenger.share,
+                gap=gap,
+            )
             headline = (
                 f"Near upset: {_who(seat.winner)} holds {seat.constituency} by {gap:,} over {_who(challenger)}: "
                 f"{_votes(seat.winner)} to {_votes(challenger)}"
@@ -234,7 +250,7 @@ def big_swing(change: SeatChange, config: RuleConfig) -> list[Alert]:
     if swing is None or abs(swing.swing) < config.big_swing:
         return []
     towards, away = (swing.to_party, swing.from_party) if swing.swing >= 0 else (swing.from_party, swing.to_party)
-    facts = seat_facts(seat) | {"swing_from": away, "swing_to": towards, "swing_size": abs(swing.swing)}
+    facts = BigSwingFacts(**seat_facts(seat), swing_from=away, swing_to=towards, swing_size=abs(swing.swing))
     headline = f"Big swing in {seat.constituency}: {swing_phrase(swing)}; {_who(seat.winner)} {_score(seat)}"
     return [_alert(change, AlertKind.BIG_SWING, headline, facts)]
 
@@ -244,7 +260,23 @@ def data_flaw(change: SeatChange, config: RuleConfig) -> list[Alert]:
     if not seat.flaws:
         return []
     headline = f"Data flaw in {seat.constituency}: {seat.flaws[0]}"
-    return [_alert(change, AlertKind.DATA_FLAW, headline, seat_facts(seat) | {"flaws": seat.flaws})]
+    return [_alert(change, AlertKind.DATA_FLAW, headline, DataFlawFacts(**seat_facts(seat), flaws=seat.flaws))]
+
+
+def correction_facts(
+    seat: SeatResult, before: SeatResult, vote_changes: dict[str, int], rushed_party: str | None = None
+) -> CorrectionFacts:
+    """The facts of a correction of ``before`` (a result, or a rush: ``rushed_party``) by ``seat``."""
+    return CorrectionFacts(
+        **seat_facts(seat),
+        previous_revision=before.revision,
+        revision=seat.revision,
+        previous_winner=before.winner.name,
+        previous_winner_party=before.winning_party,
+        previous_majority=before.majority,
+        vote_changes=vote_changes,
+        rushed_party=rushed_party,
+    )
 
 
 def correction(change: SeatChange, config: RuleConfig) -> list[Alert]:
@@ -255,15 +287,7 @@ def correction(change: SeatChange, config: RuleConfig) -> list[Alert]:
         c.name: c.votes - next((p.votes for p in before.candidates if p.identity == c.identity), 0)
         for c in seat.candidates
     }
-    facts = seat_facts(seat) | {
-        "previous_revision": before.revision,
-        "revision": seat.revision,
-        "previous_winner": before.winner.name,
-        "previous_winner_party": before.winning_party,
-        "previous_majority": before.majority,
-        "vote_changes": {name: delta for name, delta in changed.items() if delta},
-        "rushed_party": None,  # a correction of a rush's winner names the party rushed (live_alerts.py)
-    }
+    facts = correction_facts(seat, before, {name: delta for name, delta in changed.items() if delta})
     if before.winner.identity != seat.winner.identity:
         headline = f"CORRECTION {seat.constituency}: winner now {_who(seat.winner)}, was {_who(before.winner)}"
     else:
@@ -301,15 +325,15 @@ def hung_parliament(change: SeatChange, config: RuleConfig) -> list[Alert]:
         f"Hung parliament: no party can reach {line} seats ({standing}; {remaining} to declare), "
         f"with {seat.constituency}"
     )
-    facts = {
-        "majority_line": line,
-        "largest_party": leaders[0][0] if leaders else None,
-        "largest_party_seats": leaders[0][1] if leaders else 0,
-        "seats": dict(leaders),
-        "declared": change.declared_after,
-        "remaining": remaining,
-        "deciding_seat": seat.constituency,
-    }
+    facts = HungParliamentFacts(
+        majority_line=line,
+        largest_party=leaders[0][0] if leaders else None,
+        largest_party_seats=leaders[0][1] if leaders else 0,
+        seats=dict(leaders),
+        declared=change.declared_after,
+        remaining=remaining,
+        deciding_seat=seat.constituency,
+    )
     alert = _alert(change, AlertKind.HUNG_PARLIAMENT, headline, facts)
     return [alert.model_copy(update={"id": alert_id(seat.election, "night", AlertKind.HUNG_PARLIAMENT)})]
 
@@ -320,7 +344,7 @@ def majority_reached(change: SeatChange, config: RuleConfig) -> list[Alert]:
         if seats >= line and change.seats_before.get(party, 0) < line:
             seat = change.seat
             headline = f"{party} reaches a majority: {seats} of the {line} seats needed, with {seat.constituency}"
-            facts = {"party": party, "seats": seats, "majority_line": line, "clinching_seat": seat.constituency}
+            facts = MajorityReachedFacts(party=party, seats=seats, majority_line=line, clinching_seat=seat.constituency)
             alert = _alert(change, AlertKind.MAJORITY_REACHED, headline, facts)
             # One per party per election, whichever declaration (or re-delivery) took it there.
             return [alert.model_copy(update={"id": alert_id(seat.election, party, AlertKind.MAJORITY_REACHED)})]
@@ -359,7 +383,7 @@ def recount(notice: RecountNotice, constituency: str | None) -> Alert:
         ons_id=notice.ons_id,
         constituency=name,
         headline=f"Recount in {name}{reason}",
-        facts={"reason": notice.reason},
+        facts=RecountFacts(reason=notice.reason),
         occurred_at=notice.announced_at,
     )
 

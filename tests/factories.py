@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any, Literal, get_args, get_origin
 
-from tallyroom.schemas import Candidate, Declaration, NightOpened, PreviousResult, SeatBaseline
+from pydantic.fields import FieldInfo
+
+from tallyroom.schemas import Alert, AlertKind, Candidate, Declaration, NightOpened, PreviousResult, SeatBaseline
+from tallyroom.schemas.alerts import ALERT_KINDS
 
 T0 = datetime(2024, 7, 4, 23, 30, tzinfo=timezone(timedelta(hours=1)))
 
@@ -54,3 +58,29 @@ def before(turnout: float | None = None, valid_votes: int | None = None, **share
 
 def seat_id(n: int) -> str:
     return f"E14{n:06d}"
+
+
+def _plain_value(field: FieldInfo) -> Any:
+    """The plainest value a fact can take: null if it may be, else its lowest number, "X", false, empty."""
+    annotation = field.annotation
+    if type(None) in get_args(annotation):
+        return None
+    origin = get_origin(annotation) or annotation
+    if origin is Literal:
+        return get_args(annotation)[0]
+    lowest = next((bound.ge for bound in field.metadata if hasattr(bound, "ge")), 0)
+    return {str: "X", int: lowest, float: float(lowest), bool: False, dict: {}, list: []}[origin]
+
+
+def alert(n: int, kind: AlertKind, headline: str, election: str = "night", **facts: Any) -> Alert:
+    """An alert of ``kind`` with plain facts of its kind's model, ``facts`` overriding them."""
+    model = ALERT_KINDS[kind].facts
+    values = {name: _plain_value(field) for name, field in model.model_fields.items()}
+    return Alert(
+        id=f"a{n}",
+        kind=kind,
+        election=election,
+        headline=headline,
+        facts=model(**(values | facts)),
+        occurred_at=datetime(2024, 7, 5, 0, n, tzinfo=UTC),
+    )

@@ -27,6 +27,7 @@ from tallyroom.consumers.redis_sink import RedisSink, redis_client
 from tallyroom.consumers.webhooks import CONSUMER, deliver_webhooks, failures_key, group_for
 from tallyroom.schemas import Alert, AlertKind
 from tallyroom.schemas.alerts import alert_id
+from tests.factories import alert as sample_alert
 from tests.factories import seat_id
 from tests.integration.conftest import cli_env, isolated_settings
 
@@ -106,14 +107,13 @@ class Server:
 def make_alerts(election: str, n: int) -> list[Alert]:
     now = datetime.now(UTC)
     return [
-        Alert(
-            id=alert_id(election, seat_id(i), AlertKind.GAIN, 1),
-            kind=AlertKind.GAIN,
-            election=election,
-            ons_id=seat_id(i),
-            constituency=f"Seat {i}",
-            headline=f"Seat {i}: gain",
-            occurred_at=now,
+        sample_alert(i, AlertKind.GAIN, f"Seat {i}: gain", election=election, winner_party="Lab").model_copy(
+            update={
+                "id": alert_id(election, seat_id(i), AlertKind.GAIN, 1),
+                "ons_id": seat_id(i),
+                "constituency": f"Seat {i}",
+                "occurred_at": now,
+            }
         )
         for i in range(1, n + 1)
     ]

@@ -1,10 +1,11 @@
 """The registry of alert kinds and the party map: complete, and what every view is drawn from."""
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
 from tallyroom.consumers.web import view
-from tallyroom.schemas import AlertKind, RecountNotice, Rush, Withdrawal
+from tallyroom.schemas import Alert, AlertKind, RecountNotice, Rush, Withdrawal
 from tallyroom.schemas.alerts import ALERT_KINDS
 from tallyroom.schemas.export import with_kinds_table
 from tallyroom.schemas.parties import INDEPENDENT, PARTIES, UNKNOWN_COLOUR, party_colour, party_name
@@ -17,9 +18,9 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 def test_every_alert_kind_has_an_entry():
     assert set(ALERT_KINDS) == set(AlertKind)
     for kind, info in ALERT_KINDS.items():
-        assert info.label and info.description and info.facts, kind
+        assert info.label and info.description and info.fact_names, kind
         assert info.colour or info.party_fact, f"{kind}: neither a colour nor a party to take one from"
-        assert info.party_fact is None or info.party_fact in info.facts, kind
+        assert info.party_fact is None or info.party_fact in info.fact_names, kind
 
 
 def test_the_readme_table_of_kinds_is_the_registry():
@@ -87,7 +88,11 @@ def test_each_alert_carries_the_facts_its_entry_lists():
     # The kinds this night raises (a new kind's own test lives beside its rule, in test_rules.py).
     assert {a.kind for a in alerts} >= set(NIGHT_KINDS)
     for alert in alerts:
-        assert set(alert.facts) == set(ALERT_KINDS[alert.kind].facts), alert.kind
+        info = ALERT_KINDS[alert.kind]
+        assert type(alert) is Alert.of_kind[alert.kind] and type(alert.facts) is info.facts, alert.kind
+        # Every fact set by the rule itself, none left to a default.
+        assert alert.facts.model_fields_set == set(info.fact_names), alert.kind
+        assert set(json.loads(alert.model_dump_json())["facts"]) == set(info.fact_names), alert.kind
 
 
 def test_one_party_map_for_every_view():

@@ -38,6 +38,13 @@ def test_turnout_is_null_without_an_electorate():
     assert seat.turnout is None and seat.turnout_change is None
 
 
+def test_turnout_is_null_when_the_electorate_is_below_the_votes():
+    # A flaw of the published figures: a turnout over 1 is no turnout (and would break its 0..1 bound).
+    seat = seat_result(decl(A, cand("Ann", "Lab", 5000), cand("Bob", "Con", 3000), electorate=7000), "Lab")
+    assert seat.turnout is None and seat.valid_votes == 8000
+    assert change.turnout(8000, 8000) == 1.0
+
+
 def test_share_change_null_for_an_independent_and_a_party_new_this_time():
     previous = before(0.5, Lab=0.40, Con=0.35, Ind=0.2)  # an "Ind" share last time is never compared
     seat = seat_result(

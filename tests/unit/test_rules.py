@@ -106,7 +106,12 @@ def test_majority_reached_once_at_the_declaration_that_crossed_the_line():
         outcome = count.declare(decl(f"E1400000{i}", cand("A", "Lab", 100), cand("B", "Con", 50)))
         seen.append([a for a in outcome.alerts if a.kind == AlertKind.MAJORITY_REACHED])
     assert [len(s) for s in seen] == [0, 0, 1, 0, 0]
-    assert seen[2][0].facts == {"party": "Lab", "seats": 3, "majority_line": 3, "clinching_seat": "Seat E14000003"}
+    assert seen[2][0].facts.model_dump() == {
+        "party": "Lab",
+        "seats": 3,
+        "majority_line": 3,
+        "clinching_seat": "Seat E14000003",
+    }
 
 
 def test_correction_replaces_and_raises_one_correction_alert():
@@ -239,7 +244,7 @@ def test_big_swing_threshold_is_configurable_and_counts_either_direction():
     outcome = count.declare(decl("E14000003", cand("C", "Con", 62), cand("L", "Lab", 30), cand("X", "LD", 8)))
     (alert,) = [a for a in outcome.alerts if a.kind == AlertKind.BIG_SWING]
     assert (alert.facts["swing_from"], alert.facts["swing_to"]) == ("Lab", "Con")
-    assert alert.facts["swing"]["swing"] == pytest.approx(-0.11)
+    assert alert.facts["swing"].swing == pytest.approx(-0.11)
     same = decl("E14000003", cand("C", "Con", 62), cand("L", "Lab", 30), cand("X", "LD", 8))
     assert "big_swing" not in kinds(swing_count(0.2).declare(same))
 

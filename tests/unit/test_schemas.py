@@ -3,9 +3,17 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from tallyroom.schemas import Alert, AlertKind, Declaration, parse_event
+from tallyroom.schemas import Alert, AlertKind, Declaration, ResultUpdate, TallySnapshot, parse_event
+from tallyroom.schemas.alerts import RecountFacts, SeatFacts
 from tallyroom.schemas.export import json_schemas
+from tallyroom.streams.rules import seat_alert as make_seat_alert
+from tallyroom.streams.rules import seat_facts
+from tallyroom.streams.tally import seat_result
 from tests.factories import T0, cand, decl
+
+
+def seat_alert(seat):
+    return make_seat_alert(seat, AlertKind.GAIN, "h", SeatFacts(**seat_facts(seat)))
 
 
 def payload(**overrides):
@@ -90,9 +98,111 @@ def test_declaration_round_trips_through_json():
     assert again.declared_at == T0
 
 
+def recount_alert(**facts) -> Alert:
+    return Alert(id="x", kind=AlertKind.RECOUNT, election="e", headline="h", facts=facts, occurred_at=T0)
+
+
 def test_alert_round_trips_through_json():
-    alert = Alert(id="x", kind=AlertKind.GAIN, election="e", headline="h", facts={"a": 1}, occurred_at=T0)
+    alert = recount_alert(reason="close")
     assert Alert.model_validate_json(alert.model_dump_json()) == alert
+    assert type(alert) is Alert.of_kind[AlertKind.RECOUNT] and isinstance(alert.facts, RecountFacts)
+
+
+def test_an_alerts_facts_are_its_kinds_and_refused_naming_the_fact():
+    with pytest.raises(ValidationError, match="facts.RecountFacts.gap"):
+        recount_alert(reason="x", gap=1)
+    gain = seat_alert(seat_result(decl("E14000001", cand("A", "Lab", 10), cand("B", "Con", 7)), "Con"))
+    raw = json.loads(gain.model_dump_json())
+    assert raw["facts"]["winner_share"] == round(10 / 17, 6) and raw["facts"]["swing"] is None
+    raw["facts"]["winner_share"] = 7
+    with pytest.raises(ValidationError, match="facts.SeatFacts.winner_share"):
+        Alert.model_validate(raw)
+    raw["facts"]["winner_share"], raw["kind"] = 0.5, "majority_reached"  # seat facts are not a majority's
+    with pytest.raises(ValidationError, match="facts.MajorityReachedFacts.party"):
+        Alert.model_validate(raw)
+
+
+def test_an_alert_parsed_in_a_list_is_its_kinds():
+    gain = seat_alert(seat_result(decl("E14000001", cand("A", "Lab", 10), cand("B", "Con", 7)), "Con"))
+    update = ResultUpdate(election="test", alerts=[gain, recount_alert(reason=None)])
+    again = ResultUpdate.model_validate_json(update.model_dump_json())
+    assert again == update and [type(a.facts) for a in again.alerts] == [SeatFacts, RecountFacts]
+    assert again.alerts[0].facts.get("winner_party") == "Lab" and again.alerts[0].facts["majority"] == 3
+
+
+TALLY = {
+    "election": "ge2024",
+    "version": 1,
+    "declared": 1,
+    "total": 650,
+    "majority_line": 326,
+    "valid_votes": 100,
+    "parties": {
+        "Lab": {"party": "Lab", "seats": 1, "votes": 100, "share": 1.0, "gains": 0, "losses": 0, "held_before": 1}
+    },
+}
+
+
+@pytest.mark.parametrize(
+    "path, value",
+    [
+        (("parties", "Lab", "share"), 7),
+        (("parties", "Lab", "share_change"), -1.5),
+        (("parties", "Lab", "seats"), -1),
+        (("declared",), -1),
+        (("valid_votes",), -3),
+        (("swing",), {"from_party": "Con", "to_party": "Lab", "swing": 1.2}),
+    ],
+)
+def test_a_tally_out_of_bounds_is_refused_by_pydantic_and_the_json_schema(path, value):
+    jsonschema = pytest.importorskip("jsonschema")
+    TallySnapshot.model_validate(TALLY)
+    jsonschema.validate(TALLY, json_schemas()["tally"])
+    bad = json.loads(json.dumps(TALLY))
+    target = bad
+    for step in path[:-1]:
+        target = target[step]
+    target[path[-1]] = value
+    with pytest.raises(ValidationError, match=path[-1]):
+        TallySnapshot.model_validate(bad)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, json_schemas()["tally"])
+
+
+def test_a_tally_declaring_more_than_its_total_is_refused():
+    with pytest.raises(ValidationError, match="declared 651 is more than the night's total 650"):
+        TallySnapshot.model_validate(TALLY | {"declared": 651})
+
+
+def test_a_seat_result_out_of_bounds_is_refused_by_the_json_schema():
+    jsonschema = pytest.importorskip("jsonschema")
+    seat = json.loads(
+        seat_result(decl("E14000001", cand("A", "Lab", 10), cand("B", "Con", 7)), "Con").model_dump_json()
+    )
+    jsonschema.validate(seat, json_schemas()["seat-result"])
+    for field, value in [("majority", -1), ("turnout", 1.2), ("revision", -1), ("schema_version", 2)]:
+        with pytest.raises(jsonschema.ValidationError) as refused:
+            jsonschema.validate(seat | {field: value}, json_schemas()["seat-result"])
+        assert list(refused.value.absolute_path)[:1] == [field]
+    seat["candidates"][0]["share"] = 1.5
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(seat, json_schemas()["seat-result"])
+
+
+def test_every_schema_has_an_id_and_the_2020_12_dialect():
+    jsonschema = pytest.importorskip("jsonschema")
+    schemas = json_schemas()
+    assert len({s["$id"] for s in schemas.values()}) == len(schemas)
+    for name, schema in schemas.items():
+        assert schema["$id"] == f"https://tallyroom.example/schemas/{name}.schema.json"
+        assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+        jsonschema.Draft202012Validator.check_schema(schema)
+        # Every record Tallyroom writes carries schema_version 1.
+        if name != "alert":
+            assert schema["properties"]["schema_version"]["const"] == 1, name
+    for variant in schemas["alert"]["$defs"].values():
+        if variant["title"].endswith("Alert"):
+            assert variant["properties"]["schema_version"]["const"] == 1
 
 
 def test_exported_json_schema_validates_a_real_declaration():

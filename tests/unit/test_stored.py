@@ -7,9 +7,11 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from tallyroom.schemas import Candidate, SeatResult
+from tallyroom.schemas import Alert, AlertKind, Candidate, ResultUpdate, SeatResult
 from tallyroom.schemas.common import read_stored
-from tallyroom.streams.tally import seat_result
+from tallyroom.streams import rules
+from tallyroom.streams.rules import seat_change
+from tallyroom.streams.tally import Tally, seat_result
 from tests.factories import cand, decl
 
 
@@ -59,3 +61,43 @@ def test_a_result_stored_by_an_older_release_gets_its_shares_worked_out():
     seat = read_stored(SeatResult, json.dumps(value))
     assert seat.winner.share == 0.625 and seat.candidates[1].share == 0.375
     assert seat.majority_share == 0.25 and seat.turnout == 0.8
+
+
+def stored_alert() -> dict:
+    change = seat_change(
+        Tally("test", 3),
+        None,
+        seat_result(decl("E14000001", cand("A", "Lab", 50), cand("B", "Con", 30)), "Con"),
+        frozenset(),
+    )
+    alert = next(a for a in rules.evaluate(change, rules.RuleConfig()) if a.kind == AlertKind.GAIN)
+    return json.loads(alert.model_dump_json())
+
+
+def test_an_alert_stored_by_the_first_release_keeps_the_facts_it_had():
+    value = stored_alert()
+    # The first release's seat facts: no votes, shares, turnout or swing yet.
+    first = ("winner", "winner_party", "held_by", "majority", "valid_votes", "runner_up", "runner_up_party")
+    value["facts"] = {name: value["facts"][name] for name in first}
+    value.pop("provenance"), value.pop("schema_version")
+    with pytest.raises(ValidationError):
+        Alert.model_validate_json(json.dumps(value))  # what arrives stays strict
+    alert = read_stored(Alert, json.dumps(value))
+    assert alert.kind == AlertKind.GAIN and alert.facts.get("winner_party") == "Lab"
+    assert alert.facts.get("winner_share") is None and json.loads(alert.model_dump_json())["facts"] == value["facts"]
+    update = read_stored(ResultUpdate, json.dumps({"election": "test", "alerts": [value]}))
+    assert update.alerts[0].facts["majority"] == 20
+
+
+def test_an_alert_a_newer_release_added_to_is_read():
+    value = stored_alert()
+    value["importance"] = 3  # a field a newer release added to every alert
+    value["facts"]["winner_age"] = 40  # and a fact
+    alert = read_stored(Alert, json.dumps(value))
+    assert alert.headline == value["headline"] and alert.facts.get("winner_votes") == 50
+    update = read_stored(ResultUpdate, json.dumps({"election": "test", "alerts": [value], "mood": "calm"}))
+    assert update.alerts[0].id == value["id"]
+    value["facts"]["winner_votes"] = -5
+    value["kind"] = "no_such_kind"
+    with pytest.raises(ValidationError):
+        read_stored(Alert, json.dumps(value))

@@ -13,7 +13,8 @@ from rich.segment import Segment
 
 from tallyroom.consumers.reader import ElectionState
 from tallyroom.consumers.watch import MAJORITY_MARK, bar, marker_column, render
-from tallyroom.schemas import Alert, AlertKind, PartyTally, Swing, TallySnapshot
+from tallyroom.schemas import AlertKind, PartyTally, Swing, TallySnapshot
+from tests.factories import alert
 
 AS_OF = datetime(2024, 7, 5, 2, 15, tzinfo=UTC)  # 03:15 BST
 
@@ -40,17 +41,6 @@ def state(parties: list[PartyTally], declared: int, total: int = 650) -> Electio
         seats={p.party: p.seats for p in parties},
         votes={p.party: p.votes for p in parties},
         tally=tally,
-    )
-
-
-def alert(n: int, kind: AlertKind, headline: str, **facts) -> Alert:
-    return Alert(
-        id=f"a{n}",
-        kind=kind,
-        election="night",
-        headline=headline,
-        facts=facts,
-        occurred_at=datetime(2024, 7, 5, 0, n, tzinfo=UTC),
     )
 
 
