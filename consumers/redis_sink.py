@@ -28,6 +28,7 @@ from tallyroom.metrics import serve_process_metrics, sink_metrics
 from tallyroom.schemas import Alert, DeadLetter, ResultUpdate
 from tallyroom.schemas.common import ELECTION_ID, read_stored
 from tallyroom.settings import Settings
+from tallyroom.streams.rules import RuleConfig, seat_summary
 
 log = logging.getLogger("tallyroom.sink")
 
@@ -55,11 +56,20 @@ redis.call('SET', KEYS[6], ARGV[4])
 return 1
 """
 
-# KEYS: seat. ARGV: revision, json
+# KEYS: seat, winners. ARGV: revision, json, ons_id, summary json.
+# The seat's summary is written by the same script as the seat, so the two never disagree.
 SET_SEAT = """
 local held = redis.call('GET', KEYS[1])
 if held and tonumber(cjson.decode(held)['revision']) >= tonumber(ARGV[1]) then return 0 end
 redis.call('SET', KEYS[1], ARGV[2])
+redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])
+return 1
+"""
+
+# KEYS: night. ARGV: ons_id, NightSeat json, ons_id, NightSeat json, ...: the night's seats, replaced whole.
+SET_NIGHT = """
+redis.call('DEL', KEYS[1])
+for i = 1, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 return 1
 """
 
@@ -89,6 +99,8 @@ class RedisSink:
         self._add_alert = self.redis.register_script(ADD_ALERT)
         self._set_tally = self.redis.register_script(SET_TALLY)
         self._set_seat = self.redis.register_script(SET_SEAT)
+        self._set_night = self.redis.register_script(SET_NIGHT)
+        self.rules = RuleConfig.from_settings(settings)  # what the seat summaries call marginal
         self.counts = SinkCounts()
         self.metrics = sink_metrics(self.counted)
         self.fill: RedisFill | None = None
@@ -204,8 +216,17 @@ class RedisSink:
             self._queue_alert(pipe, tags, alert)
         keys = ElectionKeys(update.election)
         seat, tally = update.seat, update.tally
+        if update.night is not None:
+            pairs = [value for s in update.night for value in (s.ons_id, s.model_dump_json())]
+            self._set_night(keys=[keys.night], args=pairs, client=pipe)
+            tags.append("night")
         if seat is not None:
-            self._set_seat(keys=[keys.seat(seat.ons_id)], args=[seat.revision, seat.model_dump_json()], client=pipe)
+            summary = seat_summary(seat, self.rules).model_dump_json()
+            self._set_seat(
+                keys=[keys.seat(seat.ons_id), keys.winners],
+                args=[seat.revision, seat.model_dump_json(), seat.ons_id, summary],
+                client=pipe,
+            )
             tags.append("seat")
         if tally is not None:
             seats = {p: t.seats for p, t in tally.parties.items() if t.seats}

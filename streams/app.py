@@ -45,7 +45,7 @@ import faust
 from pydantic import ValidationError
 
 from tallyroom.metrics import WorkerMetrics, worker_metrics
-from tallyroom.schemas import DeadLetter, NightOpened, ResultUpdate, parse_event
+from tallyroom.schemas import DeadLetter, NightOpened, NightSeat, ResultUpdate, parse_event
 from tallyroom.schemas.common import read_stored
 from tallyroom.schemas.limits import Breach, Limits, event_breaches, payload_breach
 from tallyroom.settings import Settings
@@ -252,6 +252,12 @@ class Tallier:
         for key, reason in unreadable.items():
             self._quarantine(handled.messages, self.tables.seats_changelog, "seats", key, stored[key], reason)
         handled.night = (received, night.election, night.model_dump(mode="json"))
+        # Readers list every seat of the night, declared or not, from this (tallyroom:E:night).
+        seats = [
+            NightSeat(ons_id=b.ons_id, constituency=b.constituency, expected_at=b.expected_at) for b in night.seats
+        ]
+        opened = ResultUpdate(election=night.election, night=seats, tally=self.count.snapshot(night.election))
+        handled.messages.append((self.topics.results, night.election, opened))
 
     def _emit(self, handled: Handled, received: Received, outcome: Outcome) -> None:
         for alert in outcome.alerts:

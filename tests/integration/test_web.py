@@ -95,13 +95,14 @@ class SseReader:
         raise EOFError("the event stream ended")
 
     def until_tally(self) -> tuple[list[Event], Event]:
-        """The alerts before the next tally event, and that tally event."""
+        """The alerts before the next tally event, and that tally event (seat changes and heartbeats skipped)."""
         alerts = []
         while True:
             event = self.next()
             if event.event == "tally":
                 return alerts, event
-            alerts.append(event)
+            if event.event == "message":
+                alerts.append(event)
 
 
 def night_updates(election: str) -> list[ResultUpdate]:

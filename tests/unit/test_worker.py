@@ -62,10 +62,24 @@ def test_a_batch_sends_alerts_and_updates_then_stores_its_seats():
     # Everything on the results topic comes before the changelog writes that record the seats as counted.
     assert topics.index("worker-seats-changelog") > max(i for i, t in enumerate(topics) if t == "results")
     assert sorted(tables.seats) == ["test/E14000001", "test/E14000002", "test/E14000003"]
-    tally = updates(broker)[-1].tally
+    opened, *seats = updates(broker)
+    # The opening lists every seat of the night for readers, with the tally before any declares.
+    assert [s.ons_id for s in opened.night or []] == ["E14000001", "E14000002", "E14000003"]
+    assert opened.seat is None and opened.tally is not None and opened.tally.declared == 0
+    tally = seats[-1].tally
     assert tally is not None and tally.declared == 3
-    assert [u.tally for u in updates(broker)[:-1]] == [None, None]  # one snapshot per batch, on the last update
+    assert [u.tally for u in seats[:-1]] == [None, None]  # one snapshot per batch, on the last update
+    assert all(u.night is None for u in seats)
     assert "test" in tables.stored_nights
+
+
+def test_a_night_sent_again_unchanged_publishes_nothing_new():
+    broker, tables = MemoryBroker(), MemoryTables()
+    t = tallier(broker, tables)
+    run(t, three_seats())
+    before = len(updates(broker))
+    asyncio.run(t.count_batch(received([night(HELD)], start=10)))
+    assert len(updates(broker)) == before
 
 
 def test_a_rule_that_raises_dead_letters_that_declaration_only():
