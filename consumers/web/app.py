@@ -252,7 +252,7 @@ def dashboard_context(election: str, state: dict, feed: list[view.FeedItem], sea
         "majority_position": view.majority_position(state),
         "majority_line": tally["majority_line"] if tally else "",
         "clock": view.night_clock(tally["as_of"] if tally else None),
-        "swing": view.swing_text(Swing.model_validate(tally["swing"])) if tally and tally.get("swing") else None,
+        "swing": view.swing_in_full(Swing.model_validate(tally["swing"])) if tally and tally.get("swing") else None,
         "progress": round(100 * state["declared"] / state["total"], 2) if state["total"] else 0,
         "feed": feed,
         "labels": view.kind_labels(),
@@ -269,6 +269,8 @@ def dashboard_context(election: str, state: dict, feed: list[view.FeedItem], sea
             "seatsVersion": seats.version,
             "seats": seats.rows,
             "hasNight": bool(seats.night),
+            # Opened before the night: the page draws its map by loading again once the night opens.
+            "awaitingNight": not seats.night and not state["total"],
             "undeclaredColour": view.UNDECLARED_COLOUR,
             "nextSeats": NEXT_SEATS,
             "liveSeconds": LIVE_SECONDS,

@@ -189,6 +189,11 @@ def swing_text(swing: Swing | None) -> str | None:
     return swing_phrase(swing) if swing else None
 
 
+def swing_in_full(swing: Swing | None) -> str | None:
+    """ "11.2% from Conservative to Labour": the index page's words (full party names); None without one."""
+    return swing_phrase(swing, party_name) if swing else None
+
+
 def candidate_rows(seat: SeatResult) -> list[CandidateRow]:
     ranked = sorted(seat.candidates, key=lambda c: (-c.votes, c.name))
     return [

@@ -134,3 +134,15 @@ def test_the_banner_tells_a_majority_or_a_hung_parliament_in_full_names():
     assert view.night_banner([a for a in alerts if a.kind.value == "gain"]) is None
     hung = view.banner_of("hung_parliament", {"majority_line": 326, "largest_party": "Con", "largest_party_seats": 317})
     assert hung.text == "Hung parliament: no party can reach 326 seats; Conservative is the largest party with 317"
+
+
+def test_the_index_page_words_a_swing_with_full_party_names():
+    from tallyroom.schemas import Swing
+
+    assert view.swing_in_full(Swing(from_party="Con", to_party="Lab", swing=0.112)) == (
+        "11.2% from Conservative to Labour"
+    )
+    assert (
+        view.swing_in_full(Swing(from_party="Con", to_party="Lab", swing=-0.05)) == "5.0% from Labour to Conservative"
+    )
+    assert view.swing_in_full(None) is None

@@ -115,10 +115,10 @@
     return node;
   }
 
-  // As streams/change.py's swing_phrase: the size, in the direction the swing ran.
+  // As view.swing_in_full: the size, in the direction the swing ran, between full party names.
   function swingText(swing) {
     const [from, to] = swing.swing < 0 ? [swing.to_party, swing.from_party] : [swing.from_party, swing.to_party];
-    return (Math.abs(swing.swing) * 100).toFixed(1) + "% from " + from + " to " + to;
+    return (Math.abs(swing.swing) * 100).toFixed(1) + "% from " + partyName(from) + " to " + partyName(to);
   }
 
   function showTally(state) {
@@ -349,7 +349,7 @@
     // with a newer tally, and sends only what changes from then on: fetch the gap once.
     let synced = false;
     function tally(state) {
-      if (!config.hasNight && !config.seats.length && state.total > 0 && !state.declared) {
+      if (config.awaitingNight && state.total > 0) {
         location.reload();  // the night opened while the page was waiting for it: draw its map
         return;
       }
