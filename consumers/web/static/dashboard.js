@@ -161,9 +161,11 @@
     return node;
   }
 
+  const shownIds = new Set([...$("feed").children].map((li) => li.dataset.streamId));
   function addAlert(streamId, alert) {
     const feed = $("feed");
-    if (feed.querySelector('[data-stream-id="' + CSS.escape(streamId) + '"]')) return;  // already shown
+    if (shownIds.has(streamId)) return;  // already shown
+    shownIds.add(streamId);
     const item = alertItem(streamId, alert);
     item.classList.add("fresh");
     item.classList.toggle("filtered-out", !shown(item));
@@ -271,7 +273,10 @@
       return searchKeys.get(row.ons_id).includes(query);
     }
 
-    const byName = (a, b) => a.name.localeCompare(b.name, "en-GB");
+    // One collator: localeCompare with a locale builds one per call, which made each redraw of
+    // 650 rows take a noticeable part of a second.
+    const collator = new Intl.Collator("en-GB");
+    const byName = (a, b) => collator.compare(a.name, b.name);
     // Seats without the figure a sort needs go last, by name.
     function keyed(value) {
       return (a, b) => {
@@ -290,11 +295,16 @@
       swing: keyed((r) => (won(r) && r.result.swing ? -Math.abs(r.result.swing.swing) : null)),
     };
 
+    let listed = [];  // the ONS ids the list shows, in order: the DOM is touched only when they change
     function showList() {
       const filter = $("seat-filter").value;
       const query = matchKey($("seat-search").value);
-      const shown = [...seats.values()].filter((row) => keep(row, filter, query)).sort(SORTS[$("seat-sort").value] || byName);
-      $("seat-list").replaceChildren(...shown.map((row) => rows.get(row.ons_id)));
+      const shown = [...seats.values()].filter((row) => keep(row, filter, query)).sort(SORTS[$("seat-sort").value] || byName)
+        .map((row) => row.ons_id);
+      if (shown.length !== listed.length || shown.some((ons, i) => ons !== listed[i])) {
+        $("seat-list").replaceChildren(...shown.map((ons) => rows.get(ons)));
+        listed = shown;
+      }
       $("no-seats").classList.toggle("hidden", shown.length > 0);
       $("list-count").textContent = shown.length + " of " + seats.size;
     }
@@ -332,10 +342,13 @@
       showToCome();
     }
 
+    // At most one redraw every DRAW_MS: a night at --max changes seats hundreds of times a second,
+    // and a phone (or a loaded machine) must not spend every frame re-sorting the list.
+    const DRAW_MS = 250;
     function schedule() {
       if (!drawPending) {
         drawPending = true;
-        requestAnimationFrame(draw);
+        setTimeout(() => requestAnimationFrame(draw), DRAW_MS);
       }
     }
 
