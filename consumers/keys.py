@@ -9,6 +9,8 @@ For election ``E``:
 - ``tallyroom:E:declared`` seats declared so far; ``tallyroom:E:total`` seats in the night
 - ``tallyroom:E:tally``    the latest TallySnapshot as JSON (shares, gains, losses)
 - ``tallyroom:E:seat:<ons_id>`` the seat's latest SeatResult as JSON
+- ``tallyroom:E:winners``  hash ons_id -> SeatSummary JSON (winner, gain, majority), set with the seat
+- ``tallyroom:E:night``    hash ons_id -> NightSeat JSON (name, expected time): every seat of the night
 - ``tallyroom:E:audit``    stream; every write attempt of live entry: who, what, accepted or refused and why
 - ``tallyroom:audit``      the same, for attempts refused before their election was known
 - ``tallyroom:dead-letters`` stream of refused events (DeadLetter JSON), for operators
@@ -49,6 +51,8 @@ class ElectionKeys:
         self.version = f"{base}:tally-version"
         self.alert_ids = f"{base}:alert-ids"
         self.seat_prefix = f"{base}:seat:"
+        self.winners = f"{base}:winners"
+        self.night = f"{base}:night"
         # "topic/partition/offset" -> reason, for each event or stored record of this election
         # the worker refused or quarantined (the full record is in DEAD_LETTERS)
         self.refused = f"{base}:refused"

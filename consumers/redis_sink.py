@@ -28,6 +28,7 @@ from tallyroom.metrics import serve_process_metrics, sink_metrics
 from tallyroom.schemas import Alert, DeadLetter, ResultUpdate
 from tallyroom.schemas.common import ELECTION_ID, read_stored
 from tallyroom.settings import Settings
+from tallyroom.streams.rules import RuleConfig, seat_summary
 
 log = logging.getLogger("tallyroom.sink")
 
@@ -36,7 +37,9 @@ log = logging.getLogger("tallyroom.sink")
 # step's keys in the same order. Returns 1 (written) or 0 (already there, or older) per step.
 #   a: an alert, added once by id. KEYS alert-ids set, alerts stream, live channel;
 #      ARGV id, kind, ons_id, constituency, headline, json.
-#   s: a seat result, kept only if newer. KEYS seat; ARGV revision, json.
+#   s: a seat result, kept only if newer, with its summary (so the two never disagree).
+#      KEYS seat, winners; ARGV revision, json, ons_id, SeatSummary json.
+#   n: the night's seats, replaced whole. KEYS night; ARGV n, then n pairs of ons_id, NightSeat json.
 #   t: a tally, kept only if newer. KEYS version, seats, votes, declared, total, tally;
 #      ARGV version, declared, total, tally json, seats json, votes json.
 # One call instead of one per step cost the sink less CPU per declaration (bench/README.md).
@@ -57,9 +60,16 @@ while a <= #ARGV do
     local held = redis.call('GET', KEYS[k])
     if not (held and tonumber(cjson.decode(held)['revision']) >= tonumber(ARGV[a+1])) then
       redis.call('SET', KEYS[k], ARGV[a+2])
+      redis.call('HSET', KEYS[k+1], ARGV[a+3], ARGV[a+4])
       done = 1
     end
-    k, a = k + 1, a + 3
+    k, a = k + 2, a + 5
+  elseif step == 'n' then
+    local n = tonumber(ARGV[a+1])
+    redis.call('DEL', KEYS[k])
+    for i = 0, n - 1 do redis.call('HSET', KEYS[k], ARGV[a+2+2*i], ARGV[a+3+2*i]) end
+    done = 1
+    k, a = k + 1, a + 2 + 2 * n
   elseif step == 't' then
     local held = tonumber(redis.call('GET', KEYS[k]) or '-1')
     if tonumber(ARGV[a+1]) > held then
@@ -114,6 +124,7 @@ class RedisSink:
         self.settings = settings
         self.redis = client or redis_client(settings)
         self._write_results = self.redis.register_script(WRITE_RESULTS)
+        self.rules = RuleConfig.from_settings(settings)  # what the seat summaries call marginal
         self.counts = SinkCounts()
         self.metrics = sink_metrics(self.counted)
         self.fill: RedisFill | None = None
@@ -233,9 +244,15 @@ class RedisSink:
             self._queue_alert(steps, alert)
         keys = ElectionKeys(update.election)
         seat, tally = update.seat, update.tally
+        if update.night is not None:
+            steps.keys.append(keys.night)
+            steps.args += ["n", len(update.night)]
+            steps.args += [value for s in update.night for value in (s.ons_id, s.model_dump_json())]
+            steps.kinds.append("night")
         if seat is not None:
-            steps.keys.append(keys.seat(seat.ons_id))
-            steps.args += ["s", seat.revision, seat.model_dump_json()]
+            summary = seat_summary(seat, self.rules).model_dump_json()
+            steps.keys += [keys.seat(seat.ons_id), keys.winners]
+            steps.args += ["s", seat.revision, seat.model_dump_json(), seat.ons_id, summary]
             steps.kinds.append("seat")
         if tally is not None:
             seats = {p: t.seats for p, t in tally.parties.items() if t.seats}

@@ -25,9 +25,11 @@ from tallyroom.schemas.events import (
 from tallyroom.schemas.results import (
     CandidateResult,
     DeadLetter,
+    NightSeat,
     PartyTally,
     ResultUpdate,
     SeatResult,
+    SeatSummary,
     Swing,
     TallySnapshot,
 )
@@ -42,6 +44,7 @@ __all__ = [
     "DeclarationRef",
     "ElectionEvent",
     "NightOpened",
+    "NightSeat",
     "Nominee",
     "PartyTally",
     "PreviousResult",
@@ -51,6 +54,7 @@ __all__ = [
     "Rush",
     "SeatBaseline",
     "SeatResult",
+    "SeatSummary",
     "Swing",
     "TallySnapshot",
     "Withdrawal",

@@ -80,6 +80,9 @@ class SeatBaseline(Record):
     constituency: Name
     held_by: PartyCode | None = Field(None, description="party that held the seat before the night")
     previous: PreviousResult | None = Field(None, description="the previous election's figures, when known")
+    expected_at: Timestamp | None = Field(
+        None, description="when the seat is expected to declare, where a timetable is known"
+    )
     candidates: list[Nominee] = Field(
         default_factory=list,
         max_length=MAX_CANDIDATES,

@@ -8,7 +8,7 @@ from pydantic import BaseModel
 
 from tallyroom.schemas.alerts import Alert, kinds_table
 from tallyroom.schemas.events import Declaration, NightOpened, RecountNotice, Rush, Withdrawal
-from tallyroom.schemas.results import DeadLetter, ResultUpdate, SeatResult, TallySnapshot
+from tallyroom.schemas.results import DeadLetter, ResultUpdate, SeatResult, SeatSummary, TallySnapshot
 
 EXPORTED: dict[str, type[BaseModel]] = {
     "declaration": Declaration,
@@ -20,6 +20,7 @@ EXPORTED: dict[str, type[BaseModel]] = {
     "seat-result": SeatResult,
     "tally": TallySnapshot,
     "result-update": ResultUpdate,
+    "seat-summary": SeatSummary,
     "dead-letter": DeadLetter,
 }
 

@@ -159,6 +159,33 @@ class TallySnapshot(Record):
         return self
 
 
+class NightSeat(Record):
+    """One seat of the night as readers list it, declared or not (the ``tallyroom:E:night`` hash)."""
+
+    ons_id: OnsId
+    constituency: str
+    expected_at: Timestamp | None = Field(None, description="when the seat is expected to declare, if known")
+
+
+class SeatSummary(Record):
+    """What a map or a seat list needs of one seat's latest result (the ``tallyroom:E:winners`` hash)."""
+
+    schema_version: SchemaVersion = SCHEMA_VERSION
+    ons_id: OnsId
+    constituency: str
+    status: Literal["declared", "rush", "withdrawn"]
+    party: str | None = Field(description="the winning party; null once the result is withdrawn")
+    gain: bool = Field(description="won from another party than the one that held it")
+    held_by: str | None = None
+    majority: Count | None = Field(None, description="null for a rush (figures to follow) or a withdrawn result")
+    majority_share: Fraction | None = None
+    marginal: bool = Field(False, description="a majority under the marginal line (TALLYROOM_MARGINAL_*)")
+    swing: Swing | None = None
+    declared_at: Timestamp
+    revision: Count = Field(description="0 for a rush before any result")
+    weight: Count = Field(description="revision plus rushes and withdrawals: grows with each accepted event")
+
+
 class ResultUpdate(Record):
     """One message on the results topic: what one event changed, in order.
 
@@ -172,6 +199,9 @@ class ResultUpdate(Record):
     alerts: list[Alert] = Field(default_factory=list)
     seat: SeatResult | None = None
     tally: TallySnapshot | None = None
+    night: list[NightSeat] | None = Field(
+        None, description="on the night's opening (and each re-opening): every seat of the night, in its order"
+    )
 
 
 class DeadLetter(Record):

@@ -45,7 +45,7 @@ import faust
 from pydantic import ValidationError
 
 from tallyroom.metrics import WorkerMetrics, worker_metrics
-from tallyroom.schemas import DeadLetter, NightOpened, parse_event
+from tallyroom.schemas import DeadLetter, NightOpened, NightSeat, parse_event
 from tallyroom.schemas.common import SCHEMA_VERSION, read_stored
 from tallyroom.schemas.limits import Breach, Limits, event_breaches, payload_breach
 from tallyroom.settings import Settings
@@ -128,6 +128,7 @@ class UpdateParts:
     alerts: list[bytes]
     seat: bytes | None
     tally: bytes | None = None
+    night: bytes | None = None
 
     def to_json(self) -> bytes:
         return b"".join(
@@ -140,6 +141,8 @@ class UpdateParts:
                 self.seat if self.seat is not None else b"null",
                 b',"tally":',
                 self.tally if self.tally is not None else b"null",
+                b',"night":',
+                self.night if self.night is not None else b"null",
                 b"}",
             )
         )
@@ -286,6 +289,18 @@ class Tallier:
         for key, reason in unreadable.items():
             self._quarantine(handled.messages, self.tables.seats_changelog, "seats", key, stored[key], reason)
         handled.night = (received, night.election, night.model_dump(mode="json"))
+        # Readers list every seat of the night, declared or not, from this (tallyroom:E:night).
+        seats = [
+            NightSeat(ons_id=b.ons_id, constituency=b.constituency, expected_at=b.expected_at) for b in night.seats
+        ]
+        opened = UpdateParts(
+            night.election,
+            alerts=[],
+            seat=None,
+            tally=self.count.snapshot(night.election).model_dump_json().encode(),
+            night=b"[" + b",".join(seat.model_dump_json().encode() for seat in seats) + b"]",
+        )
+        handled.messages.append((self.topics.results, night.election, opened))
 
     def _emit(self, handled: Handled, received: Received, outcome: Outcome) -> None:
         alerts = [alert.model_dump_json().encode() for alert in outcome.alerts]

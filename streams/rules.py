@@ -22,6 +22,7 @@ from tallyroom.schemas import (
     DeclarationRef,
     RecountNotice,
     SeatResult,
+    SeatSummary,
     Swing,
 )
 from tallyroom.schemas.alerts import (
@@ -203,6 +204,36 @@ def incumbent_defeated(change: SeatChange, config: RuleConfig) -> list[Alert]:
             subject = f"{seat.ons_id}/{candidate.name.casefold()}"
             alerts.append(_alert(change, AlertKind.INCUMBENT_DEFEATED, headline, facts, subject))
     return alerts
+
+
+def is_marginal(seat: SeatResult, config: RuleConfig) -> bool:
+    """A contested seat won by less than the marginal line (a rush has no figures yet, so is not)."""
+    return (
+        seat.status == "declared"
+        and seat.runner_up is not None
+        and seat.majority < config.marginal_threshold(seat.valid_votes)
+    )
+
+
+def seat_summary(seat: SeatResult, config: RuleConfig) -> SeatSummary:
+    """The seat as a map and a seat list show it: winner, gain, majority, marginal, swing."""
+    withdrawn = seat.status == "withdrawn"
+    figures = seat.status == "declared"
+    return SeatSummary(
+        ons_id=seat.ons_id,
+        constituency=seat.constituency,
+        status=seat.status,
+        party=None if withdrawn else seat.winning_party,
+        gain=not withdrawn and bool(seat.held_by) and seat.winning_party != seat.held_by,
+        held_by=seat.held_by,
+        majority=seat.majority if figures else None,
+        majority_share=seat.majority_share if figures else None,
+        marginal=is_marginal(seat, config),
+        swing=seat.swing if figures else None,
+        declared_at=seat.declared_at,
+        revision=seat.revision,
+        weight=seat.tally_weight,
+    )
 
 
 def marginal(change: SeatChange, config: RuleConfig) -> list[Alert]:

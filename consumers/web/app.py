@@ -25,6 +25,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import AfterValidator
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
+from sse_starlette import ServerSentEvent
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tallyroom.consumers.web import store, view
@@ -39,6 +40,8 @@ log = logging.getLogger("tallyroom.web")
 HERE = FilePath(__file__).resolve().parent
 ELECTION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"  # as schemas.common.ElectionId
 ONS_PATTERN = r"^[EWSNL]\d{8}$"  # as schemas.common.OnsId
+HEARTBEAT_SECONDS = 10  # a heartbeat event on every stream this often, so the page can tell it is moving
+LIVE_SECONDS = 25  # the page's badge says live while it has heard from the stream this recently
 FEED_ON_PAGE = 2000  # alerts rendered into the first page; a whole night is about 1,000 (2024, with 422 big swings)
 API_PAGE_MAX = 1000
 
@@ -74,6 +77,7 @@ def create_web_app(settings: Settings, feed_config: FeedConfig = FeedConfig()) -
         )
         app.state.redis = Redis(connection_pool=pool)
         app.state.feeds = Feeds(app.state.redis, feed_config)
+        app.state.seats = store.SeatsCache(feed_config.max_feeds)
         try:
             yield
         finally:
@@ -130,7 +134,8 @@ def create_web_app(settings: Settings, feed_config: FeedConfig = FeedConfig()) -
             return not_found(request, f"{election!r} is not an election id.")
         state = await store.read_state(redis_of(request), election)
         feed = await store.latest_alerts(redis_of(request), election, FEED_ON_PAGE)
-        return templates.TemplateResponse(request, "index.html", dashboard_context(election, state, feed))
+        seats = await request.app.state.seats.get(redis_of(request), election)
+        return templates.TemplateResponse(request, "index.html", dashboard_context(election, state, feed, seats))
 
     @app.get("/e/{election}/seat/{ons_id}", response_class=HTMLResponse, include_in_schema=False)
     async def seat_page(request: Request, election: str, ons_id: str):
@@ -168,13 +173,25 @@ def create_web_app(settings: Settings, feed_config: FeedConfig = FeedConfig()) -
         except FeedUnavailable as exc:
             raise HTTPException(503, str(exc), headers={"Retry-After": "5"}) from None
         return ViewerResponse(
-            feeds, feed, start, ping=15, headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+            feeds,
+            feed,
+            start,
+            ping=HEARTBEAT_SECONDS,
+            ping_message_factory=heartbeat,
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
 
     @app.get("/api/e/{election}/state")
     async def state_api(request: Request, election: str = ElectionParam) -> dict:
         """Seats declared, seats in the night, seats and votes by party, and the full tally snapshot."""
         return await store.read_state(redis_of(request), election)
+
+    @app.get("/api/e/{election}/seats")
+    async def seats_api(request: Request, election: str = ElectionParam) -> dict:
+        """Every seat of the night by name, each with its expected time and its result's summary (or null),
+        as of ``version``; served from one read per tally version per process."""
+        seats: store.NightSeats = await request.app.state.seats.get(redis_of(request), election)
+        return {"version": seats.version, "seats": seats.rows}
 
     @app.get("/api/e/{election}/alerts")
     async def alerts_api(
@@ -208,9 +225,25 @@ def create_web_app(settings: Settings, feed_config: FeedConfig = FeedConfig()) -
     return app
 
 
-def dashboard_context(election: str, state: dict, feed: list[view.FeedItem]) -> dict:
+def heartbeat() -> ServerSentEvent:
+    # An event the page's script sees (a comment ping would not reach it); an event needs data to fire.
+    return ServerSentEvent(data="1", event="heartbeat")
+
+
+NEXT_SEATS = 5  # seats listed as expected next
+
+
+def dashboard_context(election: str, state: dict, feed: list[view.FeedItem], seats: store.NightSeats) -> dict:
     tally = state["tally"]
+    coming = view.to_come(seats.night, seats.winners)
     return {
+        "map": seats.map,
+        "cells": view.map_cells(seats.map, seats.winners),
+        "banner": view.night_banner([item.alert for item in feed]),
+        "to_come": len(coming) if seats.night else max(state["total"] - state["declared"], 0),
+        "next_seats": [s for s in coming if s.expected_at is not None][:NEXT_SEATS],
+        "timetable": any(s.expected_at is not None for s in seats.night.values()),
+        "night_clock": view.night_clock,
         "election": election,
         "state": state,
         "bars": view.bars(state),
@@ -219,7 +252,7 @@ def dashboard_context(election: str, state: dict, feed: list[view.FeedItem]) -> 
         "majority_position": view.majority_position(state),
         "majority_line": tally["majority_line"] if tally else "",
         "clock": view.night_clock(tally["as_of"] if tally else None),
-        "swing": view.swing_text(Swing.model_validate(tally["swing"])) if tally and tally.get("swing") else None,
+        "swing": view.swing_in_full(Swing.model_validate(tally["swing"])) if tally and tally.get("swing") else None,
         "progress": round(100 * state["declared"] / state["total"], 2) if state["total"] else 0,
         "feed": feed,
         "labels": view.kind_labels(),
@@ -232,5 +265,14 @@ def dashboard_context(election: str, state: dict, feed: list[view.FeedItem]) -> 
             "unknownColour": view.UNKNOWN_COLOUR,
             "kinds": view.kinds_json(),
             "feedMax": FEED_ON_PAGE,
+            "seatsApi": f"/api/e/{election}/seats",
+            "seatsVersion": seats.version,
+            "seats": seats.rows,
+            "hasNight": bool(seats.night),
+            # Opened before the night: the page draws its map by loading again once the night opens.
+            "awaitingNight": not seats.night and not state["total"],
+            "undeclaredColour": view.UNDECLARED_COLOUR,
+            "nextSeats": NEXT_SEATS,
+            "liveSeconds": LIVE_SECONDS,
         },
     }

@@ -33,7 +33,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from sse_starlette.sse import SendTimeoutError
 
 from tallyroom.consumers.keys import ElectionKeys, StreamEntry, read_entries, stream_entries
-from tallyroom.consumers.web.store import read_state, tally_version
+from tallyroom.consumers.web.store import read_state, read_winners, tally_version
 from tallyroom.consumers.web.stream_ids import StreamId, format_stream_id, parse_stream_id
 
 log = logging.getLogger("tallyroom.web.events")
@@ -119,6 +119,7 @@ class ElectionFeed:
     last_id: StreamId = (0, 0)
     tally_frame: bytes | None = None
     tally_version: int | None = None
+    winners: dict[str, str] = field(default_factory=dict)  # ons_id -> SeatSummary JSON, as last read
     viewers: set[Viewer] = field(default_factory=set)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     next_tally: float = 0.0
@@ -157,6 +158,21 @@ class ElectionFeed:
                 if start < len(ids):
                     viewer.skip_through = None
                     self._deliver(viewer, b"".join(frames[start:]), len(frames) - start)
+
+    def publish_seats(self, version: int, winners: dict[str, str]) -> None:
+        """The seats whose summary changed since the last read, as one ``seats`` event to every viewer.
+
+        A viewer gets only changes: its page came with the seats as of some version, and it
+        fetches ``/api/e/E/seats`` once when the first tally it is sent is newer than that.
+        """
+        changed = [(ons_id, raw) for ons_id, raw in winners.items() if self.winners.get(ons_id) != raw]
+        self.winners = winners
+        if not changed or not self.viewers:
+            return
+        body = ",".join(f"{json.dumps(ons_id)}:{raw}" for ons_id, raw in changed)
+        frame = ServerSentEvent(data=f'{{"version":{version},"seats":{{{body}}}}}', event="seats").encode()
+        for viewer in list(self.viewers):
+            self._deliver(viewer, frame, 0)
 
     def publish_tally(self, state: dict) -> None:
         self.tally_version = state["tally"]["version"] if state["tally"] else -1
@@ -238,9 +254,12 @@ class ElectionFeed:
 
     async def _read_tally(self, client: Redis) -> None:
         state = await read_state(client, self.election)
+        # The sink sets a seat's summary before the tally that counts it: read after, it is never older.
+        version, winners = await read_winners(client, self.election)
         # Every alert of the seats this tally counts landed before it: send those first.
         while len(await self._read_alerts(client, block=None)) == self.config.batch:
             pass
+        self.publish_seats(version, winners)
         self.publish_tally(state)
 
 

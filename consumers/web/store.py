@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from redis.asyncio import Redis
@@ -10,8 +11,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from tallyroom.consumers.keys import ElectionKeys, StreamEntry, stream_entries
-from tallyroom.consumers.web.view import FeedItem, state_json
-from tallyroom.schemas import Alert, SeatResult, TallySnapshot
+from tallyroom.consumers.web.hexmap import NightMap, map_for_night
+from tallyroom.consumers.web.view import FeedItem, night_names, seat_list_json, state_json
+from tallyroom.schemas import Alert, NightSeat, SeatResult, SeatSummary, TallySnapshot
 from tallyroom.schemas.common import read_stored
 from tallyroom.settings import Settings
 
@@ -34,6 +36,36 @@ async def read_state(client: Redis, election: str) -> dict:
         tally=read_stored(TallySnapshot, tally) if tally else None,
         refused=int(refused),
     )
+
+
+async def read_winners(client: Redis, election: str) -> tuple[int, dict[str, str]]:
+    """The tally version and every seat's summary as stored (ons_id -> SeatSummary JSON), in one MULTI."""
+    keys = ElectionKeys(election)
+    async with client.pipeline(transaction=True) as pipe:
+        pipe.get(keys.version)
+        pipe.hgetall(keys.winners)
+        version, winners = await pipe.execute()
+    return int(version) if version is not None else -1, winners
+
+
+async def read_night(client: Redis, election: str) -> dict[str, NightSeat]:
+    """Every seat of the night (``tallyroom:E:night``), in no particular order; {} before it opens."""
+    held = await client.hgetall(ElectionKeys(election).night)
+    return {str(ons_id): read_stored(NightSeat, raw) for ons_id, raw in held.items()}
+
+
+def summaries(winners: dict[str, str]) -> dict[str, SeatSummary]:
+    return {ons_id: read_stored(SeatSummary, raw) for ons_id, raw in winners.items()}
+
+
+async def night_size(client: Redis, election: str) -> tuple[int, int]:
+    """(tally version, seats in the night's list): what a cache of the seats is keyed on."""
+    keys = ElectionKeys(election)
+    async with client.pipeline(transaction=False) as pipe:
+        pipe.get(keys.version)
+        pipe.hlen(keys.night)
+        version, size = await pipe.execute()
+    return int(version) if version is not None else -1, int(size)
 
 
 async def tally_version(client: Redis, election: str) -> int:
@@ -76,3 +108,44 @@ def redis_problem(exc: RedisError, settings: Settings) -> str:
     if isinstance(exc, RedisConnectionError):
         return f"redis at {where} is unreachable: {exc}"
     return f"redis at {where}: {exc}"
+
+
+@dataclass(frozen=True)
+class NightSeats:
+    """The night's seats, their results' summaries and its hex map, as of one tally version."""
+
+    version: int
+    night: dict[str, NightSeat]
+    winners: dict[str, SeatSummary]
+    map: NightMap
+    rows: list[dict]  # view.seat_list_json: what the page's list and map start from
+
+
+NO_NIGHT = "the night's list of seats is not in Redis yet (it comes with its opening)"
+
+
+class SeatsCache:
+    """The seats as of the latest tally version, read from Redis once per version per process.
+
+    A page view then costs two small reads (the version and the night's size), not 650 seat
+    JSONs; thousands of viewers of one election share one copy.
+    """
+
+    def __init__(self, elections: int = 64):
+        self.elections = elections
+        self._held: dict[str, tuple[tuple[int, int], NightSeats]] = {}
+
+    async def get(self, client: Redis, election: str) -> NightSeats:
+        key = await night_size(client, election)
+        held = self._held.get(election)
+        if held is not None and held[0] == key:
+            return held[1]
+        version, raw = await read_winners(client, election)
+        night = await read_night(client, election)
+        winners = summaries(raw)
+        drawn = map_for_night(night_names(night, winners)) if night else NightMap(None, [], 0, 0, 0, NO_NIGHT)
+        seats = NightSeats(version, night, winners, drawn, seat_list_json(night, winners))
+        if election not in self._held and len(self._held) >= self.elections:
+            self._held.pop(next(iter(self._held)))  # the oldest election followed goes first
+        self._held[election] = (key, seats)
+        return seats

@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from tallyroom.schemas import Alert, SeatResult, Swing, TallySnapshot
+from tallyroom.consumers.web.hexmap import NightMap
+from tallyroom.schemas import Alert, AlertKind, NightSeat, SeatResult, SeatSummary, Swing, TallySnapshot
 from tallyroom.schemas.alerts import ALERT_KINDS
 from tallyroom.schemas.parties import PARTIES, UNKNOWN_COLOUR, party_colour, party_name
 from tallyroom.streams.change import swing_phrase
@@ -70,10 +71,15 @@ class Bar:
     losses: int
     colour: str
     width: float  # percent of all seats in the night
+    share_change: float | None = None  # national share change, fraction points (None: not comparable)
 
     @property
     def name(self) -> str:
         return party_name(self.party)
+
+    @property
+    def change_text(self) -> str:
+        return points(self.share_change)
 
     @property
     def net(self) -> int:
@@ -100,6 +106,7 @@ def party_rows(state: dict) -> list[Bar]:
                 losses=detail.get("losses", 0),
                 colour=colour(party),
                 width=round(100 * seats / total, 3) if total else 0.0,
+                share_change=detail.get("share_change"),
             )
         )
     return sorted(rows, key=lambda b: (-b.seats, -b.votes, b.party))
@@ -182,6 +189,11 @@ def swing_text(swing: Swing | None) -> str | None:
     return swing_phrase(swing) if swing else None
 
 
+def swing_in_full(swing: Swing | None) -> str | None:
+    """ "11.2% from Conservative to Labour": the index page's words (full party names); None without one."""
+    return swing_phrase(swing, party_name) if swing else None
+
+
 def candidate_rows(seat: SeatResult) -> list[CandidateRow]:
     ranked = sorted(seat.candidates, key=lambda c: (-c.votes, c.name))
     return [
@@ -210,3 +222,124 @@ def seat_verdict(seat: SeatResult) -> str:
     else:
         verdict = f"{party} hold" if seat.held_by == party else f"{party} gain from {seat.held_by}"
     return f"{verdict} (rush: figures to follow)" if seat.status == "rush" else verdict
+
+
+# --- the map, the seat list and the story of the night --------------------------------------
+
+UNDECLARED_COLOUR = "#d9dadf"  # a seat still to come: lighter than UNKNOWN_COLOUR, which is a party's
+
+
+def seat_verdict_short(summary: SeatSummary | None) -> str:
+    """ "Labour gain from Conservative, majority 4,213"; "not declared yet"; "result withdrawn".
+
+    The page's script words an update the same way (``seatText`` in static/dashboard.js).
+    """
+    if summary is None:
+        return "not declared yet"
+    if summary.status == "withdrawn" or summary.party is None:
+        return "result withdrawn"
+    party = party_name(summary.party)
+    if summary.held_by is None:
+        verdict = f"{party} win"
+    elif summary.gain:
+        verdict = f"{party} gain from {party_name(summary.held_by)}"
+    else:
+        verdict = f"{party} hold"
+    if summary.status == "rush":
+        return f"{verdict}, figures to follow"
+    return f"{verdict}, majority {summary.majority:,}" if summary.majority is not None else verdict
+
+
+@dataclass(frozen=True)
+class MapCell:
+    ons_id: str
+    name: str
+    points: str
+    fill: str
+    gain: bool
+    title: str
+
+
+def map_cells(night_map: NightMap, winners: dict[str, SeatSummary]) -> list[MapCell]:
+    """Each hexagon of the night's map, coloured by its winner (undeclared and withdrawn grey), gains marked."""
+    cells = []
+    for cell in night_map.cells:
+        won = winners.get(cell.ons_id)
+        party = won.party if won and won.status != "withdrawn" else None
+        cells.append(
+            MapCell(
+                ons_id=cell.ons_id,
+                name=cell.name,
+                points=cell.points,
+                fill=colour(party) if party else UNDECLARED_COLOUR,
+                gain=bool(won and party and won.gain),
+                title=f"{cell.name}: {seat_verdict_short(won)}",
+            )
+        )
+    return cells
+
+
+def night_names(night: dict[str, NightSeat], winners: dict[str, SeatSummary]) -> dict[str, str]:
+    """ONS id -> constituency of every seat known: the night's list, and any declared seat missing from it."""
+    names = {ons_id: s.constituency for ons_id, s in night.items()}
+    for ons_id, won in winners.items():
+        names.setdefault(ons_id, won.constituency)
+    return names
+
+
+def seat_list_json(night: dict[str, NightSeat], winners: dict[str, SeatSummary]) -> list[dict]:
+    """Every seat for the page's list and map, by name: its expected time, and its result when it has one."""
+    rows = []
+    for ons_id, name in night_names(night, winners).items():
+        expected = night[ons_id].expected_at if ons_id in night else None
+        won = winners.get(ons_id)
+        rows.append(
+            {
+                "ons_id": ons_id,
+                "name": name,
+                "expected_at": expected.isoformat() if expected else None,
+                "result": won.model_dump(mode="json") if won else None,
+            }
+        )
+    return sorted(rows, key=lambda r: (r["name"].casefold(), r["ons_id"]))
+
+
+def to_come(night: dict[str, NightSeat], winners: dict[str, SeatSummary]) -> list[NightSeat]:
+    """Seats still to declare (withdrawn ones again), soonest expected first; those with no time last, by name."""
+    waiting = [s for ons_id, s in night.items() if ons_id not in winners or winners[ons_id].status == "withdrawn"]
+    return sorted(waiting, key=lambda s: (s.expected_at is None, s.expected_at or datetime.min, s.constituency))
+
+
+@dataclass(frozen=True)
+class Banner:
+    kind: str  # majority_reached or hung_parliament
+    text: str
+    colour: str
+
+
+def night_banner(alerts: list[Alert]) -> Banner | None:
+    """The story of the night in one line, from its night alerts: a party past the majority line, or a hung
+    parliament. The newest such alert wins (``alerts`` in any order)."""
+    story = [a for a in alerts if a.kind.value in ("majority_reached", "hung_parliament")]
+    if not story:
+        return None
+    latest = max(story, key=lambda a: a.occurred_at)
+    return banner_of(latest.kind.value, latest.facts.model_dump(mode="json"))
+
+
+def banner_of(kind: str, facts: dict) -> Banner:
+    """As ``bannerOf`` in static/dashboard.js."""
+    if kind == "majority_reached":
+        party = str(facts.get("party"))
+        return Banner(
+            kind,
+            f"{party_name(party)} wins a majority: {facts.get('seats')} seats, {facts.get('majority_line')} needed",
+            colour(party),
+        )
+    largest = str(facts.get("largest_party"))
+    return Banner(
+        kind,
+        f"Hung parliament: no party can reach {facts.get('majority_line')} seats; "
+        f"{party_name(largest)} is the largest party with {facts.get('largest_party_seats')}",
+        ALERT_KINDS[AlertKind.HUNG_PARLIAMENT].colour or UNKNOWN_COLOUR,
+    )

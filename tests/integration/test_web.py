@@ -95,13 +95,14 @@ class SseReader:
         raise EOFError("the event stream ended")
 
     def until_tally(self) -> tuple[list[Event], Event]:
-        """The alerts before the next tally event, and that tally event."""
+        """The alerts before the next tally event, and that tally event (seat changes and heartbeats skipped)."""
         alerts = []
         while True:
             event = self.next()
             if event.event == "tally":
                 return alerts, event
-            alerts.append(event)
+            if event.event == "message":
+                alerts.append(event)
 
 
 def night_updates(election: str) -> list[ResultUpdate]:
@@ -330,7 +331,7 @@ def test_dashboard_page_shows_bars_and_feed_latest_first(web):
     assert f'data-declared="{state["declared"]}" data-total="4"' in html
     # Only Brookside has figures from last time: Lab +6.8, Con -4.5 there.
     assert state["tally"]["compared"] == 1
-    assert '<p class="swing" id="swing">swing 5.6% from Con to Lab</p>' in html
+    assert '<p class="swing" id="swing">swing 5.6% from Conservative to Labour</p>' in html  # full names
     held = stream_ids(client)
     shown = [held.index(sid) for sid in _attribute_values(html, "data-stream-id") if sid]
     assert shown == sorted(shown, reverse=True) and len(shown) == len(held)

@@ -62,9 +62,14 @@ def test_a_batch_sends_alerts_and_updates_then_stores_its_seats():
     # Everything on the results topic comes before the changelog writes that record the seats as counted.
     assert topics.index("worker-seats-changelog") > max(i for i, t in enumerate(topics) if t == "results")
     assert sorted(tables.seats) == ["test/E14000001", "test/E14000002", "test/E14000003"]
-    tally = updates(broker)[-1].tally
+    opened, *seats = updates(broker)
+    # The opening lists every seat of the night for readers, with the tally before any declares.
+    assert [s.ons_id for s in opened.night or []] == ["E14000001", "E14000002", "E14000003"]
+    assert opened.seat is None and opened.tally is not None and opened.tally.declared == 0
+    tally = seats[-1].tally
     assert tally is not None and tally.declared == 3
-    assert [u.tally for u in updates(broker)[:-1]] == [None, None]  # one snapshot per batch, on the last update
+    assert [u.tally for u in seats[:-1]] == [None, None]  # one snapshot per batch, on the last update
+    assert all(u.night is None for u in seats)
     assert "test" in tables.stored_nights
 
 
@@ -79,11 +84,20 @@ def test_an_update_is_written_as_pydantic_writes_it_and_its_alerts_as_on_the_ale
     ]
     run(tallier(broker), events)
     raws = broker.on("results")
-    assert len(raws) == 5 and any(u.alerts for u in updates(broker)) and updates(broker)[-1].seat is None
+    assert len(raws) == 6 and any(u.alerts for u in updates(broker)) and updates(broker)[-1].seat is None
     for raw in raws:
         assert ResultUpdate.model_validate_json(raw).model_dump_json().encode() == raw
     carried = [alert.model_dump_json().encode() for update in updates(broker) for alert in update.alerts]
     assert carried == broker.on("alerts")
+
+
+def test_a_night_sent_again_unchanged_publishes_nothing_new():
+    broker, tables = MemoryBroker(), MemoryTables()
+    t = tallier(broker, tables)
+    run(t, three_seats())
+    before = len(updates(broker))
+    asyncio.run(t.count_batch(received([night(HELD)], start=10)))
+    assert len(updates(broker)) == before
 
 
 def test_a_rule_that_raises_dead_letters_that_declaration_only():

@@ -30,6 +30,13 @@
     return n > 0 ? "+" + n : String(n);
   }
 
+  // As view.points: a share change as signed percentage points ("+4.5", "−4.5"); "" when unknown.
+  function points(change) {
+    if (change === null || change === undefined) return "";
+    const text = (change * 100).toFixed(1);
+    return (change >= 0 ? "+" + text : text).replace("-", "−");
+  }
+
   function fill(node, field, text) {
     const el = node.querySelector('[data-field="' + field + '"]');
     if (el) el.textContent = text;
@@ -69,6 +76,7 @@
       const gains = p.gains || 0, losses = p.losses || 0;
       if (!seats && !gains && !losses) return;
       rows.push({ party, seats, gains, losses, net: gains - losses, share: p.share || 0,
+                  shareChange: p.share_change === undefined ? null : p.share_change,
                   votes: (state.votes || {})[party] || 0, width: total ? (100 * seats) / total : 0 });
     });
     return rows.sort((a, b) => b.seats - a.seats || b.votes - a.votes || a.party.localeCompare(b.party));
@@ -83,13 +91,14 @@
     const node = cloneTemplate("bar-template");
     node.dataset.party = row.party;
     node.dataset.seats = row.seats;
-    fill(node, "party", row.party).title = partyName(row.party);
+    fill(node, "party", partyName(row.party));
     const bar = node.querySelector('[data-field="fill"]');
     bar.style.width = row.width.toFixed(3) + "%";
     bar.style.background = colour(row.party);
     fill(node, "seats", row.seats);
     netClass(fill(node, "net", row.net ? signed(row.net) : "0"), row.net);
     fill(node, "share", (row.share * 100).toFixed(1) + "%");
+    netClass(fill(node, "chg", points(row.shareChange)), row.shareChange || 0);
     return node;
   }
 
@@ -99,17 +108,17 @@
     node.dataset.gains = row.gains;
     node.dataset.losses = row.losses;
     node.querySelector('[data-field="swatch"]').style.background = colour(row.party);
-    fill(node, "party", row.party).title = partyName(row.party);
+    fill(node, "party", partyName(row.party));
     fill(node, "gains", row.gains);
     fill(node, "losses", row.losses);
     netClass(fill(node, "net", row.net ? signed(row.net) : "0"), row.net);
     return node;
   }
 
-  // As streams/change.py's swing_phrase: the size, in the direction the swing ran.
+  // As view.swing_in_full: the size, in the direction the swing ran, between full party names.
   function swingText(swing) {
     const [from, to] = swing.swing < 0 ? [swing.to_party, swing.from_party] : [swing.from_party, swing.to_party];
-    return (Math.abs(swing.swing) * 100).toFixed(1) + "% from " + from + " to " + to;
+    return (Math.abs(swing.swing) * 100).toFixed(1) + "% from " + partyName(from) + " to " + partyName(to);
   }
 
   function showTally(state) {
@@ -134,6 +143,7 @@
     const moved = rows.filter((r) => r.gains || r.losses)
       .sort((a, b) => b.net - a.net || b.gains - a.gains || a.party.localeCompare(b.party));
     $("change-rows").replaceChildren(...moved.map(changeRow));
+    night.tally(state);
   }
 
   // --- the feed ---------------------------------------------------------------------------
@@ -151,9 +161,11 @@
     return node;
   }
 
+  const shownIds = new Set([...$("feed").children].map((li) => li.dataset.streamId));
   function addAlert(streamId, alert) {
     const feed = $("feed");
-    if (feed.querySelector('[data-stream-id="' + CSS.escape(streamId) + '"]')) return;  // already shown
+    if (shownIds.has(streamId)) return;  // already shown
+    shownIds.add(streamId);
     const item = alertItem(streamId, alert);
     item.classList.add("fresh");
     item.classList.toggle("filtered-out", !shown(item));
@@ -173,18 +185,323 @@
     for (const item of $("feed").children) item.classList.toggle("filtered-out", !shown(item));
   });
 
+  // --- the night: map, seat list, seats to come, banner ------------------------------------
+
+  const night = (function () {
+    const seats = new Map();  // ons_id -> {ons_id, name, expected_at, result: SeatSummary JSON | null}
+    config.seats.forEach((row) => seats.set(row.ons_id, row));
+    let version = config.seatsVersion;
+    const hexes = new Map();
+    document.querySelectorAll("#hexmap [data-seat]").forEach((a) => hexes.set(a.dataset.seat, a));
+    const rows = new Map();  // ons_id -> <li>, made once per seat
+    const dirty = new Set(seats.keys());
+    let drawPending = false;
+    let fetching = false;
+
+    const seatHref = (ons) => "/e/" + encodeURIComponent(config.election) + "/seat/" + encodeURIComponent(ons);
+    const won = (row) => row.result && row.result.status !== "withdrawn" && row.result.party ? row.result : null;
+
+    // As view.seat_verdict_short: keep the wording of the two in step.
+    function seatText(result) {
+      if (!result) return "not declared yet";
+      if (result.status === "withdrawn" || !result.party) return "result withdrawn";
+      const party = partyName(result.party);
+      const verdict = result.held_by === null || result.held_by === undefined ? party + " win"
+        : result.gain ? party + " gain from " + partyName(result.held_by) : party + " hold";
+      if (result.status === "rush") return verdict + ", figures to follow";
+      return result.majority === null || result.majority === undefined ? verdict
+        : verdict + ", majority " + result.majority.toLocaleString("en-GB");
+    }
+
+    // A seat's summary replaces the one held only when it is newer: deltas and a full fetch may cross.
+    function merge(ons, result) {
+      const row = seats.get(ons) || { ons_id: ons, name: result.constituency, expected_at: null, result: null };
+      if (row.result && row.result.weight >= result.weight) return;
+      row.result = result;
+      seats.set(ons, row);
+      dirty.add(ons);
+    }
+
+    function paintHex(row) {
+      const hex = hexes.get(row.ons_id);
+      if (!hex) return;
+      const result = won(row);
+      hex.firstElementChild.setAttribute("fill", result ? colour(result.party) : config.undeclaredColour);
+      hex.classList.toggle("gain", Boolean(result && result.gain));
+      hex.lastElementChild.textContent = row.name + ": " + seatText(row.result);
+    }
+
+    function figures(result) {
+      if (!result || result.status !== "declared") return "";
+      const parts = [];
+      if (result.swing) parts.push("swing " + swingText(result.swing));
+      parts.push(nightClock(result.declared_at));
+      return parts.join(" · ");
+    }
+
+    function paintRow(row) {
+      let li = rows.get(row.ons_id);
+      if (!li) {
+        li = cloneTemplate("seat-template");
+        li.dataset.seat = row.ons_id;
+        li.querySelector('[data-field="link"]').href = seatHref(row.ons_id);
+        fill(li, "name", row.name);
+        rows.set(row.ons_id, li);
+      }
+      const result = won(row);
+      li.dataset.status = result ? "declared" : "to-declare";
+      li.classList.toggle("gain", Boolean(result && result.gain));
+      li.classList.toggle("marginal", Boolean(result && result.marginal));
+      li.querySelector('[data-field="swatch"]').style.background = result ? colour(result.party) : config.undeclaredColour;
+      fill(li, "verdict", seatText(row.result));
+      fill(li, "figures", figures(row.result));
+    }
+
+    // "Ynys Môn" and "ynys mon", "Brighton & Hove" and "brighton and hove": as hexmap.match_key.
+    const matchKey = (text) => text.normalize("NFKD").replace(/[\u0300-\u036f]/g, "").toLowerCase()
+      .replace(/&/g, " and ").replace(/[^a-z0-9]+/g, " ").trim();
+    const searchKeys = new Map();
+
+    function keep(row, filter, query) {
+      const result = won(row);
+      if (filter === "declared" && !result) return false;
+      if (filter === "to-declare" && result) return false;
+      if (filter === "gain" && !(result && result.gain)) return false;
+      if (filter === "marginal" && !(result && result.marginal)) return false;
+      if (!query) return true;
+      if (!searchKeys.has(row.ons_id)) searchKeys.set(row.ons_id, matchKey(row.name));
+      return searchKeys.get(row.ons_id).includes(query);
+    }
+
+    // One collator: localeCompare with a locale builds one per call, which made each redraw of
+    // 650 rows take a noticeable part of a second.
+    const collator = new Intl.Collator("en-GB");
+    const byName = (a, b) => collator.compare(a.name, b.name);
+    // Seats without the figure a sort needs go last, by name.
+    function keyed(value) {
+      return (a, b) => {
+        const x = value(a), y = value(b);
+        if (x === null && y === null) return byName(a, b);
+        if (x === null) return 1;
+        if (y === null) return -1;
+        return x - y || byName(a, b);
+      };
+    }
+    const SORTS = {
+      name: byName,
+      declared: keyed((r) => (won(r) ? -Date.parse(r.result.declared_at) : null)),
+      majority: keyed((r) => (won(r) && r.result.majority !== null ? r.result.majority : null)),
+      "majority-desc": keyed((r) => (won(r) && r.result.majority !== null ? -r.result.majority : null)),
+      swing: keyed((r) => (won(r) && r.result.swing ? -Math.abs(r.result.swing.swing) : null)),
+    };
+
+    let listed = [];  // the ONS ids the list shows, in order: the DOM is touched only when they change
+    function showList() {
+      const filter = $("seat-filter").value;
+      const query = matchKey($("seat-search").value);
+      const shown = [...seats.values()].filter((row) => keep(row, filter, query)).sort(SORTS[$("seat-sort").value] || byName)
+        .map((row) => row.ons_id);
+      if (shown.length !== listed.length || shown.some((ons, i) => ons !== listed[i])) {
+        $("seat-list").replaceChildren(...shown.map((ons) => rows.get(ons)));
+        listed = shown;
+      }
+      $("no-seats").classList.toggle("hidden", shown.length > 0);
+      $("list-count").textContent = shown.length + " of " + seats.size;
+    }
+
+    function showToCome() {
+      if (!config.hasNight) return;
+      const waiting = [...seats.values()].filter((row) => !won(row));
+      $("to-come").textContent = waiting.length;
+      const list = $("next-seats");
+      if (!list) return;  // no timetable for this night
+      const next = waiting.filter((row) => row.expected_at)
+        .sort((a, b) => Date.parse(a.expected_at) - Date.parse(b.expected_at)).slice(0, config.nextSeats);
+      list.replaceChildren(...next.map((row) => {
+        const li = document.createElement("li");
+        const when = document.createElement("time");
+        when.textContent = nightClock(row.expected_at);
+        const link = document.createElement("a");
+        link.href = seatHref(row.ons_id);
+        link.textContent = row.name;
+        li.append(when, " ", link);
+        return li;
+      }));
+    }
+
+    // Only what changed is repainted; the list is re-filtered once per frame at most.
+    function draw() {
+      drawPending = false;
+      dirty.forEach((ons) => {
+        const row = seats.get(ons);
+        paintHex(row);
+        paintRow(row);
+      });
+      dirty.clear();
+      showList();
+      showToCome();
+    }
+
+    // At most one redraw every DRAW_MS: a night at --max changes seats hundreds of times a second,
+    // and a phone (or a loaded machine) must not spend every frame re-sorting the list.
+    const DRAW_MS = 250;
+    function schedule() {
+      if (!drawPending) {
+        drawPending = true;
+        setTimeout(() => requestAnimationFrame(draw), DRAW_MS);
+      }
+    }
+
+    function changed(body) {
+      Object.entries(body.seats).forEach(([ons, result]) => merge(ons, result));
+      version = Math.max(version, body.version);
+      schedule();
+    }
+
+    // The page came with the seats as of config.seatsVersion; a stream (re)joined later starts
+    // with a newer tally, and sends only what changes from then on: fetch the gap once.
+    let synced = false;
+    function tally(state) {
+      if (config.awaitingNight && state.total > 0) {
+        location.reload();  // the night opened while the page was waiting for it: draw its map
+        return;
+      }
+      const now = state.tally ? state.tally.version : -1;
+      if (synced || now <= version || fetching) {
+        synced = true;
+        return;
+      }
+      fetching = true;
+      fetch(config.seatsApi, { headers: { Accept: "application/json" } })
+        .then((response) => (response.ok ? response.json() : Promise.reject(response.status)))
+        .then((body) => {
+          body.seats.forEach((row) => {
+            if (!seats.has(row.ons_id)) { seats.set(row.ons_id, { ...row, result: null }); dirty.add(row.ons_id); }
+            if (row.result) merge(row.ons_id, row.result);
+          });
+          version = Math.max(version, body.version);
+          synced = true;
+          schedule();
+        })
+        .catch(() => {})  // the next tally tries again
+        .finally(() => { fetching = false; });
+    }
+
+    function reconnected() {
+      synced = false;
+    }
+
+    // Hover (or a first tap) shows the result; a click (or a second tap) opens the seat.
+    const tip = $("hex-tip");
+    let tipped = null;
+    function showTip(hex, event) {
+      const row = seats.get(hex.dataset.seat);
+      if (!row) return;
+      fill(tip, "name", row.name);
+      fill(tip, "verdict", seatText(row.result));
+      tip.querySelector('[data-field="open"]').href = seatHref(row.ons_id);
+      tip.classList.remove("hidden");
+      const box = $("map-wrap").getBoundingClientRect();
+      const x = Math.min(Math.max(event.clientX - box.left, 0), box.width);
+      const y = event.clientY - box.top;
+      tip.style.left = Math.min(x + 12, Math.max(box.width - tip.offsetWidth, 0)) + "px";
+      tip.style.top = (y > box.height / 2 ? y - tip.offsetHeight - 12 : y + 16) + "px";
+      tipped = hex;
+    }
+    const map = $("hexmap");
+    if (map) {
+      map.addEventListener("pointermove", (event) => {
+        const hex = event.target.closest("[data-seat]");
+        if (hex && event.pointerType === "mouse") showTip(hex, event);
+      });
+      map.addEventListener("pointerleave", (event) => {
+        if (event.pointerType === "mouse") tip.classList.add("hidden");
+      });
+      map.addEventListener("click", (event) => {
+        const hex = event.target.closest("[data-seat]");
+        if (!hex) return;
+        if (event.pointerType !== "mouse" && tipped !== hex) {
+          event.preventDefault();  // a first tap shows the result; tapping it again opens the seat
+          showTip(hex, event);
+        }
+      });
+    }
+
+    ["input", "change"].forEach((type) => $("seat-search").addEventListener(type, showList));
+    $("seat-filter").addEventListener("change", showList);
+    $("seat-sort").addEventListener("change", showList);
+    draw();
+    return { changed, tally, reconnected };
+  })();
+
+  // The story of the night: a party past the majority line, or a hung parliament.
+  // As view.banner_of: keep the wording of the two in step.
+  function bannerOf(kind, facts) {
+    if (kind === "majority_reached") {
+      return { text: partyName(facts.party) + " wins a majority: " + facts.seats + " seats, " + facts.majority_line + " needed",
+               colour: colour(facts.party) };
+    }
+    return { text: "Hung parliament: no party can reach " + facts.majority_line + " seats; " + partyName(facts.largest_party) +
+                   " is the largest party with " + facts.largest_party_seats,
+             colour: (config.kinds.hung_parliament || {}).colour || config.unknownColour };
+  }
+
+  function showBanner(alert) {
+    if (alert.kind !== "majority_reached" && alert.kind !== "hung_parliament") return;
+    const banner = $("banner");
+    const { text, colour: accentColour } = bannerOf(alert.kind, alert.facts || {});
+    banner.dataset.kind = alert.kind;
+    banner.style.borderLeftColor = accentColour;
+    $("banner-text").textContent = text;
+    banner.classList.remove("hidden");
+  }
+
   // --- the connection ---------------------------------------------------------------------
+
+  // "live" only while something arrives: an alert, a tally, a seat or the server's heartbeat
+  // (every few seconds on every stream). A stream that is open but silent is "stalled".
+  let lastHeard = 0;
+  function heard() {
+    lastHeard = Date.now();
+    showLive();
+  }
 
   function setLive(state, text) {
     const el = $("live");
+    if (el.dataset.state === state && el.textContent === text) return;
     el.dataset.state = state;
     el.textContent = text;
   }
 
+  function showLive() {
+    if (source.readyState === EventSource.CLOSED) return setLive("offline", "offline");
+    if (source.readyState === EventSource.CONNECTING) return setLive("connecting", "reconnecting…");
+    const quiet = (Date.now() - lastHeard) / 1000;
+    if (quiet < config.liveSeconds) return setLive("live", "live");
+    setLive("stalled", "no news for " + Math.round(quiet) + "s");
+  }
+
   // The page already shows the alerts up to config.after; a reconnect sends Last-Event-ID instead.
   const source = new EventSource(config.events + "?after=" + encodeURIComponent(config.after));
-  source.onopen = () => setLive("live", "live");
-  source.onerror = () => setLive("offline", source.readyState === EventSource.CLOSED ? "offline" : "reconnecting…");
-  source.onmessage = (event) => addAlert(event.lastEventId, JSON.parse(event.data));
-  source.addEventListener("tally", (event) => showTally(JSON.parse(event.data)));
+  source.onopen = () => {
+    night.reconnected();
+    heard();
+  };
+  source.onerror = () => showLive();
+  source.onmessage = (event) => {
+    heard();
+    const alert = JSON.parse(event.data);
+    addAlert(event.lastEventId, alert);
+    showBanner(alert);
+  };
+  source.addEventListener("tally", (event) => {
+    heard();
+    showTally(JSON.parse(event.data));
+  });
+  source.addEventListener("seats", (event) => {
+    heard();
+    night.changed(JSON.parse(event.data));
+  });
+  source.addEventListener("heartbeat", heard);
+  setInterval(showLive, 1000);
 })();
