@@ -251,6 +251,10 @@ class Tallier:
         unreadable = self.count.open_night(night, stored=stored)
         for key, reason in unreadable.items():
             self._quarantine(handled.messages, self.tables.seats_changelog, "seats", key, stored[key], reason)
+        # The opened night's tally (no seat): readers know the election, its seats and its majority
+        # line from the opening, not from its first result.
+        update = ResultUpdate(election=night.election, tally=self.count.snapshot(night.election))
+        handled.messages.append((self.topics.results, night.election, update))
         handled.night = (received, night.election, night.model_dump(mode="json"))
 
     def _emit(self, handled: Handled, received: Received, outcome: Outcome) -> None:

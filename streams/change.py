@@ -8,7 +8,7 @@ share change and no swing: each stands alone, so there is no "Ind" last time to 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from tallyroom.schemas import Candidate, PreviousResult, Swing
 from tallyroom.schemas.parties import INDEPENDENT, PARTY_PREDECESSORS
@@ -88,11 +88,11 @@ def seat_swing(
     return butler_swing(winner_party, runner_up_party, shares, previous)
 
 
-def swing_phrase(swing: Swing) -> str:
-    """ "4.5% from Con to Lab": the size, in the direction the swing ran."""
+def swing_phrase(swing: Swing, name: Callable[[str], str] = str) -> str:
+    """ "4.5% from Con to Lab": the size, in the direction the swing ran (each party as ``name`` gives it)."""
     if swing.swing < 0:
-        return f"{-swing.swing:.1%} from {swing.to_party} to {swing.from_party}"
-    return f"{swing.swing:.1%} from {swing.from_party} to {swing.to_party}"
+        return f"{-swing.swing:.1%} from {name(swing.to_party)} to {name(swing.from_party)}"
+    return f"{swing.swing:.1%} from {name(swing.from_party)} to {name(swing.to_party)}"
 
 
 # --- previous figures, from the two sources a baseline has -------------------------------------

@@ -21,9 +21,11 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tallyroom.consumers.keys import ElectionKeys
-from tallyroom.consumers.reader import read_state
+from tallyroom.consumers.reader import read_state, wait_for_declared
 from tallyroom.consumers.web.view import night_clock
 from tallyroom.lag import wait_until_caught_up
+from tallyroom.producers.kafka import DeclarationSender
+from tallyroom.producers.nights import load_night
 from tallyroom.streams.change import swing_phrase
 from tests.integration.conftest import cli_env
 from tests.integration.test_web import WebServer
@@ -110,13 +112,29 @@ def night_complete(page: dict) -> bool:
     )
 
 
+def open_the_night(pipeline) -> None:
+    """Open the night (as the replay will again, unchanged) and wait for the worker's empty tally in Redis:
+    the page of an election is there from its opening, before any result."""
+    sender = DeclarationSender(pipeline.settings)
+    try:
+        sender.open_night(load_night(NIGHT, ELECTION).opened)
+        acknowledged, failures = sender.flush()
+        assert acknowledged == 1 and not failures, failures
+    finally:
+        sender.close()
+    wait_for_declared(pipeline.redis, ELECTION, 0, 120, version=0)  # the opening's tally: 0 of 650
+
+
 def test_dashboard_follows_the_night_live(pipeline, browser):
     assert not pipeline.redis.exists(ElectionKeys(ELECTION).tally), f"{ELECTION} must start empty"
     ARTIFACTS.mkdir(exist_ok=True)
+    open_the_night(pipeline)
+    assert read_state(pipeline.redis, ELECTION).total == 650
     with WebServer(pipeline.settings) as server:
         browser.get(f"{server.url}/e/{ELECTION}")
         wait_for(browser, lambda page: page["live"] == "live", 20, "its live feed connected")
         assert dom_summary(browser)["declared"] == 0 and not dom_summary(browser)["streamIds"]
+        assert dom_summary(browser)["total"] == 650  # opened, no result yet
 
         done = subprocess.run(
             [
@@ -169,7 +187,7 @@ def test_dashboard_follows_the_night_live(pipeline, browser):
         link.click()
         WebDriverWait(browser, 10).until(lambda d: "/seat/" in d.current_url)
         assert browser.find_element("css selector", "h1").text == constituency
-        assert browser.find_element("id", "verdict").text.startswith("Ind gain from")
+        assert browser.find_element("id", "verdict").text.startswith("Independent gain from")
         browser.save_screenshot(str(ARTIFACTS / "seat-mobile.png"))
         refused = [e["message"] for e in browser.get_log("browser") if "Content Security Policy" in e["message"]]
         assert not refused, refused  # the page's own script, styles and event stream all pass its policy

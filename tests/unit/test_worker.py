@@ -62,10 +62,26 @@ def test_a_batch_sends_alerts_and_updates_then_stores_its_seats():
     # Everything on the results topic comes before the changelog writes that record the seats as counted.
     assert topics.index("worker-seats-changelog") > max(i for i, t in enumerate(topics) if t == "results")
     assert sorted(tables.seats) == ["test/E14000001", "test/E14000002", "test/E14000003"]
-    tally = updates(broker)[-1].tally
+    opening, *seats = updates(broker)
+    assert opening.seat is None and opening.tally is not None and opening.tally.declared == 0  # the night opened
+    tally = seats[-1].tally
     assert tally is not None and tally.declared == 3
-    assert [u.tally for u in updates(broker)[:-1]] == [None, None]  # one snapshot per batch, on the last update
+    assert [u.tally for u in seats[:-1]] == [None, None]  # one snapshot per batch, on the last seat's update
     assert "test" in tables.stored_nights
+
+
+def test_opening_a_night_publishes_its_empty_tally_once():
+    """Readers know the election (its seats, majority line, who held what) from the opening, not its first result."""
+    broker, tables = MemoryBroker(), MemoryTables()
+    t = tallier(broker, tables)
+    run(t, [night(HELD)])
+    (opened,) = updates(broker)
+    assert opened.election == "test" and opened.seat is None and not opened.alerts
+    assert opened.tally is not None
+    assert (opened.tally.declared, opened.tally.total, opened.tally.majority_line) == (0, 3, 2)
+    assert {p: t.held_before for p, t in opened.tally.parties.items()} == {"Con": 1, "Lab": 1, "LD": 1}
+    asyncio.run(t.count_batch(received([night(HELD)], start=1)))  # the same opening again (a replay re-run)
+    assert len(updates(broker)) == 1
 
 
 def test_a_rule_that_raises_dead_letters_that_declaration_only():
