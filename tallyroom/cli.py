@@ -595,6 +595,8 @@ def watch(
 
 
 def _print_tally(state) -> None:
+    from tallyroom.schemas.parties import party_name
+
     table = Table(title=f"{state.election}: {state.declared} of {state.total} declared")
     for column in ("party", "seats", "votes", "share", "change", "gains", "losses", "net"):
         table.add_column(column, justify="left" if column == "party" else "right")
@@ -603,7 +605,7 @@ def _print_tally(state) -> None:
         if p.seats or p.votes:
             change = "" if p.share_change is None else f"{p.share_change * 100:+.1f}"
             table.add_row(
-                p.party,
+                party_name(p.party),
                 str(p.seats),
                 f"{p.votes:,}",
                 f"{p.share:.1%}",
@@ -617,8 +619,8 @@ def _print_tally(state) -> None:
         from tallyroom.streams.change import swing_phrase
 
         console.print(
-            f"swing {swing_phrase(state.tally.swing)} (share change over the {state.tally.compared} declared seats "
-            "with figures from last time)"
+            f"swing {swing_phrase(state.tally.swing, party_name)} (share change over the "
+            f"{state.tally.compared} declared seats with figures from last time)"
         )
 
 
