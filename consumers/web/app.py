@@ -91,6 +91,7 @@ def create_web_app(settings: Settings, feed_config: FeedConfig = FeedConfig()) -
         title="Tallyroom", lifespan=lifespan, docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json"
     )
     app.add_middleware(SecurityHeaders, docs_path=app.docs_url)
+    app.state.seat_alerts = seat_alerts  # its read count, for tests
 
     def feed_figures() -> FeedFigures:
         feeds: Feeds | None = getattr(app.state, "feeds", None)  # made at startup

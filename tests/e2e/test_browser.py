@@ -8,6 +8,7 @@ Screenshots go to test-artifacts/ (git-ignored): dashboard.png, dashboard-mobile
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -188,6 +189,11 @@ def test_dashboard_follows_the_night_live(pipeline, browser):
         WebDriverWait(browser, 10).until(lambda d: "/seat/" in d.current_url)
         assert browser.find_element("css selector", "h1").text == constituency
         assert browser.find_element("id", "verdict").text.startswith("Independent gain from")
+        # Turnout in words, and the seat's own alerts from the night just replayed, its independent gain among them.
+        turnout = browser.find_element("id", "turnout").text
+        assert re.match(r"\d+\.\d%: [\d,]+ valid votes of an electorate of [\d,]+", turnout), turnout
+        kinds = [li.get_attribute("data-kind") for li in browser.find_elements("css selector", "#seat-alerts li")]
+        assert "independent_gain" in kinds, kinds
         browser.save_screenshot(str(ARTIFACTS / "seat-mobile.png"))
         refused = [e["message"] for e in browser.get_log("browser") if "Content Security Policy" in e["message"]]
         assert not refused, refused  # the page's own script, styles and event stream all pass its policy

@@ -363,6 +363,20 @@ def test_seat_page_lists_the_seats_alerts_in_stream_order(web):
     assert "None raised for this seat." in quiet and 'class="alert kind-' not in quiet
 
 
+def test_seat_pages_read_the_alert_stream_once_then_only_what_is_new(web):
+    """A thousand viewers of seat pages must not each read the night's alert stream: at most one
+    read of what is new per half second, however many pages are served."""
+    server = web[0]
+    index = server.server.config.app.state.seat_alerts
+    before, started = index.reads, time.monotonic()
+    for n in range(20):
+        page = httpx.get(f"{server.url}/e/{ELECTION}/seat/{seat_id(1 + n % 2)}", timeout=10)
+        assert page.status_code == 200
+    elapsed = time.monotonic() - started
+    assert index.reads - before <= 1 + elapsed / index.refresh_seconds, (index.reads - before, elapsed)
+    assert index.reads - before < 20
+
+
 def test_unknown_seat_is_a_404_page(web):
     server = web[0]
     for path in (f"/e/{ELECTION}/seat/{seat_id(99)}", f"/e/{ELECTION}/seat/not-a-seat", "/no/such/page"):
