@@ -194,6 +194,12 @@ def test_dashboard_follows_the_night_live(pipeline, browser):
         assert re.match(r"\d+\.\d%: [\d,]+ valid votes of an electorate of [\d,]+", turnout), turnout
         kinds = [li.get_attribute("data-kind") for li in browser.find_elements("css selector", "#seat-alerts li")]
         assert "independent_gain" in kinds, kinds
+        width = browser.execute_script("return document.documentElement.scrollWidth")
+        assert width <= PHONE["width"], f"the seat page is {width}px wide on a {PHONE['width']}px phone"
+        table = browser.execute_script(
+            "const t = document.querySelector('table.candidates'); return [t.scrollWidth, t.clientWidth];"
+        )
+        assert table[0] <= table[1], f"the candidates' table overflows its box: {table}"
         browser.save_screenshot(str(ARTIFACTS / "seat-mobile.png"))
         refused = [e["message"] for e in browser.get_log("browser") if "Content Security Policy" in e["message"]]
         assert not refused, refused  # the page's own script, styles and event stream all pass its policy

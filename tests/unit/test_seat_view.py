@@ -66,3 +66,17 @@ def test_night_verdict_majority_hung_or_not_yet():
     assert hung is not None and hung.hung and (hung.party, hung.remaining, hung.line) == ("Con", 0, 326)
     # Independents stand alone: many of them are not a party with a majority.
     assert night_verdict(tally({"Ind": 400, "Lab": 100}, 500)) is None
+
+
+def test_the_seat_alert_index_keeps_each_alert_once_in_stream_order():
+    """A Redis refilled by the sink holds the same alerts under new stream ids: each is listed once."""
+    from tallyroom.consumers.web.seat_alerts import ElectionIndex
+
+    seat, alerts = declared()
+    entries = [(f"1-{n}", {"ons_id": a.ons_id or "", "json": a.model_dump_json()}) for n, a in enumerate(alerts)]
+    index = ElectionIndex()
+    index.take(entries)
+    index.take([(f"2-{n}", fields) for n, (_, fields) in enumerate(entries)])  # the refill
+    held = list(index.by_seat[seat.ons_id].values())
+    assert [item.alert.id for item in held] == [a.id for a in alerts] and len(alerts) >= 2
+    assert [item.stream_id for item in held] == [sid for sid, _ in entries] and index.last_id == f"2-{len(alerts) - 1}"
