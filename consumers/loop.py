@@ -65,6 +65,7 @@ def run_consumer(
         max_poll_records=MAX_POLL_RECORDS,
         fetch_max_wait_ms=settings.fetch_max_wait_ms,
         **settings.kafka_python_config(),
+        **settings.kafka_timeouts(),
     )
     try:
         listener = retrying(lambda: sink.open(consumer), stop, what)

@@ -32,8 +32,9 @@ from tallyroom.lifecycle import Stop, authentication_failure
 from tallyroom.schemas import Alert
 from tallyroom.schemas.alerts import ALERT_KINDS
 from tallyroom.schemas.common import read_stored
-from tallyroom.schemas.parties import UK, party_colour
+from tallyroom.schemas.parties import UK, party_colour, party_name
 from tallyroom.streams.change import swing_phrase
+from tallyroom.streams.tally import NightVerdict, night_verdict
 
 ALERTS_SHOWN = 12
 MAJORITY_MARK = "│"
@@ -47,8 +48,10 @@ TERMINAL_COLOURS: dict[str, str] = {"white": "bright_white"}
 EMPHASIS_STYLES: dict[str, str] = {"loud": "bold reverse", "strong": "bold", "plain": "", "quiet": "dim"}
 
 # Columns around the bar: "party " + bar + " seats   net  gain  loss share   chg", five characters each
-# (chg: share change since last time, in points).
+# (chg: share change since last time, in points). The party column fits the longest full name shown,
+# between PARTY_WIDTH and PARTY_MAX_WIDTH ("Liberal Democrats" whole; longer names end in "…").
 PARTY_WIDTH = 6
+PARTY_MAX_WIDTH = 20
 NUMBER_COLUMNS = ("seats", "net", "gain", "loss", "share", "chg")
 NUMBERS_WIDTH = 6 * len(NUMBER_COLUMNS)
 
@@ -70,6 +73,24 @@ def _text(value: object) -> str | None:
 def uk_clock(moment: datetime) -> str:
     local = moment.astimezone(UK)
     return f"{local:%a} {local.day} {local:%b %H:%M %Z}"
+
+
+def alert_clock(moment: datetime) -> str:
+    """ "Fri 23:42": a night runs past midnight, and its last seats can come a day later."""
+    return f"{moment.astimezone(UK):%a %H:%M}"
+
+
+def party_width(rows: Sequence[PartyRow], width: int) -> int:
+    """The party column: the longest full name shown (plus a space), within bounds, and never more than a
+    third of the terminal, so the bars keep their room."""
+    longest = max((len(party_name(row.party)) + 1 for row in rows), default=PARTY_WIDTH)
+    return max(PARTY_WIDTH, min(longest, PARTY_MAX_WIDTH, width // 3))
+
+
+def fitted(text: str, width: int) -> str:
+    """``text`` in ``width - 1`` characters and a space, cut with "…" when longer."""
+    room = width - 1
+    return (text if len(text) <= room else text[: room - 1] + "…").ljust(width)
 
 
 @dataclass(frozen=True)
@@ -135,9 +156,9 @@ def _signed(n: int) -> str:
     return f"{n:+d}" if n else "0"
 
 
-def party_line(row: PartyRow, total: int, bar_width: int, marker: int | None) -> Text:
+def party_line(row: PartyRow, total: int, bar_width: int, marker: int | None, name_width: int = PARTY_WIDTH) -> Text:
     line = Text()
-    line.append(f"{row.party[: PARTY_WIDTH - 1]:<{PARTY_WIDTH}}", style=f"bold {party_colour(row.party)}")
+    line.append(fitted(party_name(row.party), name_width), style=f"bold {party_colour(row.party)}")
     line.append_text(bar(row.seats, total, bar_width, party_colour(row.party), marker))
     line.append(f" {row.seats:>5}", style="bold")
     net_style = "green" if row.net > 0 else "red" if row.net < 0 else "dim"
@@ -152,10 +173,10 @@ def party_line(row: PartyRow, total: int, bar_width: int, marker: int | None) ->
     return line
 
 
-def column_titles(bar_width: int, total: int) -> Text:
+def column_titles(bar_width: int, total: int, name_width: int = PARTY_WIDTH) -> Text:
     scale = f"seats won, bar out of all {total}"[:bar_width]
     titles = "".join(f" {title:>5}" for title in NUMBER_COLUMNS)
-    return Text(f"{'party':<{PARTY_WIDTH}}{scale:<{bar_width}}{titles}", style="dim", no_wrap=True, overflow="crop")
+    return Text(f"{'party':<{name_width}}{scale:<{bar_width}}{titles}", style="dim", no_wrap=True, overflow="crop")
 
 
 def header(state: ElectionState, status: str | None) -> Text:
@@ -175,7 +196,7 @@ def header(state: ElectionState, status: str | None) -> Text:
     if total:
         text.append(f"   majority {majority_line(state)}", style="dim")
     if state.tally is not None and state.tally.swing is not None:
-        text.append(f"   swing {swing_phrase(state.tally.swing)}", style="bold")
+        text.append(f"   swing {swing_phrase(state.tally.swing, party_name)}", style="bold")
     if status:
         text.append(f"   {status}", style="bold red")
     if state.refused:
@@ -183,7 +204,25 @@ def header(state: ElectionState, status: str | None) -> Text:
     return text
 
 
-def scale_line(line: int, total: int, bar_width: int, marker: int) -> Text:
+def verdict_text(verdict: NightVerdict) -> str:
+    """ "Labour has a majority: 411 seats, 326 needed" or "Hung parliament: no party can reach 326 seats
+    (Conservative largest, 317; 0 to declare)"."""
+    if not verdict.hung:
+        return f"{party_name(verdict.party or '')} has a majority: {verdict.seats} seats, {verdict.line} needed"
+    largest = f"{party_name(verdict.party)} largest, {verdict.seats}; " if verdict.party else ""
+    return f"Hung parliament: no party can reach {verdict.line} seats ({largest}{verdict.remaining} to declare)"
+
+
+def banner(state: ElectionState) -> Text | None:
+    """The night's outcome once it is decided, in the majority party's colour (hung: the terminal's own)."""
+    verdict = night_verdict(state.tally) if state.tally is not None else None
+    if verdict is None:
+        return None
+    colour = party_colour(verdict.party) if verdict.party and not verdict.hung else "bright_white"
+    return Text(f" {verdict_text(verdict)} ", style=f"bold reverse {colour}", no_wrap=True, overflow="ellipsis")
+
+
+def scale_line(line: int, total: int, bar_width: int, marker: int, name_width: int = PARTY_WIDTH) -> Text:
     """The axis under the bars: 0 at the left, the majority at its mark, all seats at the right."""
     label = f"{MAJORITY_MARK} {line} to win"
     cells = [" "] * bar_width
@@ -194,16 +233,16 @@ def scale_line(line: int, total: int, bar_width: int, marker: int) -> Text:
     end = str(total)
     if start + len(label) < bar_width - len(end) - 1:
         cells[bar_width - len(end) :] = list(end)
-    text = Text(" " * PARTY_WIDTH)
+    text = Text(" " * name_width)
     text.append("0" + "".join(cells)[1:], style="dim")
-    text.stylize("bold bright_white", PARTY_WIDTH + marker, PARTY_WIDTH + marker + 1)
+    text.stylize("bold bright_white", name_width + marker, name_width + marker + 1)
     return text
 
 
 def alert_line(alert: Alert) -> Text:
     style = alert_style(alert)
     line = Text()
-    line.append(f"{alert.occurred_at.astimezone(UK):%H:%M} ", style="dim")
+    line.append(f"{alert_clock(alert.occurred_at)} ", style="dim")
     line.append(f"{ALERT_KINDS[alert.kind].label.upper():^{LABEL_WIDTH}}", style=style)
     line.append(" ")
     # The headline keeps the kind's colour but not its reverse, so only the badge shouts.
@@ -227,22 +266,27 @@ class WatchFrame:
         width = options.max_width
         rows = party_rows(self.state)
         total = (self.state.tally.total if self.state.tally else self.state.total) or sum(r.seats for r in rows)
-        bar_width = max(10, width - PARTY_WIDTH - NUMBERS_WIDTH)
+        name_width = party_width(rows, width)
+        bar_width = max(10, width - name_width - NUMBERS_WIDTH)
         line = majority_line(self.state)
         marker = marker_column(line, total, bar_width) if total and line else None
 
         yield header(self.state, self.status)
+        decided = banner(self.state)
+        if decided is not None:
+            yield decided
         if total:
-            yield column_titles(bar_width, total)
+            yield column_titles(bar_width, total, name_width)
         if not rows:
             yield Text("waiting for the first declaration", style="dim italic")
         for row in rows:
-            yield party_line(row, total, bar_width, marker)
+            yield party_line(row, total, bar_width, marker, name_width)
         if marker is not None:
-            yield scale_line(line, total, bar_width, marker)
+            yield scale_line(line, total, bar_width, marker, name_width)
         yield Rule("latest alerts", style="dim")
         # Rich's Screen drops `height` on the way down (through a Group) but keeps `max_height`.
-        shown = self._alerts_that_fit(options.max_height if self.fit_height else None, len(rows))
+        fixed_rows = len(rows) + (decided is not None)
+        shown = self._alerts_that_fit(options.max_height if self.fit_height else None, fixed_rows)
         if not shown:
             yield Text("no alerts yet", style="dim italic")
         for alert in shown:

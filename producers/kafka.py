@@ -27,6 +27,10 @@ def make_producer(settings: Settings, **overrides) -> KafkaProducer:
         "delivery_timeout_ms": 120_000,
         "request_timeout_ms": 30_000,
         "max_request_size": 4 * 1024 * 1024,
+        # A broker that does not answer: bootstrap, and a send's wait for the topic's metadata,
+        # fail after connect_timeout (kafka-python's own waits are 30 s and 60 s).
+        **settings.kafka_timeouts(),
+        "max_block_ms": int(settings.connect_timeout * 1000),
     }
     return KafkaProducer(**(config | overrides))
 
@@ -142,7 +146,7 @@ def ensure_topics(settings: Settings, changelogs: Sequence[str] = ()) -> list[To
     Warns loudly when a topic (new or existing) has one replica on a multi-broker cluster or
     on a broker that is not on loopback.
     """
-    admin = KafkaAdminClient(**settings.kafka_python_config())
+    admin = KafkaAdminClient(**settings.kafka_python_config(), **settings.kafka_timeouts())
     try:
         brokers = len(admin.describe_cluster()["brokers"])
         specs = tallyroom_topics(settings, brokers) + [

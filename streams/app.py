@@ -289,7 +289,9 @@ class Tallier:
         for key, reason in unreadable.items():
             self._quarantine(handled.messages, self.tables.seats_changelog, "seats", key, stored[key], reason)
         handled.night = (received, night.election, night.model_dump(mode="json"))
-        # Readers list every seat of the night, declared or not, from this (tallyroom:E:night).
+        # The opened night's tally (no seat) and every seat of it, declared or not: readers know the
+        # election, its seats (tallyroom:E:night) and its majority line from the opening, not from
+        # its first result.
         seats = [
             NightSeat(ons_id=b.ons_id, constituency=b.constituency, expected_at=b.expected_at) for b in night.seats
         ]

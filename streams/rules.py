@@ -40,7 +40,7 @@ from tallyroom.schemas.alerts import (
 )
 from tallyroom.schemas.parties import INDEPENDENT
 from tallyroom.streams.change import swing_phrase
-from tallyroom.streams.tally import Tally
+from tallyroom.streams.tally import Tally, is_hung
 
 
 class _HasThresholds(Protocol):
@@ -329,11 +329,6 @@ def correction(change: SeatChange, config: RuleConfig) -> list[Alert]:
     return [_alert(change, AlertKind.CORRECTION, headline, facts)]
 
 
-def _is_hung(seats: dict[str, int], remaining: int, line: int) -> bool:
-    """No party can reach the line even winning every seat still to declare."""
-    return max(seats.values(), default=0) + remaining < line
-
-
 def hung_parliament(change: SeatChange, config: RuleConfig) -> list[Alert]:
     """Raised at the change after which no party can reach the majority line (once per election).
 
@@ -343,8 +338,8 @@ def hung_parliament(change: SeatChange, config: RuleConfig) -> list[Alert]:
     line, total = change.majority_line, change.total
     if not total:
         return []
-    after_hung = _is_hung(change.seats_after, total - change.declared_after, line)
-    before_hung = _is_hung(change.seats_before, total - change.declared_before, line)
+    after_hung = is_hung(change.seats_after, total - change.declared_after, line)
+    before_hung = is_hung(change.seats_before, total - change.declared_before, line)
     if not after_hung or before_hung:
         return []
     seat = change.seat

@@ -30,6 +30,42 @@ def majority_line(total_seats: int) -> int:
     return total_seats // 2 + 1
 
 
+def is_hung(seats: Mapping[str, int], remaining: int, line: int) -> bool:
+    """No party can reach the line even winning every seat still to declare."""
+    return max(seats.values(), default=0) + remaining < line
+
+
+@dataclass(frozen=True)
+class NightVerdict:
+    """What a night has come to once it is decided: a party with a majority, or a hung parliament."""
+
+    hung: bool
+    party: str | None  # the party with the majority; hung: the largest party
+    seats: int  # that party's seats
+    line: int  # seats needed for a majority
+    remaining: int  # seats still to declare
+
+
+def night_verdict(tally: TallySnapshot) -> NightVerdict | None:
+    """A party at or over the majority line, else a parliament no party can win outright, else None.
+
+    The same reading as the ``majority_reached`` and ``hung_parliament`` rules, from a tally
+    (what the page and ``watch`` hold); independents stand alone, so they never make a majority.
+    """
+    if not tally.total:
+        return None
+    seats = {p: t.seats for p, t in tally.parties.items() if t.seats}
+    remaining = tally.total - tally.declared
+    leaders = sorted(seats.items(), key=lambda kv: (-kv[1], kv[0]))
+    parties = [(p, n) for p, n in leaders if p != INDEPENDENT]
+    if parties and parties[0][1] >= tally.majority_line:
+        return NightVerdict(False, parties[0][0], parties[0][1], tally.majority_line, remaining)
+    if is_hung(seats, remaining, tally.majority_line):  # as the rule judges it
+        party, held = leaders[0] if leaders else (None, 0)
+        return NightVerdict(True, party, held, tally.majority_line, remaining)
+    return None
+
+
 def seat_result(declaration: Declaration, held_by: str | None, previous: PreviousResult | None = None) -> SeatResult:
     """Winner, runner-up and majority from the candidates' votes (the primary fact), with each
     candidate's share, turnout, and change and swing against ``previous`` (the seat last time).

@@ -27,8 +27,43 @@ app.add_typer(operators_app, name="operators")
 console = Console()
 err = Console(stderr=True)
 
-NIGHT = typer.Option(Path("data/ge2024"), "--night", help="night directory in the Library's layout")
-ELECTION = typer.Option(None, "--election", help="election id (default: the night directory's name)")
+NIGHT = typer.Option(
+    Path("data/ge2024"),
+    "--night",
+    exists=True,
+    file_okay=False,
+    help="night directory in the Library's layout",
+)
+ELECTION = typer.Option(
+    None, "--election", help="election id (default: TALLYROOM_ELECTION, else the night directory's name)"
+)
+# Live entry (declare, entry): what the night it is given refuses.
+ENTRY_NIGHT = typer.Option(
+    None,
+    "--night",
+    exists=True,
+    file_okay=False,
+    help="refuse seats (and elections) not in this night (default: none, any seat is taken)",
+)
+NOMINATIONS = typer.Option(
+    True, "--nominations/--no-nominations", help="with --night: refuse candidates not nominated, and missing ones"
+)
+# Readers of Redis pick the election one way (consumers.reader.pick_election).
+PICKED = typer.Option(
+    None,
+    "--election",
+    help="election id (default: TALLYROOM_ELECTION, else the only election in Redis)",
+)
+
+
+def _positive(value: float | None) -> float | None:
+    """An option that must be more than 0 (typer's ``min`` admits 0 itself)."""
+    if value is not None and value <= 0:
+        raise typer.BadParameter(f"must be more than 0, not {value:g}")
+    return value
+
+
+DEFAULT_REPLAY_SECONDS = 60.0  # a replay with no pace chosen fits the night into a minute
 STALL_TIMEOUT = typer.Option(
     60.0,
     "--stall-timeout",
@@ -50,6 +85,38 @@ def _login_name() -> str:
 def _settings(election: str | None = None) -> Settings:
     settings = get_settings()
     return settings.model_copy(update={"election": election}) if election else settings
+
+
+@app.callback()
+def options(
+    debug: bool = typer.Option(
+        False, "--debug", help="show the traceback of a failure instead of one line (also TALLYROOM_DEBUG=1)"
+    ),
+) -> None:
+    """Tallyroom: live election results, upsets flagged, alerts pushed to subscribers."""
+    if debug:
+        import os
+
+        os.environ["TALLYROOM_DEBUG"] = "1"  # for the processes this one starts, too
+        get_settings.cache_clear()
+
+
+def _redis(settings: Settings | None = None):
+    """A Redis client that has answered one PING: else a one-line ``ServiceUnreachable``."""
+    from tallyroom.consumers.redis_sink import redis_client
+    from tallyroom.lifecycle import check_redis
+
+    settings = settings or get_settings()
+    client = redis_client(settings)
+    check_redis(client, settings)
+    return client
+
+
+def _picked(client, election: str | None, audited: bool = False) -> str:
+    """The election a reader shows: the option, TALLYROOM_ELECTION, or the only one in Redis."""
+    from tallyroom.consumers.reader import AUDITED, OPENED, pick_election
+
+    return pick_election(client, election, get_settings().election, AUDITED if audited else OPENED)
 
 
 # --- stack ---------------------------------------------------------------------------------
@@ -196,7 +263,12 @@ def schemas_export(
 def baseline(
     night: Path = NIGHT,
     previous: Path | None = typer.Option(
-        None, "--previous", help="the previous night (Library layout): shares and turnout by ONS id"
+        None,
+        "--previous",
+        exists=True,
+        file_okay=False,
+        help="the previous night (Library layout): shares and turnout by ONS id (default: none, from the candidate "
+        "file's Share and Change)",
     ),
 ) -> None:
     """Write NIGHT/baseline.csv: who held each seat (the Result column) and its previous figures:
@@ -246,15 +318,29 @@ def _print_flaws(flaws: list[str]) -> None:
 def replay(
     night: Path = NIGHT,
     election: str | None = ELECTION,
-    speed: float | None = typer.Option(None, "--speed", help="divide the real gaps between declarations by N"),
+    speed: float | None = typer.Option(
+        None,
+        "--speed",
+        callback=_positive,
+        help="divide the real gaps between declarations by N, more than 0 (default: the night fitted into "
+        f"{DEFAULT_REPLAY_SECONDS:.0f} s, as --duration)",
+    ),
     realtime: bool = typer.Option(False, "--realtime", help="the night's real pace"),
     fastest: bool = typer.Option(False, "--max", help="as fast as the broker takes them"),
-    duration: float | None = typer.Option(None, "--duration", help="fit the night into about S seconds"),
+    duration: float | None = typer.Option(
+        None,
+        "--duration",
+        callback=_positive,
+        help=f"fit the night into about S seconds (default {DEFAULT_REPLAY_SECONDS:.0f} when no pace is chosen)",
+    ),
     wait: bool = typer.Option(False, "--wait", help="return when every seat has landed in Redis"),
-    timeout: float = typer.Option(300, "--timeout", help="seconds --wait waits"),
+    timeout: float = typer.Option(300, "--timeout", callback=_positive, help="seconds --wait waits"),
     stall_timeout: float = STALL_TIMEOUT,
     rushes: float | None = typer.Option(
-        None, "--rushes", min=0, help="send each seat's rush (its winner) MINUTES of night clock before its result"
+        None,
+        "--rushes",
+        min=0,
+        help="send each seat's rush (its winner) MINUTES of night clock before its result (default: no rushes)",
     ),
 ) -> None:
     """Replay a past night into Kafka with its real declaration times."""
@@ -265,6 +351,8 @@ def replay(
     loaded = _load(night, election)
     _print_flaws(loaded.flaws)
     pace = _pace(loaded, speed, realtime, fastest, duration)
+    if wait:
+        _redis(settings)  # --wait reads Redis: say it is not answering before sending anything
     ensure_topics(settings)
     sender = DeclarationSender(settings)
     try:
@@ -284,25 +372,24 @@ def replay(
 
 
 def _pace(loaded, speed, realtime, fastest, duration) -> float | None:
-    if sum(bool(x) for x in (speed, realtime, fastest, duration)) > 1:
+    if sum(x is not None and x is not False for x in (speed, realtime, fastest, duration)) > 1:
         raise typer.BadParameter("choose one of --speed, --realtime, --max, --duration")
     if fastest:
         return None
     if realtime:
         return 1.0
-    if speed:
+    if speed is not None:
         return speed
     span = (loaded.declarations[-1].declared_at - loaded.declarations[0].declared_at).total_seconds()
-    return max(span / (duration or 60.0), 1.0) if span else None
+    return max(span / (duration or DEFAULT_REPLAY_SECONDS), 1.0) if span else None
 
 
 def _wait(settings: Settings, election: str, expected: int, timeout: float, stall_seconds: float):
     """Wait for the night to land in Redis; fail as soon as the pipeline has visibly stopped."""
     from tallyroom.consumers.reader import read_state
-    from tallyroom.consumers.redis_sink import redis_client
     from tallyroom.lag import LagProbe, PipelineReading, PipelineStalled, wait_for_night
 
-    client = redis_client(settings)
+    client = _redis(settings)
     probe = LagProbe(settings)
 
     def read() -> PipelineReading:
@@ -328,11 +415,11 @@ def _wait(settings: Settings, election: str, expected: int, timeout: float, stal
 
 @app.command()
 def declare(
-    source: Path = typer.Argument(Path("-"), help="file of JSON declarations, one per line; - for stdin"),
-    night: Path | None = typer.Option(None, "--night", help="refuse seats (and elections) not in this night"),
-    nominations: bool = typer.Option(
-        True, "--nominations/--no-nominations", help="with --night: refuse candidates not nominated, and missing ones"
+    source: Path = typer.Argument(
+        Path("-"), help="file of JSON declarations, one per line; - for stdin", show_default=True
     ),
+    night: Path | None = ENTRY_NIGHT,
+    nominations: bool = NOMINATIONS,
     operator: str | None = typer.Option(None, "--operator", help="who is entering these (default: your login name)"),
 ) -> None:
     """Live entry: send declarations (or recount notices) typed in during a count."""
@@ -342,6 +429,8 @@ def declare(
     from tallyroom.producers.live import Author, NightSeats, audit_attempts, send_lines
 
     settings = _settings()
+    if str(source) != "-" and (not source.exists() or source.is_dir()):
+        raise typer.BadParameter(f"{source} is not a file", param_hint="SOURCE")
     seats = NightSeats.of(_load(night, None).opened, nominations) if night else None
     author = Author(operator or _login_name(), "cli")
     # Bytes, so that a line that is not UTF-8 is refused by number instead of ending the run.
@@ -373,11 +462,9 @@ def declare(
 @app.command()
 def entry(
     host: str = typer.Option("127.0.0.1", "--host", help="address to listen on"),
-    port: int = typer.Option(8081, "--port", help="port to listen on"),
-    night: Path | None = typer.Option(None, "--night", help="refuse seats (and elections) not in this night"),
-    nominations: bool = typer.Option(
-        True, "--nominations/--no-nominations", help="with --night: refuse candidates not nominated, and missing ones"
-    ),
+    port: int = typer.Option(8081, "--port", min=1, max=65535, help="port to listen on"),
+    night: Path | None = ENTRY_NIGHT,
+    nominations: bool = NOMINATIONS,
 ) -> None:
     """Live entry over HTTP: POST the same JSON as `declare` to /declarations."""
     import uvicorn
@@ -395,15 +482,22 @@ def entry(
 @app.command()
 def web(
     host: str = typer.Option("127.0.0.1", "--host", help="address to listen on"),
-    port: int = typer.Option(8000, "--port", help="port to listen on"),
+    port: int = typer.Option(8000, "--port", min=1, max=65535, help="port to listen on"),
+    election: str | None = typer.Option(
+        None,
+        "--election",
+        help="the election at / (default: TALLYROOM_ELECTION, else the only election in Redis at each request)",
+    ),
 ) -> None:
     """The read-only web page: seat bars, alert feed, live over Server-Sent Events."""
     import uvicorn
 
     from tallyroom.consumers.web import create_web_app
 
+    settings = _settings(election)
+    _redis(settings)  # a page that starts without Redis says so and exits; one that loses it answers 503
     # Open SSE streams would otherwise hold a SIGTERM'd server up indefinitely.
-    uvicorn.run(create_web_app(get_settings()), host=host, port=port, timeout_graceful_shutdown=5)
+    uvicorn.run(create_web_app(settings), host=host, port=port, timeout_graceful_shutdown=5)
 
 
 @app.command()
@@ -434,6 +528,7 @@ def sink() -> None:
     from tallyroom.producers.kafka import ensure_topics
 
     ensure_topics(get_settings())
+    _redis()  # at start, Redis must answer; later, an outage is waited out
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     counts = run_sink(get_settings())
     console.print(f"sink stopped: {counts}")
@@ -455,16 +550,20 @@ def serve(
 
 @app.command()
 def audit(
-    election: str | None = typer.Option(None, "--election", help="election id (default: TALLYROOM_ELECTION or ge2024)"),
-    operator: str | None = typer.Option(None, "--operator", help="only this operator's attempts"),
+    election: str | None = typer.Option(
+        None,
+        "--election",
+        help="election id (default: TALLYROOM_ELECTION, else the only election in Redis with a night or an audit)",
+    ),
+    operator: str | None = typer.Option(None, "--operator", help="only this operator's attempts (default: all)"),
     as_json: bool = typer.Option(False, "--json", help="one JSON object per line instead of a table"),
 ) -> None:
     """Every write attempt of live entry: who, what, accepted or refused, and why."""
-    from tallyroom.consumers.redis_sink import redis_client
     from tallyroom.producers.audit import audit_key, read_audit
 
-    election = _election_or_default(election)
-    entries = read_audit(redis_client(get_settings()), election, operator)
+    client = _redis()
+    election = _picked(client, election, audited=True)
+    entries = read_audit(client, election, operator)
     if as_json:
         for entry in entries:
             sys.stdout.write(json.dumps(entry) + "\n")
@@ -486,45 +585,35 @@ def audit(
 
 
 @app.command()
-def seats(election: str = typer.Option("ge2024", "--election")) -> None:
+def seats(election: str | None = PICKED) -> None:
     """Print the tally held in Redis: seats, votes, share, gains and losses."""
     from tallyroom.consumers.reader import read_state
-    from tallyroom.consumers.redis_sink import redis_client
 
-    state = read_state(redis_client(get_settings()), election)
-    _print_tally(state)
+    client = _redis()
+    _print_tally(read_state(client, _picked(client, election)))
 
 
 @app.command()
 def watch(
-    election: str | None = typer.Option(None, "--election", help="election id (default: TALLYROOM_ELECTION or ge2024)"),
+    election: str | None = PICKED,
     once: bool = typer.Option(False, "--once", help="print one frame and exit (for scripts)"),
 ) -> None:
     """The night live in the terminal: seat bars against the majority line, declared n of N, latest alerts."""
-    import redis as redis_lib
-
     from tallyroom.consumers import watch as watch_view
-    from tallyroom.consumers.redis_sink import redis_client
-    from tallyroom.lifecycle import authentication_failure
 
-    settings = get_settings()
-    client = redis_client(settings)
-    try:
-        if once:
-            follower = watch_view.Follower(client, _election_or_default(election))
-            follower.start()
-            console.print(follower.frame())
-        else:
-            watch_view.watch(client, _election_or_default(election), console)
-    except redis_lib.ConnectionError as exc:
-        if authentication_failure(exc):
-            raise
-        where = settings.redis_url.rsplit("@", 1)[-1]  # never print a password from the URL
-        err.print(f"[red]cannot reach Redis at {where}: {exc}")
-        raise typer.Exit(1)
+    client = _redis()  # at start Redis must answer; later, watch says it is retrying
+    chosen = _picked(client, election)
+    if once:
+        follower = watch_view.Follower(client, chosen)
+        follower.start()
+        console.print(follower.frame())
+    else:
+        watch_view.watch(client, chosen, console)
 
 
 def _print_tally(state) -> None:
+    from tallyroom.schemas.parties import party_name
+
     table = Table(title=f"{state.election}: {state.declared} of {state.total} declared")
     for column in ("party", "seats", "votes", "share", "change", "gains", "losses", "net"):
         table.add_column(column, justify="left" if column == "party" else "right")
@@ -533,7 +622,7 @@ def _print_tally(state) -> None:
         if p.seats or p.votes:
             change = "" if p.share_change is None else f"{p.share_change * 100:+.1f}"
             table.add_row(
-                p.party,
+                party_name(p.party),
                 str(p.seats),
                 f"{p.votes:,}",
                 f"{p.share:.1%}",
@@ -547,16 +636,12 @@ def _print_tally(state) -> None:
         from tallyroom.streams.change import swing_phrase
 
         console.print(
-            f"swing {swing_phrase(state.tally.swing)} (share change over the {state.tally.compared} declared seats "
-            "with figures from last time)"
+            f"swing {swing_phrase(state.tally.swing, party_name)} (share change over the "
+            f"{state.tally.compared} declared seats with figures from last time)"
         )
 
 
 # --- subscribers: history, subscribe, webhooks ------------------------------------------------------
-
-
-def _election_or_default(election: str | None) -> str:
-    return election or get_settings().election or "ge2024"
 
 
 def _kinds_option(text: str | None, option: str):
@@ -570,18 +655,19 @@ def _kinds_option(text: str | None, option: str):
 
 @app.command()
 def history(
-    election: str | None = typer.Option(None, "--election", help="election id (default: TALLYROOM_ELECTION or ge2024)"),
-    kind: str | None = typer.Option(None, "--kind", help="only this kind (or several, comma-separated)"),
+    election: str | None = PICKED,
+    kind: str | None = typer.Option(None, "--kind", help="only this kind (or several, comma-separated; default: all)"),
     as_json: bool = typer.Option(False, "--json", help="one alert JSON per line instead of a table"),
 ) -> None:
     """The night's alerts in the order they landed."""
     from zoneinfo import ZoneInfo
 
     from tallyroom.consumers.reader import read_alerts
-    from tallyroom.consumers.redis_sink import redis_client
 
-    election = _election_or_default(election)
-    alerts = read_alerts(redis_client(get_settings()), election, _kinds_option(kind, "--kind"))
+    kinds = _kinds_option(kind, "--kind")
+    client = _redis()
+    election = _picked(client, election)
+    alerts = read_alerts(client, election, kinds)
     if as_json:
         for alert in alerts:
             sys.stdout.write(alert.model_dump_json() + "\n")
@@ -601,12 +687,12 @@ def history(
 @app.command()
 def subscribe(
     group: str = typer.Option(..., "--group", help="consumer group; a new one starts at the night's first alert"),
-    election: str | None = typer.Option(None, "--election", help="election id (default: TALLYROOM_ELECTION or ge2024)"),
+    election: str | None = PICKED,
     kinds: str | None = typer.Option(None, "--kinds", help="comma-separated alert kinds to print (default: all)"),
     consumer: str | None = typer.Option(
         None, "--consumer", help="this subscriber's name in the group (default: host name)"
     ),
-    count: int | None = typer.Option(None, "--count", min=1, help="exit after printing N alerts"),
+    count: int | None = typer.Option(None, "--count", min=1, help="exit after printing N alerts (default: never)"),
     claim_idle: float = typer.Option(
         60, "--claim-idle", min=0, help="take over alerts another consumer has left unacknowledged this many seconds"
     ),
@@ -617,17 +703,19 @@ def subscribe(
     """Print each alert as one JSON line, acknowledging it in the group only once written."""
     import os
 
-    from tallyroom.consumers.redis_sink import redis_client
     from tallyroom.consumers.subscribe import default_consumer_name
     from tallyroom.consumers.subscribe import subscribe as run_subscriber
 
+    wanted = _kinds_option(kinds, "--kinds")
+    client = _redis()
+    chosen = _picked(client, election)
     try:
         run_subscriber(
-            redis_client(get_settings()),
-            _election_or_default(election),
+            client,
+            chosen,
             group,
             consumer or default_consumer_name(),
-            _kinds_option(kinds, "--kinds"),
+            wanted,
             limit=count,
             claim_idle_ms=int(claim_idle * 1000),
             crash_after=crash_after,
@@ -639,15 +727,16 @@ def subscribe(
 
 @app.command()
 def webhooks(
-    election: str | None = typer.Option(None, "--election", help="election id (default: TALLYROOM_ELECTION or ge2024)"),
+    election: str | None = PICKED,
     failures: bool = typer.Option(False, "--failures", help="list the alerts that exhausted their attempts"),
     as_json: bool = typer.Option(False, "--json", help="with --failures: one JSON object per line"),
     drain: bool = typer.Option(False, "--drain", help="deliver what is in the stream, then exit"),
 ) -> None:
     """POST each alert to every TALLYROOM_WEBHOOK_URLS endpoint, signed, with retries (stops on SIGTERM)."""
-    election = _election_or_default(election)
+    client = _redis()
+    election = _picked(client, election)
     if failures:
-        _print_webhook_failures(election, as_json)
+        _print_webhook_failures(client, election, as_json)
         return
     import asyncio
     import logging
@@ -669,11 +758,10 @@ def webhooks(
         console.print(f"{report.url}: {report.delivered} delivered, {report.failed} failed, {report.requests} requests")
 
 
-def _print_webhook_failures(election: str, as_json: bool) -> None:
-    from tallyroom.consumers.redis_sink import redis_client
+def _print_webhook_failures(client, election: str, as_json: bool) -> None:
     from tallyroom.consumers.webhooks import failures_key, read_failures
 
-    entries = read_failures(redis_client(get_settings()), election)
+    entries = read_failures(client, election)
     if as_json:
         for entry in entries:
             sys.stdout.write(json.dumps(entry) + "\n")
@@ -696,8 +784,10 @@ def _print_webhook_failures(election: str, as_json: bool) -> None:
 def run(
     night: Path = NIGHT,
     election: str | None = ELECTION,
-    duration: float = typer.Option(60, "--duration", help="seconds the replay should take"),
-    timeout: float = typer.Option(300, "--timeout"),
+    duration: float = typer.Option(
+        DEFAULT_REPLAY_SECONDS, "--duration", callback=_positive, help="seconds the replay should take"
+    ),
+    timeout: float = typer.Option(300, "--timeout", callback=_positive, help="seconds to wait for every seat"),
     keep_running: bool = typer.Option(False, "--keep-running", help="leave worker and sink running"),
     stall_timeout: float = STALL_TIMEOUT,
 ) -> None:
@@ -746,19 +836,25 @@ def run(
 
 @app.command()
 def bench(
-    seats: int = typer.Option(10_000, "--seats", help="seats in the synthetic night"),
-    declarations: int = typer.Option(100_000, "--declarations", help="declarations, corrections included"),
+    seats: int = typer.Option(10_000, "--seats", min=1, help="seats in the synthetic night"),
+    declarations: int = typer.Option(100_000, "--declarations", min=1, help="declarations, corrections included"),
     rates: str = typer.Option(
         "500,2000,max", "--rates", help="declarations per second, comma-separated; max = unpaced"
     ),
     out: Path = typer.Option(Path("bench-results"), "--out", help="folder for the JSON and the PNG"),
-    rate_seconds: float = typer.Option(60, "--rate-seconds", help="a fixed-rate load offers at most RATE x this"),
+    rate_seconds: float = typer.Option(
+        60, "--rate-seconds", callback=_positive, help="a fixed-rate load offers at most RATE x this"
+    ),
     night_dir: str = typer.Option("data/ge2024", "--night", help="a past night run at max; '' for none"),
-    soak_events: int = typer.Option(0, "--events", help="then keep the worker counting up to N more (memory soak)"),
-    soak_seconds: float = typer.Option(300, "--soak-seconds", help="time limit of the soak"),
-    kafka_records: int | None = typer.Option(None, "--kafka-records", help="records for Kafka's perf tools"),
-    e2e_messages: int = typer.Option(2000, "--e2e-messages", help="round trips for Kafka's EndToEndLatency"),
-    redis_db: int = typer.Option(13, "--redis-db", help="Redis database the bench writes to"),
+    soak_events: int = typer.Option(
+        0, "--events", min=0, help="then keep the worker counting up to N more (memory soak; 0: no soak)"
+    ),
+    soak_seconds: float = typer.Option(300, "--soak-seconds", callback=_positive, help="time limit of the soak"),
+    kafka_records: int | None = typer.Option(
+        None, "--kafka-records", min=1, help="records for Kafka's perf tools (default: as many as the declarations)"
+    ),
+    e2e_messages: int = typer.Option(2000, "--e2e-messages", min=1, help="round trips for Kafka's EndToEndLatency"),
+    redis_db: int = typer.Option(13, "--redis-db", min=0, help="Redis database the bench writes to"),
 ) -> None:
     """Load benchmark on the real stack: throughput, latency, worker memory, against Kafka's own tools."""
     from tallyroom.bench import BenchOptions, parse_rates
@@ -785,14 +881,17 @@ def bench(
 
 
 def main() -> None:
-    """The console script: ``app``, with a refused password reported in one line and no traceback."""
-    from tallyroom.lifecycle import AUTH_EXIT_STATUS, authentication_failure
+    """The console script: ``app``, with a refused password, a service that does not answer and an
+    election that is not there each reported in one line (and its exit status), no traceback
+    unless ``--debug``."""
+    from tallyroom.lifecycle import one_line_failure
 
     try:
         app(prog_name="tallyroom")
     except Exception as exc:
-        failure = authentication_failure(exc)
-        if failure is None:
+        settings = get_settings()
+        failure = one_line_failure(exc, settings)
+        if failure is None or settings.debug:
             raise
         print(f"tallyroom: {failure}", file=sys.stderr)
-        raise SystemExit(AUTH_EXIT_STATUS) from None
+        raise SystemExit(failure.exit_status) from None

@@ -15,8 +15,8 @@ class LagProbe:
     """Committed offsets and log ends, over one admin client and one consumer kept open."""
 
     def __init__(self, settings: Settings):
-        self.admin = KafkaAdminClient(**settings.kafka_python_config())
-        self.consumer = KafkaConsumer(**settings.kafka_python_config())
+        self.admin = KafkaAdminClient(**settings.kafka_python_config(), **settings.kafka_timeouts())
+        self.consumer = KafkaConsumer(**settings.kafka_python_config(), **settings.kafka_timeouts())
 
     def lag(self, group: str, topic: str) -> int:
         """Messages on ``topic`` that ``group`` has not committed yet."""

@@ -10,6 +10,10 @@
 - An authentication failure is never retried: no wait makes a wrong password right.
   It is raised as ``AuthenticationFailed``, which the CLI turns into one line naming
   the service and the setting, and exit status ``AUTH_EXIT_STATUS``.
+- The same mechanism, ``OneLineFailure``, reports a service that does not answer when a
+  command starts (``ServiceUnreachable``, status ``UNREACHABLE_EXIT_STATUS``) and an election
+  that is not there (``consumers.reader.ElectionNotFound``, status 2): one line, no traceback
+  (unless ``--debug``), each with its own exit status. ``one_line_failure`` tells them apart.
 """
 
 from __future__ import annotations
@@ -24,13 +28,16 @@ from contextlib import contextmanager
 from typing import TypeVar
 
 import redis
-from kafka.errors import SaslAuthenticationFailedError
+from kafka.errors import KafkaConnectionError, KafkaTimeoutError, NodeNotReadyError, SaslAuthenticationFailedError
+
+from tallyroom.settings import Settings
 
 log = logging.getLogger("tallyroom")
 
 T = TypeVar("T")
 
 AUTH_EXIT_STATUS = 78  # EX_CONFIG: a supervisor does not restart a process that exits with it
+UNREACHABLE_EXIT_STATUS = 69  # EX_UNAVAILABLE: `serve` restarts it (with its back-off), the service may come back
 FIRST_DELAY, MAX_DELAY = 0.2, 5.0
 TRANSIENT: tuple[type[Exception], ...] = (redis.ConnectionError, redis.TimeoutError)
 
@@ -76,12 +83,71 @@ class Stop:
                 signal.signal(sig, handler)
 
 
-class AuthenticationFailed(Exception):
+class OneLineFailure(Exception):
+    """A failure the command reports as one line and its own exit status, not as a traceback."""
+
+    exit_status = 1
+
+
+class AuthenticationFailed(OneLineFailure):
     """A service refused our credentials: names the service and the setting to fix."""
+
+    exit_status = AUTH_EXIT_STATUS
 
     def __init__(self, service: str, setting: str, detail: str):
         super().__init__(f"{service} refused authentication ({detail}): check {setting}")
         self.service, self.setting = service, setting
+
+
+class ServiceUnreachable(OneLineFailure):
+    """Kafka or Redis did not answer: names the service, the address tried and the setting that gives it."""
+
+    exit_status = UNREACHABLE_EXIT_STATUS
+
+    def __init__(self, service: str, address: str, setting: str):
+        super().__init__(f"{service} at {address} is not answering ({setting})")
+        self.service, self.address, self.setting = service, address, setting
+
+
+def redis_unreachable(settings: Settings) -> ServiceUnreachable:
+    return ServiceUnreachable("Redis", settings.redis_address, "TALLYROOM_REDIS_URL")
+
+
+def kafka_unreachable(settings: Settings) -> ServiceUnreachable:
+    return ServiceUnreachable("Kafka", settings.kafka_bootstrap, "TALLYROOM_KAFKA_BOOTSTRAP")
+
+
+# kafka-python's ways of saying no broker answered: no bootstrap ("Unable to bootstrap"),
+# no metadata within max_block_ms, a connection that failed.
+KAFKA_UNREACHABLE: tuple[type[Exception], ...] = (KafkaTimeoutError, KafkaConnectionError, NodeNotReadyError)
+
+
+def one_line_failure(exc: BaseException, settings: Settings) -> OneLineFailure | None:
+    """The ``OneLineFailure`` an exception (or one it was raised from) amounts to, or None for a real bug."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if (failure := authentication_failure(current)) is not None:
+            return failure
+        if isinstance(current, OneLineFailure):
+            return current
+        if isinstance(current, TRANSIENT):
+            return redis_unreachable(settings)
+        if isinstance(current, KAFKA_UNREACHABLE):
+            return kafka_unreachable(settings)
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def check_redis(client: redis.Redis, settings: Settings) -> None:
+    """One PING at start: a Redis that does not answer (within ``connect_timeout``) is a ``ServiceUnreachable``."""
+    try:
+        client.ping()
+    except TRANSIENT as exc:
+        if (failure := authentication_failure(exc)) is not None:
+            raise failure from exc
+        raise redis_unreachable(settings) from exc
 
 
 def authentication_failure(exc: BaseException) -> AuthenticationFailed | None:

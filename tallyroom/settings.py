@@ -11,6 +11,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -62,6 +63,15 @@ class Settings(BaseSettings):
     # Redis
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_password: SecretStr | None = None
+
+    # How long a client waits for Kafka or Redis to answer before saying so: the producers'
+    # bootstrap and metadata waits (kafka-python's own are 60 s and 30 s), the admin client's,
+    # and every Redis connection's connect. A command that starts without its service exits
+    # in one line after this long (`Redis at ... is not answering (TALLYROOM_REDIS_URL)`).
+    connect_timeout: float = Field(
+        5.0, gt=0, le=300, description="seconds to wait for Kafka or Redis to answer before giving up"
+    )
+    debug: bool = Field(False, description="tracebacks instead of one-line errors (the --debug option sets it)")
 
     # Elections
     election: str | None = Field(None, description="election id; defaults from the night directory name")
@@ -173,8 +183,23 @@ class Settings(BaseSettings):
                 cfg[key] = value
         return cfg
 
+    @property
+    def redis_address(self) -> str:
+        """host:port of TALLYROOM_REDIS_URL (never its password), for messages."""
+        url = urlsplit(self.redis_url)
+        return f"{url.hostname or '127.0.0.1'}:{url.port or 6379}"
+
+    def kafka_timeouts(self) -> dict:
+        """kafka-python's wait for a first broker to answer (its own is 30 s), as ``connect_timeout``.
+
+        For KafkaProducer, KafkaConsumer and KafkaAdminClient alike; a producer adds its
+        ``max_block_ms`` (``make_producer``)."""
+        return {"bootstrap_timeout_ms": int(self.connect_timeout * 1000)}
+
     def redis_kwargs(self) -> dict:
-        kwargs: dict = {"decode_responses": True}
+        # A connect that hangs (a host that drops packets) fails after connect_timeout; reads are
+        # not bounded here, as XREAD BLOCK and XREADGROUP BLOCK wait on purpose.
+        kwargs: dict = {"decode_responses": True, "socket_connect_timeout": self.connect_timeout}
         if self.redis_password:
             kwargs["password"] = self.redis_password.get_secret_value()
         return kwargs

@@ -463,7 +463,7 @@ def _redis_answers(settings: Settings) -> bool:
     import redis  # deferred: only the stack commands need it here
 
     client = redis.Redis.from_url(
-        settings.redis_url, socket_timeout=2, socket_connect_timeout=2, **settings.redis_kwargs()
+        settings.redis_url, **(settings.redis_kwargs() | {"socket_timeout": 2, "socket_connect_timeout": 2})
     )
     try:
         return bool(client.ping())

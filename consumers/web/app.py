@@ -4,7 +4,10 @@ Everything comes from the Redis contract (README, "The Redis contract"); the
 page never writes. Routes:
 
 - ``/`` and ``/e/{election}``        the dashboard (HTML, updated live by ``static/dashboard.js``)
-- ``/e/{election}/seat/{ons_id}``    one seat (HTML), 404 page for a seat not declared
+- ``/e/{election}/seat/{ons_id}``    one seat (HTML) with its alerts, 404 page for a seat not declared
+
+``/`` shows TALLYROOM_ELECTION (``tallyroom web --election``), else the only election in Redis;
+an election that is not in Redis (its night not opened) is a 404 on every route.
 - ``/e/{election}/events``           Server-Sent Events: alerts (``id`` = stream entry id), ``tally`` events
 - ``/api/e/{election}/state``        the tally as JSON
 - ``/api/e/{election}/alerts``       alerts after a stream id, oldest first, as JSON
@@ -28,9 +31,11 @@ from redis.exceptions import RedisError
 from sse_starlette import ServerSentEvent
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from tallyroom.consumers.reader import ElectionNotFound, choose_election
 from tallyroom.consumers.web import store, view
 from tallyroom.consumers.web.events import FROM_START, FeedConfig, Feeds, FeedUnavailable, ViewerResponse, resume_point
 from tallyroom.consumers.web.headers import SecurityHeaders
+from tallyroom.consumers.web.seat_alerts import SeatAlerts
 from tallyroom.consumers.web.stream_ids import parse_stream_id
 from tallyroom.metrics import FeedFigures, serve_metrics, web_metrics
 from tallyroom.schemas import Swing
@@ -64,7 +69,8 @@ REDIS_WAIT_SECONDS = 5.0  # a request waits this long for a free connection befo
 
 
 def create_web_app(settings: Settings, feed_config: FeedConfig = FeedConfig()) -> FastAPI:
-    default_election = settings.election or view.DEFAULT_ELECTION
+    configured = settings.election  # else the only election in Redis, looked up per request
+    seat_alerts = SeatAlerts()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -89,6 +95,7 @@ def create_web_app(settings: Settings, feed_config: FeedConfig = FeedConfig()) -
         title="Tallyroom", lifespan=lifespan, docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json"
     )
     app.add_middleware(SecurityHeaders, docs_path=app.docs_url)
+    app.state.seat_alerts = seat_alerts  # its read count, for tests
 
     def feed_figures() -> FeedFigures:
         feeds: Feeds | None = getattr(app.state, "feeds", None)  # made at startup
@@ -105,10 +112,30 @@ def create_web_app(settings: Settings, feed_config: FeedConfig = FeedConfig()) -
     def redis_of(request: Request) -> Redis:
         return request.app.state.redis
 
-    def not_found(request: Request, message: str, election: str = default_election) -> HTMLResponse:
-        return templates.TemplateResponse(
-            request, "not_found.html", {"election": election, "message": message}, status_code=404
-        )
+    def not_found(
+        request: Request, message: str, election: str | None = None, present: list[str] | None = None
+    ) -> HTMLResponse:
+        context = {"election": election or configured or "", "message": message, "present": present or []}
+        return templates.TemplateResponse(request, "not_found.html", context, status_code=404)
+
+    class UnknownElection(Exception):
+        def __init__(self, failure: ElectionNotFound):
+            self.failure = failure
+
+    async def known(request: Request, election: str) -> None:
+        """Nothing to do for an election in Redis; else ``UnknownElection`` (a 404 listing those present)."""
+        if not await store.election_known(redis_of(request), election):
+            present = await store.present_elections(redis_of(request))
+            try:
+                choose_election(election, present)
+            except ElectionNotFound as failure:
+                raise UnknownElection(failure) from None
+
+    @app.exception_handler(UnknownElection)
+    async def unknown_election(request: Request, exc: UnknownElection):
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"detail": str(exc.failure), "elections": exc.failure.present}, status_code=404)
+        return not_found(request, f"{exc.failure}.", present=exc.failure.present)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
@@ -126,12 +153,19 @@ def create_web_app(settings: Settings, feed_config: FeedConfig = FeedConfig()) -
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def home(request: Request):
-        return await dashboard(request, default_election)
+        if configured is not None:
+            return await dashboard(request, configured)
+        try:
+            election = choose_election(None, await store.present_elections(redis_of(request)))
+        except ElectionNotFound as failure:
+            return not_found(request, f"{failure}.", present=failure.present)
+        return await dashboard(request, election)
 
     @app.get("/e/{election}", response_class=HTMLResponse, include_in_schema=False)
     async def dashboard(request: Request, election: str):
         if not re.match(ELECTION_PATTERN, election):
             return not_found(request, f"{election!r} is not an election id.")
+        await known(request, election)
         state = await store.read_state(redis_of(request), election)
         feed = await store.latest_alerts(redis_of(request), election, FEED_ON_PAGE)
         seats = await request.app.state.seats.get(redis_of(request), election)
@@ -141,23 +175,14 @@ def create_web_app(settings: Settings, feed_config: FeedConfig = FeedConfig()) -
     async def seat_page(request: Request, election: str, ons_id: str):
         if not re.match(ELECTION_PATTERN, election):
             return not_found(request, f"{election!r} is not an election id.")
+        await known(request, election)
         seat = await store.read_seat(redis_of(request), election, ons_id) if re.match(ONS_PATTERN, ons_id) else None
         if seat is None:
-            return not_found(request, f"No result for seat {ons_id} in {election} (yet).", election)
-        return templates.TemplateResponse(
-            request,
-            "seat.html",
-            {
-                "election": election,
-                "seat": seat,
-                "candidates": view.candidate_rows(seat),
-                "verdict": view.seat_verdict(seat),
-                "winner_colour": view.colour(seat.winning_party),
-                "declared": view.night_clock(seat.declared_at),
-                "swing": view.swing_text(seat.swing),
-                "points": view.points,
-            },
-        )
+            return not_found(
+                request, f"No result for seat {ons_id} in {election}: not declared yet, or not in this night.", election
+            )
+        alerts = await seat_alerts.for_seat(redis_of(request), election, ons_id)
+        return templates.TemplateResponse(request, "seat.html", view.seat_context(election, seat, alerts))
 
     @app.get("/e/{election}/events", include_in_schema=False)
     async def events(
@@ -167,6 +192,7 @@ def create_web_app(settings: Settings, feed_config: FeedConfig = FeedConfig()) -
         last_event_id: Annotated[str | None, Header(alias="Last-Event-ID"), stream_id_check("Last-Event-ID")] = None,
     ):
         start = parse_stream_id(resume_point(last_event_id, after))
+        await known(request, election)
         feeds: Feeds = request.app.state.feeds
         try:
             feed = await feeds.open(election)
@@ -183,7 +209,9 @@ def create_web_app(settings: Settings, feed_config: FeedConfig = FeedConfig()) -
 
     @app.get("/api/e/{election}/state")
     async def state_api(request: Request, election: str = ElectionParam) -> dict:
-        """Seats declared, seats in the night, seats and votes by party, and the full tally snapshot."""
+        """Seats declared, seats in the night, seats and votes by party, and the full tally snapshot
+        (404 for an election not in Redis)."""
+        await known(request, election)
         return await store.read_state(redis_of(request), election)
 
     @app.get("/api/e/{election}/seats")
@@ -202,7 +230,9 @@ def create_web_app(settings: Settings, feed_config: FeedConfig = FeedConfig()) -
         ] = FROM_START,
         limit: int = Query(500, ge=1, le=API_PAGE_MAX),
     ) -> list[dict]:
-        """Alerts after ``after``, oldest first; each is the Alert JSON plus its ``stream_id``."""
+        """Alerts after ``after``, oldest first; each is the Alert JSON plus its ``stream_id``
+        (404 for an election not in Redis)."""
+        await known(request, election)
         entries = await store.alerts_after(redis_of(request), election, after, limit)
         return [
             {"stream_id": sid, **store.feed_item((sid, fields)).alert.model_dump(mode="json")}

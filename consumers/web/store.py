@@ -10,7 +10,8 @@ from redis.exceptions import AuthenticationError, NoPermissionError, RedisError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from tallyroom.consumers.keys import ElectionKeys, StreamEntry, stream_entries
+from tallyroom.consumers.keys import PREFIX, ElectionKeys, StreamEntry, stream_entries
+from tallyroom.consumers.reader import OPENED, election_of, mark_pattern
 from tallyroom.consumers.web.hexmap import NightMap, map_for_night
 from tallyroom.consumers.web.view import FeedItem, night_names, seat_list_json, state_json
 from tallyroom.schemas import Alert, NightSeat, SeatResult, SeatSummary, TallySnapshot
@@ -68,6 +69,20 @@ async def night_size(client: Redis, election: str) -> tuple[int, int]:
     return int(version) if version is not None else -1, int(size)
 
 
+async def election_known(client: Redis, election: str) -> bool:
+    """Whether the election is in Redis: its night has opened (consumers.reader.OPENED)."""
+    return bool(await client.exists(*(f"{PREFIX}:{election}:{mark}" for mark in OPENED)))
+
+
+async def present_elections(client: Redis) -> list[str]:
+    """Every election in Redis, sorted (as consumers.reader.present_elections)."""
+    found = set()
+    for mark in OPENED:
+        async for key in client.scan_iter(match=mark_pattern(mark), count=1000):
+            found.add(election_of(key, mark))
+    return sorted(found)
+
+
 async def tally_version(client: Redis, election: str) -> int:
     held = await client.get(ElectionKeys(election).version)
     return int(held) if held is not None else -1
@@ -97,7 +112,7 @@ def feed_item(entry: StreamEntry) -> FeedItem:
 def redis_problem(exc: RedisError, settings: Settings) -> str:
     """What is wrong with Redis, in one line an operator can act on (no password in it)."""
     url = urlsplit(settings.redis_url)
-    where = f"{url.hostname or '127.0.0.1'}:{url.port or 6379}"
+    where = settings.redis_address
     if isinstance(exc, AuthenticationError):
         given = "the one in TALLYROOM_REDIS_PASSWORD" if settings.redis_password or url.password else "none given"
         return f"redis at {where} refused the credentials ({given}): {exc}"

@@ -7,6 +7,7 @@ to it from here so there is one source.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -16,7 +17,6 @@ from tallyroom.schemas.alerts import ALERT_KINDS
 from tallyroom.schemas.parties import PARTIES, UNKNOWN_COLOUR, party_colour, party_name
 from tallyroom.streams.change import swing_phrase
 
-DEFAULT_ELECTION = "ge2024"
 colour = party_colour  # the page's name for it
 
 
@@ -176,6 +176,10 @@ class CandidateRow:
     sitting_mp: bool
     share_change: float | None = None
 
+    @property
+    def party_name(self) -> str:
+        return party_name(self.party)
+
 
 def points(change: float | None) -> str:
     """A change in share as signed percentage points ("+4.5", "−12.0"); empty when unknown."""
@@ -211,16 +215,19 @@ def candidate_rows(seat: SeatResult) -> list[CandidateRow]:
     ]
 
 
-def seat_verdict(seat: SeatResult) -> str:
+def seat_verdict(seat: SeatResult, name: Callable[[str], str] = str) -> str:
     """ "Lab gain from Con", "Con hold", or just the winner's party when nobody held it before;
-    a rush says the figures are to follow, a withdrawn result that it no longer stands."""
+    a rush says the figures are to follow, a withdrawn result that it no longer stands.
+    Each party as ``name`` gives it (the page: ``party_name``, "Labour gain from Conservative")."""
     if seat.status == "withdrawn":
         return f"Result withdrawn: {seat.withdrawn_reason}"
     party = seat.winning_party
     if seat.held_by is None:
-        verdict = f"{party} win"
+        verdict = f"{name(party)} win"
+    elif seat.held_by == party:
+        verdict = f"{name(party)} hold"
     else:
-        verdict = f"{party} hold" if seat.held_by == party else f"{party} gain from {seat.held_by}"
+        verdict = f"{name(party)} gain from {name(seat.held_by)}"
     return f"{verdict} (rush: figures to follow)" if seat.status == "rush" else verdict
 
 
@@ -343,3 +350,32 @@ def banner_of(kind: str, facts: dict) -> Banner:
         f"{party_name(largest)} is the largest party with {facts.get('largest_party_seats')}",
         ALERT_KINDS[AlertKind.HUNG_PARLIAMENT].colour or UNKNOWN_COLOUR,
     )
+
+
+def turnout_text(seat: SeatResult) -> str:
+    """ "67.3%: 49,006 valid votes of an electorate of 72,852" (turnout is valid votes / electorate),
+    with its change since last time when known; the valid votes alone when the electorate is not."""
+    if seat.turnout is None or not seat.electorate:
+        return f"not known: {seat.valid_votes:,} valid votes, electorate not given"
+    text = f"{seat.turnout:.1%}: {seat.valid_votes:,} valid votes of an electorate of {seat.electorate:,}"
+    if seat.turnout_change is not None:
+        text += f" ({points(seat.turnout_change)} points since last time)"
+    return text
+
+
+def seat_context(election: str, seat: SeatResult, alerts: list[FeedItem]) -> dict:
+    """What seat.html shows: the verdict, each candidate, turnout, swing, the seat's alerts oldest first."""
+    return {
+        "election": election,
+        "seat": seat,
+        "candidates": candidate_rows(seat),
+        "verdict": seat_verdict(seat, party_name),
+        "winner_colour": colour(seat.winning_party),
+        "winner_party": party_name(seat.winning_party),
+        "held_by": party_name(seat.held_by) if seat.held_by else None,
+        "declared": night_clock(seat.declared_at),
+        "turnout": turnout_text(seat),
+        "swing": swing_phrase(seat.swing, party_name) if seat.swing else None,
+        "alerts": alerts,
+        "points": points,
+    }

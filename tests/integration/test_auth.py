@@ -15,7 +15,12 @@ from pathlib import Path
 import pytest
 import redis
 
+from tallyroom.consumers.redis_sink import RedisSink
 from tallyroom.lifecycle import AUTH_EXIT_STATUS
+from tallyroom.schemas import ResultUpdate
+from tallyroom.settings import Settings
+from tallyroom.streams.count import Count
+from tests.factories import night, seat_id
 from tests.integration.conftest import cli_env, isolated_settings
 
 pytestmark = pytest.mark.integration
@@ -100,5 +105,10 @@ def test_the_sink_stops_at_once_on_a_refused_password(stack, guarded_redis):
 
 def test_the_right_password_is_let_in(guarded_redis):
     env = {"TALLYROOM_REDIS_URL": guarded_redis, "TALLYROOM_REDIS_PASSWORD": PASSWORD}
+    settings = Settings(redis_url=guarded_redis, redis_password=PASSWORD)
+    count = Count()
+    count.open_night(night({seat_id(1): "Con"}, election="auth-night"))  # a night opened, as the worker does it
+    RedisSink(settings).write_update(ResultUpdate(election="auth-night", tally=count.snapshot("auth-night")))
     done = run(env, "history")
     assert done.returncode == 0, done.stderr
+    assert "auth-night: 0 alerts" in done.stdout

@@ -23,10 +23,12 @@ from tallyroom import processes
 from tallyroom.consumers.keys import ElectionKeys
 from tallyroom.consumers.reader import read_state, wait_for_declared
 from tallyroom.consumers.redis_sink import redis_client
+from tallyroom.consumers.watch import PARTY_MAX_WIDTH
 from tallyroom.lag import wait_until_caught_up
 from tallyroom.producers.kafka import DeclarationSender
 from tallyroom.producers.nights import load_night
 from tallyroom.producers.replay import replay_night
+from tallyroom.schemas.parties import party_name
 from tests.integration.conftest import cli_env, isolated_settings, start_worker
 
 pytestmark = pytest.mark.e2e
@@ -106,8 +108,15 @@ class Tmux:
         subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True, env=self.env)
 
 
+def shown_name(party: str) -> str:
+    """A party as watch names it: in full, or cut with "…" when longer than its column."""
+    name = party_name(party)
+    return name if len(name) < PARTY_MAX_WIDTH else name[: PARTY_MAX_WIDTH - 2] + "…"
+
+
 def row(screen: str, party: str) -> str:
-    rows = [line for line in screen.splitlines() if re.match(rf"{re.escape(party)}\s", line)]
+    name = shown_name(party)
+    rows = [line for line in screen.splitlines() if re.match(rf"{re.escape(name)}\s", line)]
     assert len(rows) == 1, f"no single {party} row in:\n{screen}"
     return rows[0]
 

@@ -11,6 +11,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
+from html import escape
 
 import httpx
 import pytest
@@ -273,17 +274,47 @@ def test_state_api(web):
     assert state["seats"] == {p: int(n) for p, n in client.hgetall(ElectionKeys(ELECTION).seats).items()}
     assert state["tally"]["majority_line"] == 3
     assert state["tally"]["parties"]["Lab"]["gains"] == state["seats"]["Lab"]
-    empty = httpx.get(f"{server.url}/api/e/never-held/state", timeout=10).json()
-    assert empty == {
-        "election": "never-held",
-        "declared": 0,
-        "total": 0,
-        "seats": {},
-        "votes": {},
-        "tally": None,
-        "refused": 0,
-    }
     assert httpx.get(f"{server.url}/api/e/bad%20id/state", timeout=10).status_code == 422
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/api/e/never-held/state", "/api/e/never-held/alerts", "/e/never-held", f"/e/never-held/seat/{seat_id(1)}"]
+    + ["/e/never-held/events"],
+)
+def test_an_election_not_in_redis_is_a_404_naming_those_that_are(web, path):
+    answer = httpx.get(web[0].url + path, timeout=10)
+    assert answer.status_code == 404, path
+    if path.startswith("/api/"):
+        assert answer.json() == {
+            "detail": f"no election 'never-held' in Redis; elections in Redis: {ELECTION}",
+            "elections": [ELECTION],
+        }
+    else:
+        assert "no election &#39;never-held&#39; in Redis" in answer.text
+        assert f'<a href="/e/{ELECTION}">{ELECTION}</a>' in answer.text  # a way on to those that are
+
+
+def open_election(sink: RedisSink, election: str, seats: int = 3) -> None:
+    """What the worker publishes when a night opens: its empty tally, no seat."""
+    count = Count()
+    count.open_night(night({seat_id(n): "Con" for n in range(1, seats + 1)}, election=election))
+    sink.write_update(ResultUpdate(election=election, tally=count.snapshot(election)))
+
+
+def test_an_opened_night_with_no_result_yet_is_a_page_not_a_404(web):
+    """The worker publishes the empty tally when a night opens: the election is known from then on."""
+    server, sink, client, _ = web
+    open_election(sink, "opened-only")
+    try:
+        state = httpx.get(f"{server.url}/api/e/opened-only/state", timeout=10)
+        assert state.status_code == 200
+        assert (state.json()["declared"], state.json()["total"], state.json()["tally"]["majority_line"]) == (0, 3, 2)
+        assert httpx.get(f"{server.url}/e/opened-only", timeout=10).status_code == 200
+        assert httpx.get(f"{server.url}/api/e/opened-only/alerts", timeout=10).json() == []
+    finally:
+        for key in client.scan_iter("tallyroom:opened-only:*"):
+            client.delete(key)
 
 
 def test_alerts_api_pages_strictly_after(web):
@@ -301,16 +332,50 @@ def test_seat_page(web):
     page = httpx.get(f"{server.url}/e/{ELECTION}/seat/{seat_id(2)}", timeout=10)
     assert page.status_code == 200
     html = page.text
-    assert "Brookside" in html and "Lab gain from Con" in html
+    assert "Brookside" in html and '<strong id="verdict">Labour gain from Conservative</strong>' in html
     assert "Cat Lab" in html and "Dan Con" in html and "Eve Grn" in html
     assert 'data-party="Lab" data-votes="18000"' in html
     assert 'majority <span id="majority">500</span>' in html
     assert "46.8%" in html  # 18,000 of 38,500
     assert html.index("Cat Lab") < html.index("Dan Con") < html.index("Eve Grn")
+    # Full party names where a person reads; the abbreviation stays in the data.
+    assert '<span data-field="party-name" title="Green">Green Party</span>' in html
     # Change since last time: Lab 40% -> 46.8%, Con 50% -> 45.5%, turnout 70% -> 77%.
     assert '<td class="change">+6.8</td>' in html and '<td class="change">\u22124.5</td>' in html
-    assert '<dd id="turnout">77.0% of 50,000 (valid votes), +7.0 since last time</dd>' in html
-    assert '<dd id="swing">5.6% from Con to Lab</dd>' in html
+    turnout = "77.0%: 38,500 valid votes of an electorate of 50,000 (+7.0 points since last time)"
+    assert f'<dd id="turnout">{turnout}</dd>' in html
+    assert '<dd id="swing">5.6% from Conservative to Labour since last time (two-party swing)</dd>' in html
+
+
+def test_seat_page_lists_the_seats_alerts_in_stream_order(web):
+    server, _, client, _ = web
+    for n in (1, 2):  # two gains, each with its defeated MP (and seat 2 a marginal)
+        held = [
+            fields["headline"]
+            for _, fields in client.xrange(ElectionKeys(ELECTION).alerts)
+            if fields["ons_id"] == seat_id(n)
+        ]
+        html = httpx.get(f"{server.url}/e/{ELECTION}/seat/{seat_id(n)}", timeout=10).text
+        assert len(held) >= 2, f"the test night raises alerts for seat {n}"
+        shown = [html.index(escape(headline)) for headline in held]
+        assert shown == sorted(shown), "oldest first, as they landed"
+        assert html.count('class="alert kind-') == len(held)
+    quiet = httpx.get(f"{server.url}/e/{ELECTION}/seat/{seat_id(3)}", timeout=10).text  # a Con hold
+    assert "None raised for this seat." in quiet and 'class="alert kind-' not in quiet
+
+
+def test_seat_pages_read_the_alert_stream_once_then_only_what_is_new(web):
+    """A thousand viewers of seat pages must not each read the night's alert stream: at most one
+    read of what is new per half second, however many pages are served."""
+    server = web[0]
+    index = server.server.config.app.state.seat_alerts
+    before, started = index.reads, time.monotonic()
+    for n in range(20):
+        page = httpx.get(f"{server.url}/e/{ELECTION}/seat/{seat_id(1 + n % 2)}", timeout=10)
+        assert page.status_code == 200
+    elapsed = time.monotonic() - started
+    assert index.reads - before <= 1 + elapsed / index.refresh_seconds, (index.reads - before, elapsed)
+    assert index.reads - before < 20
 
 
 def test_unknown_seat_is_a_404_page(web):
@@ -346,9 +411,10 @@ SLOW_ELECTION = "web-slow"
 
 
 def test_a_viewer_that_stops_reading_is_dropped_with_a_retry_hint_and_the_rest_go_on(web):
-    _, _, client, _ = web
+    _, sink, client, _ = web
     stream = ElectionKeys(SLOW_ELECTION).alerts
     client.delete(stream)
+    open_election(sink, SLOW_ELECTION)  # as the worker does when its night opens: the election is known
     config = FeedConfig(block_ms=100, tally_interval=0.1, viewer_queue=2, send_timeout=60, idle_seconds=1.0)
     with WebServer(settings_on_db(WEB_REDIS_DB), config) as server:
         slow = socket.socket()
@@ -380,7 +446,8 @@ def test_a_viewer_that_stops_reading_is_dropped_with_a_retry_hint_and_the_rest_g
             received += data
         slow.close()
         dropped = metric(server.url, "tallyroom_web_viewers_dropped_total")
-    client.delete(stream)
+    for key in client.scan_iter(f"tallyroom:{SLOW_ELECTION}:*"):
+        client.delete(key)
     assert b": dropped" in received and b"retry: 5000\r\n" in received
     assert dropped == 1
     assert received.count(b"\r\nid: ") + received.count(b"\nid: ") < len(held)  # it was cut off, not sent all

@@ -14,8 +14,12 @@ import httpx
 import pytest
 import redis
 
+from tallyroom.consumers.redis_sink import RedisSink
 from tallyroom.consumers.web.events import FeedConfig
+from tallyroom.schemas import ResultUpdate
 from tallyroom.settings import Settings
+from tallyroom.streams.count import Count
+from tests.factories import night, seat_id
 from tests.integration.test_web import WebServer
 
 pytestmark = pytest.mark.integration
@@ -90,6 +94,11 @@ def test_redis_unreachable_is_a_503_saying_so():
 
 def test_with_the_right_password_it_is_healthy(guarded_redis):
     settings = Settings(redis_url=f"redis://127.0.0.1:{guarded_redis}/0", redis_password=PASSWORD)
-    got = answers(settings, ("/healthz", "/api/e/ge2024/state"))  # not the event stream: it would stay open
+    # An opened night with no result yet, as the worker publishes it when the night opens.
+    count = Count()
+    count.open_night(night({seat_id(n): "Con" for n in range(1, 4)}, election="ge2024"))
+    RedisSink(settings).write_update(ResultUpdate(election="ge2024", tally=count.snapshot("ge2024")))
+    got = answers(settings, ("/healthz", "/api/e/ge2024/state", "/api/e/nosuch/state"))  # not the event stream
     assert got["/healthz"].status_code == 200 and got["/healthz"].json() == {"redis": "ok"}
-    assert got["/api/e/ge2024/state"].status_code == 200
+    assert got["/api/e/ge2024/state"].status_code == 200 and got["/api/e/ge2024/state"].json()["total"] == 3
+    assert got["/api/e/nosuch/state"].status_code == 404

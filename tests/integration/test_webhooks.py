@@ -25,10 +25,11 @@ from pydantic import SecretStr
 from tallyroom.consumers.keys import ElectionKeys
 from tallyroom.consumers.redis_sink import RedisSink, redis_client
 from tallyroom.consumers.webhooks import CONSUMER, deliver_webhooks, failures_key, group_for
-from tallyroom.schemas import Alert, AlertKind
+from tallyroom.schemas import Alert, AlertKind, ResultUpdate
 from tallyroom.schemas.alerts import alert_id
+from tallyroom.streams.count import Count
 from tests.factories import alert as sample_alert
-from tests.factories import seat_id
+from tests.factories import night, seat_id
 from tests.integration.conftest import cli_env, isolated_settings
 
 pytestmark = pytest.mark.integration
@@ -136,12 +137,15 @@ def webhook_settings(stack):
     )
     yield settings, {**env, "TALLYROOM_REDIS_URL": redis_url}, election
     client = redis_client(settings)
-    keys = ElectionKeys(election)
-    client.delete(keys.alerts, keys.alert_ids, keys.live, failures_key(election))
+    for key in client.scan_iter(f"tallyroom:{election}:*"):  # the stream, the tally and the failures
+        client.delete(key)
 
 
 def write_alerts(settings, election: str, n: int) -> list[Alert]:
     sink = RedisSink(settings)
+    count = Count()  # the election's night opened first, as the worker publishes it: the election is known
+    count.open_night(night({seat_id(i): "Con" for i in range(1, n + 1)}, election=election))
+    sink.write_update(ResultUpdate(election=election, tally=count.snapshot(election)))
     alerts = make_alerts(election, n)
     for alert in alerts:
         assert sink.write_alert(alert)

@@ -89,17 +89,17 @@ def test_header_gives_the_national_swing_when_there_is_one():
     )
     night = ElectionState(**{**NIGHT.__dict__, "tally": swung})
     text, _ = draw(render(night, ALERTS), width=120)
-    assert "swing 10.5% from Con to Lab" in text.splitlines()[0]
-    (lab,) = lines_starting(text, "Lab ")
-    (con,) = lines_starting(text, "Con ")
+    assert "swing 10.5% from Conservative to Labour" in text.splitlines()[0]
+    (lab,) = lines_starting(text, "Labour ")
+    (con,) = lines_starting(text, "Conservative ")
     assert re.search(r"33\.7% +\+1\.6 *$", lab) and re.search(r"23\.7% +-19\.9 *$", con), (lab, con)
 
 
 def test_bars_are_on_one_scale_of_every_seat_with_the_majority_line_marked():
     text, _ = draw(render(NIGHT, ALERTS))
-    (lab,) = lines_starting(text, "Lab ")
-    (con,) = lines_starting(text, "Con ")
-    (ind,) = lines_starting(text, "Ind ")
+    (lab,) = lines_starting(text, "Labour ")
+    (con,) = lines_starting(text, "Conservative ")
+    (ind,) = lines_starting(text, "Independent ")
     # ... then share, and no change in share without figures from last time.
     assert re.search(r"\b411 +\+211 +\+218 +-7 +0\.0% *$", lab), lab
     assert re.search(r"\b121 +-251 +\+1 +-252 +0\.0% *$", con), con
@@ -113,15 +113,16 @@ def test_bars_are_on_one_scale_of_every_seat_with_the_majority_line_marked():
     bar_cells = lambda line: line.count("█")  # noqa: E731
     assert bar_cells(lab) > 3 * bar_cells(con) > 0
     # On a scale of 650 seats, 411 seats fill 411/650 of the bar (within a cell).
-    bar_width = 100 - 6 - 36
+    bar_width = 100 - len("Conservative ") - 36  # the party column fits the longest full name
     # (full blocks only: the mark's cell and the last, partial block are not counted)
     assert 0 <= 411 * bar_width / 650 - bar_cells(lab) < 2
 
 
 def test_rows_are_largest_party_first():
     text, _ = draw(render(NIGHT, ALERTS))
-    order = [line.split()[0] for line in text.splitlines() if line[:4].strip() in {"Lab", "Con", "Ind"}]
-    assert order == ["Lab", "Con", "Ind"]
+    names = {"Labour", "Conservative", "Independent"}
+    order = [line.split()[0] for line in text.splitlines() if line[:1].strip() and line.split()[0] in names]
+    assert order == ["Labour", "Conservative", "Independent"]
 
 
 def test_alerts_latest_first_and_at_most_twelve():
@@ -131,11 +132,11 @@ def test_alerts_latest_first_and_at_most_twelve():
     assert shown == list(range(20, 8, -1))
 
     text, _ = draw(render(NIGHT, ALERTS))
-    order = [line for line in text.splitlines() if re.match(r"\d\d:\d\d ", line)]
+    order = [line for line in text.splitlines() if re.match(r"\w\w\w \d\d:\d\d ", line)]
     assert ["MAJORITY" in order[0], "INDEPENDENT GAIN" in order[1], "MARGINAL" in order[2], "GAIN" in order[3]] == [
         True
     ] * 4
-    assert order[0].startswith("01:04")  # occurred_at 00:04 UTC, shown in UK local time (BST)
+    assert order[0].startswith("Fri 01:04")  # occurred_at 00:04 UTC, shown in UK local time (BST), with its day
 
 
 def styles_of(segments: list[Segment], needle: str):
@@ -186,7 +187,7 @@ def test_seats_without_a_tally_snapshot_still_draw():
     partial = ElectionState(election="night", declared=2, total=10, seats={"Lab": 2}, votes={"Lab": 5}, tally=None)
     text, _ = draw(render(partial, []), width=60)
     assert "2 of 10 declared" in text
-    (lab,) = lines_starting(text, "Lab ")
+    (lab,) = lines_starting(text, "Labour ")
     assert MAJORITY_MARK in lab and "█" in lab
 
 
@@ -195,9 +196,25 @@ def test_full_screen_height_limits_the_alerts_so_the_bars_stay_on_screen():
     many = [alert(n, AlertKind.MARGINAL, f"Marginal number {n}") for n in range(1, 21)]
     console.print(Screen(render(NIGHT, many, fit_height=True)))
     text = console.export_text()
-    assert "Lab " in text
-    assert re.findall(r"Marginal number (\d+)", text) == ["20", "19", "18", "17"]  # 12 - 3 parties - 5
+    assert "Labour " in text and "Labour has a majority" in text
+    assert re.findall(r"Marginal number (\d+)", text) == ["20", "19", "18"]  # 12 - 3 parties - the banner - 5
     assert len(re.findall(r"Marginal number", draw(render(NIGHT, many))[0])) == 12  # --once: not fitted
+
+
+def test_the_banner_says_when_a_party_has_the_majority_in_its_colour():
+    text, segments = draw(render(NIGHT, ALERTS))
+    assert text.splitlines()[1].strip() == "Labour has a majority: 411 seats, 326 needed"
+    (style,) = styles_of(segments, "Labour has a majority")
+    assert style.reverse and style.color.triplet.hex == "#e4003b"  # Labour's colour, as on the page
+
+
+def test_the_banner_says_when_the_parliament_is_hung_and_none_before_the_night_is_decided():
+    hung = state([party("Con", 317, 13_000_000), party("Lab", 262, 12_000_000), party("SNP", 35, 1_000_000)], 650)
+    text, _ = draw(render(hung, []), width=120)
+    assert "Hung parliament: no party can reach 326 seats (Conservative largest, 317; 0 to declare)" in text
+    early = state([party("Lab", 200, 5_000_000), party("Con", 100, 3_000_000)], 300)
+    text, _ = draw(render(early, []))
+    assert "majority:" not in text and "Hung" not in text  # 200 + 350 to come could still reach 326
 
 
 @pytest.mark.parametrize("width", [10, 37, 70])

@@ -100,6 +100,20 @@ def test_a_night_sent_again_unchanged_publishes_nothing_new():
     assert len(updates(broker)) == before
 
 
+def test_opening_a_night_publishes_its_empty_tally_once():
+    """Readers know the election (its seats, majority line, who held what) from the opening, not its first result."""
+    broker, tables = MemoryBroker(), MemoryTables()
+    t = tallier(broker, tables)
+    run(t, [night(HELD)])
+    (opened,) = updates(broker)
+    assert opened.election == "test" and opened.seat is None and not opened.alerts
+    assert opened.tally is not None
+    assert (opened.tally.declared, opened.tally.total, opened.tally.majority_line) == (0, 3, 2)
+    assert {p: t.held_before for p, t in opened.tally.parties.items()} == {"Con": 1, "Lab": 1, "LD": 1}
+    asyncio.run(t.count_batch(received([night(HELD)], start=1)))  # the same opening again (a replay re-run)
+    assert len(updates(broker)) == 1
+
+
 def test_a_rule_that_raises_dead_letters_that_declaration_only():
     broker, tables = MemoryBroker(), MemoryTables()
     count = Count(evaluate=faults.failing_rules_for_seat(evaluate, "E14000002"))
