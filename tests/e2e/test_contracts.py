@@ -161,13 +161,14 @@ def test_every_record_on_every_topic_is_valid_against_its_schema(night):
 
 
 def test_a_record_the_schema_refuses_is_refused(night):
-    """The check above can fail: a share out of bounds, a fact of another kind, a missing schema_version."""
+    """The checks here can fail: a share out of bounds, facts of another kind, a bad time, a missing field."""
     pipe, _ = night
     alert = json.loads(read_topic(pipe.settings, pipe.settings.topic_alerts)[0])
     seat = json.loads(pipe.redis.get(ElectionKeys(ELECTION).seat(alert["ons_id"])))
     assert problems("seat-result", seat | {"majority_share": 7})
     assert problems("alert", alert | {"facts": alert["facts"] | {"winner_share": -0.1}})
     assert problems("alert", alert | {"kind": "recount"})
+    assert problems("alert", alert | {"occurred_at": "yesterday"})  # formats are checked (rfc3339-validator)
     assert problems("alert", {k: v for k, v in alert.items() if k != "headline"})
 
 
