@@ -37,6 +37,7 @@ from tallyroom.schemas.common import (
     Revision,
     SchemaVersion,
     Swing,
+    Tallied,
     Timestamp,
     is_stored,
 )
@@ -110,9 +111,9 @@ class SeatFacts(Facts):
     runner_up_share: Fraction | None
     runner_up_share_change: FractionChange | None
     held_by: str | None
-    majority: Count
+    majority: Tallied
     majority_share: Fraction
-    valid_votes: Count
+    valid_votes: Tallied
     electorate: Count | None
     turnout: Fraction | None
     turnout_change: FractionChange | None
@@ -167,22 +168,18 @@ class RushFacts(Facts):
 
 class WithdrawnFacts(Facts):
     reason: str | None
-    withdrawn_revision: Annotated[int, Field(strict=True, ge=0)] = Field(
-        description="the revision withdrawn (0 for a rush before any declaration)"
-    )
+    withdrawn_revision: Tallied = Field(description="the revision withdrawn (0 for a rush before any declaration)")
     withdrawn_status: Literal["declared", "rush", "withdrawn"]
     previous_winner_party: str
     revision: Revision
 
 
 class CorrectionFacts(SeatFacts):
-    previous_revision: Annotated[int, Field(strict=True, ge=0)] = Field(
-        description="the revision replaced (0 for a rush before any declaration)"
-    )
+    previous_revision: Tallied = Field(description="the revision replaced (0 for a rush before any declaration)")
     revision: Revision
     previous_winner: str
     previous_winner_party: str
-    previous_majority: Count
+    previous_majority: Tallied
     vote_changes: dict[str, int] = Field(description="candidate -> votes now minus before, for each that changed")
     rushed_party: str | None = Field(description="the party a rush named, when the correction contradicts a rush")
 
@@ -329,7 +326,7 @@ class DeclarationRef(Record):
     """Which declaration an alert came from."""
 
     ons_id: OnsId
-    revision: Annotated[int, Field(strict=True, ge=0)] = Field(description="0 for a rush before any declaration")
+    revision: Tallied = Field(description="0 for a rush before any declaration")
     declared_at: Timestamp
 
 
@@ -339,8 +336,8 @@ class Provenance(Record):
     entered_by: str | None = None
     source: str | None = None
     topic: str
-    partition: Annotated[int, Field(strict=True, ge=0)]
-    offset: Annotated[int, Field(strict=True, ge=0)]
+    partition: Tallied
+    offset: Tallied
 
 
 class Alert(Record):

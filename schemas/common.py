@@ -74,6 +74,9 @@ PartyCode = Annotated[
 ]
 # Strict so that "12", 12.5 and true are refused rather than coerced.
 Count = Annotated[int, Field(strict=True, ge=0, le=1_000_000_000)]
+# What Tallyroom itself counts or sums (seats, versions, a seat's or the night's votes): never negative,
+# and with no upper bound, since a sum of candidates' votes may go past Count's.
+Tallied = Annotated[int, Field(strict=True, ge=0)]
 # A declaration's revision: 1 for the first, higher for each correction or recount.
 Revision = Annotated[int, Field(strict=True, ge=1, le=1_000_000)]
 # A share of valid votes, a turnout: a fraction 0..1.

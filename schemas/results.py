@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -17,14 +17,12 @@ from tallyroom.schemas.common import (
     Record,
     SchemaVersion,
     Swing,
+    Tallied,
     Timestamp,
 )
 from tallyroom.schemas.events import Candidate
 
 __all__ = ["CandidateResult", "DeadLetter", "PartyTally", "ResultUpdate", "SeatResult", "Swing", "TallySnapshot"]
-
-# A count of things Tallyroom itself counts (seats, versions, steps): never negative.
-Tallied = Annotated[int, Field(strict=True, ge=0)]
 
 
 class CandidateResult(Candidate):
@@ -53,9 +51,9 @@ class SeatResult(Record):
     declared_at: Timestamp
     winner: CandidateResult
     runner_up: CandidateResult | None
-    majority: Count = Field(description="winner's votes minus the runner-up's")
+    majority: Tallied = Field(description="winner's votes minus the runner-up's")
     majority_share: Fraction = Field(0.0, description="majority / valid votes, 0..1")
-    valid_votes: Count = Field(description="sum of the candidates' votes")
+    valid_votes: Tallied = Field(description="sum of the candidates' votes")
     electorate: Count | None = None
     turnout: Fraction | None = Field(
         None, description="valid votes / electorate, 0..1; null when the electorate is unknown or below the votes"
@@ -71,7 +69,7 @@ class SeatResult(Record):
         ),
     )
     held_by: str | None = Field(None, description="party that held the seat before the night")
-    party_votes: dict[str, Count] = Field(description="votes by party; independents summed under 'Ind'")
+    party_votes: dict[str, Tallied] = Field(description="votes by party; independents summed under 'Ind'")
     candidates: list[CandidateResult]
     flaws: list[str] = Field(default_factory=list)
     provenance: Provenance | None = Field(None, description="the event it came from (absent on older results)")
@@ -116,7 +114,7 @@ class SeatResult(Record):
 class PartyTally(Record):
     party: str
     seats: Tallied
-    votes: Count
+    votes: Tallied
     share: Fraction = Field(description="share of valid votes in declared seats, 0..1")
     share_change: FractionChange | None = Field(
         None,
@@ -143,7 +141,7 @@ class TallySnapshot(Record):
     declared: Tallied = Field(description="seats declared so far, at most total")
     total: Tallied = Field(description="seats in the night")
     majority_line: Tallied
-    valid_votes: Count
+    valid_votes: Tallied
     parties: dict[str, PartyTally]
     compared: Tallied = Field(0, description="declared seats with previous figures: what share_change is measured over")
     swing: Swing | None = Field(

@@ -221,3 +221,12 @@ def test_committed_json_schemas_are_current():
     for name, schema in json_schemas().items():
         committed = json.loads((folder / f"{name}.schema.json").read_text())
         assert committed == json.loads(json.dumps(schema)), f"run `tallyroom schemas export`: {name} is stale"
+
+
+def test_sums_of_votes_have_no_upper_bound_a_candidates_votes_do():
+    # A candidate's votes stop at a billion (a typo guard); a seat's or a night's sum of them may pass it.
+    big = json.loads(json.dumps(TALLY))
+    big["valid_votes"] = big["parties"]["Lab"]["votes"] = 3_000_000_000
+    assert TallySnapshot.model_validate(big).valid_votes == 3_000_000_000
+    with pytest.raises(ValidationError, match="votes"):
+        cand("A", "Lab", 3_000_000_000)
