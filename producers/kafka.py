@@ -26,6 +26,11 @@ def make_producer(settings: Settings, **overrides) -> KafkaProducer:
         "retries": 2**31 - 1,
         "delivery_timeout_ms": 120_000,
         "request_timeout_ms": 30_000,
+        # Re-learn partition leaders every 5 s whatever happens. On a cluster whose leader was
+        # SIGKILLed, kafka-python 3.0 kept the dead broker as the leader it had last been told
+        # of and asked for no new metadata (the default is every 5 minutes), so every record for
+        # that partition waited there until its 120 s delivery timeout (tests/cluster).
+        "metadata_max_age_ms": 5_000,
         "max_request_size": 4 * 1024 * 1024,
         # A broker that does not answer: bootstrap, and a send's wait for the topic's metadata,
         # fail after connect_timeout (kafka-python's own waits are 30 s and 60 s).
