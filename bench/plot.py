@@ -68,7 +68,11 @@ def _throughput(ax, results: dict) -> None:
         bars["Kafka producer"] = kafka["producer_performance"]["records_per_s"]
     if "consumer_performance" in kafka:
         bars["Kafka consumer"] = kafka["consumer_performance"]["records_per_s"]
-    colours = ["tab:blue"] * len(results["loads"]) + ["tab:gray"] * (len(bars) - len(results["loads"]))
+    references = {"no-op Faust agent", "bench producer alone"}
+    colours = [
+        "tab:blue" if i < len(results["loads"]) else "tab:orange" if label in references else "tab:gray"
+        for i, label in enumerate(bars)
+    ]
     ax.bar(list(bars), list(bars.values()), color=colours)
     ax.axhline(4_000, color="red", linestyle=":", label="target: 4,000/s end to end")
     ax.set_yscale("log")
