@@ -238,7 +238,7 @@ def dashboard_context(election: str, state: dict, feed: list[view.FeedItem], sea
     coming = view.to_come(seats.night, seats.winners)
     return {
         "map": seats.map,
-        "cells": view.map_cells(seats.map, seats.winners),
+        "cells": seats.cells,
         "banner": view.night_banner([item.alert for item in feed]),
         "to_come": len(coming) if seats.night else max(state["total"] - state["declared"], 0),
         "next_seats": [s for s in coming if s.expected_at is not None][:NEXT_SEATS],
