@@ -147,6 +147,8 @@ def test_the_page_draws_the_night_and_the_seats_api_and_stream_follow_it(seats):
         assert html.count('<a class="hex') == 3  # one hexagon per seat of the night, declared or not
         assert "<title>Islington North: Independent gain from Labour, majority 7,247</title>" in html
         assert "<title>Aberdeen North: not declared yet</title>" in html
+        fragment = httpx.get(f"{server.url}/e/{ELECTION}/map", timeout=10).text  # the map alone, for a page
+        assert fragment.count('<a class="hex') == 3 and "<html" not in fragment  # opened before its night
         body = httpx.get(f"{server.url}/api/e/{ELECTION}/seats", timeout=10).json()
         assert body["version"] == count.snapshot(ELECTION).version
         assert [(r["name"], (r["result"] or {}).get("party")) for r in body["seats"]] == [
