@@ -53,6 +53,8 @@ CONSTITUENCY_COLUMNS = {
     "region": ("region_name",),
     "nation": ("country_name",),
     "declared_at": ("declaration_time",),
+    # Optional: when the seat is expected to declare (a broadcaster's timetable); the page lists the next ones.
+    "expected_at": ("expected_declaration_time", "expected_time"),
     "result": ("result",),
     "electorate": ("electorate",),
     "valid_votes": ("valid_votes",),
@@ -404,6 +406,9 @@ def load_night(directory: Path | str, election: str | None = None) -> Night:
                 constituency=d.constituency,
                 held_by=baseline.get(d.ons_id, (None, None))[0],
                 previous=baseline.get(d.ons_id, (None, None))[1],
+                expected_at=parse_uk_time(known[d.ons_id], "expected_at")
+                if known[d.ons_id].get("expected_at")
+                else None,
                 candidates=[Nominee.standing(c) for c in d.candidates],  # the nominations, for live entry
             )
             for d in declarations

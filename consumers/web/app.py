@@ -171,6 +171,13 @@ def create_web_app(settings: Settings, feed_config: FeedConfig = FeedConfig()) -
         seats = await request.app.state.seats.get(redis_of(request), election)
         return templates.TemplateResponse(request, "index.html", dashboard_context(election, state, feed, seats))
 
+    @app.get("/e/{election}/map", response_class=HTMLResponse, include_in_schema=False)
+    async def map_fragment(request: Request, election: str = ElectionParam):
+        """The map alone (SVG markup), for a page opened before its night: it draws the map when the night opens."""
+        seats: store.NightSeats = await request.app.state.seats.get(redis_of(request), election)
+        context = {"map": seats.map, "cells": seats.cells, "seat_href": lambda ons_id: f"/e/{election}/seat/{ons_id}"}
+        return templates.TemplateResponse(request, "_map.html", context, headers={"Cache-Control": "no-store"})
+
     @app.get("/e/{election}/seat/{ons_id}", response_class=HTMLResponse, include_in_schema=False)
     async def seat_page(request: Request, election: str, ons_id: str):
         if not re.match(ELECTION_PATTERN, election):
@@ -268,7 +275,7 @@ def dashboard_context(election: str, state: dict, feed: list[view.FeedItem], sea
     coming = view.to_come(seats.night, seats.winners)
     return {
         "map": seats.map,
-        "cells": view.map_cells(seats.map, seats.winners),
+        "cells": seats.cells,
         "banner": view.night_banner([item.alert for item in feed]),
         "to_come": len(coming) if seats.night else max(state["total"] - state["declared"], 0),
         "next_seats": [s for s in coming if s.expected_at is not None][:NEXT_SEATS],
@@ -296,10 +303,11 @@ def dashboard_context(election: str, state: dict, feed: list[view.FeedItem], sea
             "kinds": view.kinds_json(),
             "feedMax": FEED_ON_PAGE,
             "seatsApi": f"/api/e/{election}/seats",
+            "mapFragment": f"/e/{election}/map",
             "seatsVersion": seats.version,
             "seats": seats.rows,
             "hasNight": bool(seats.night),
-            # Opened before the night: the page draws its map by loading again once the night opens.
+            # Opened before the night: the page fetches its map (/e/E/map) once the night opens.
             "awaitingNight": not seats.night and not state["total"],
             "undeclaredColour": view.UNDECLARED_COLOUR,
             "nextSeats": NEXT_SEATS,

@@ -147,6 +147,8 @@ def test_the_page_draws_the_night_and_the_seats_api_and_stream_follow_it(seats):
         assert html.count('<a class="hex') == 3  # one hexagon per seat of the night, declared or not
         assert "<title>Islington North: Independent gain from Labour, majority 7,247</title>" in html
         assert "<title>Aberdeen North: not declared yet</title>" in html
+        fragment = httpx.get(f"{server.url}/e/{ELECTION}/map", timeout=10).text  # the map alone, for a page
+        assert fragment.count('<a class="hex') == 3 and "<html" not in fragment  # opened before its night
         body = httpx.get(f"{server.url}/api/e/{ELECTION}/seats", timeout=10).json()
         assert body["version"] == count.snapshot(ELECTION).version
         assert [(r["name"], (r["result"] or {}).get("party")) for r in body["seats"]] == [
@@ -172,3 +174,16 @@ def test_the_page_draws_the_night_and_the_seats_api_and_stream_follow_it(seats):
         after = httpx.get(f"{server.url}/api/e/{ELECTION}/seats", timeout=10).json()
         assert after["version"] == count.snapshot(ELECTION).version
         assert sum(r["result"] is not None for r in after["seats"]) == 2
+
+
+def test_with_a_timetable_the_page_lists_the_seats_expected_next(seats):
+    settings, client, sink, count = seats
+    at = {ABERAFAN: T0 + timedelta(hours=3), ABERDEEN_N: T0 + timedelta(hours=2), ISLINGTON_N: T0 + timedelta(hours=1)}
+    timetable = [NightSeat(ons_id=k, constituency=NAMES[k], expected_at=v) for k, v in at.items()]
+    sink.write_update(ResultUpdate(election=ELECTION, night=timetable))
+    declare(count, sink, result(ISLINGTON_N, CORBYN, PRAFUL))  # declared: no longer expected
+    with WebServer(settings, FAST) as server:
+        html = httpx.get(f"{server.url}/e/{ELECTION}", timeout=10).text
+    listed = html.split('id="next-seats">', 1)[1].split("</ol>", 1)[0]
+    assert listed.index("Aberdeen North") < listed.index("Aberafan Maesteg") and "Islington" not in listed
+    assert '<strong id="to-come">2</strong>' in html

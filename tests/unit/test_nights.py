@@ -429,6 +429,17 @@ def test_snake_night_summer_times_are_bst(tmp_path):
     assert by_id[ALPHA].declared_at == datetime(2017, 6, 9, 1, 0, tzinfo=UTC)
 
 
+def test_an_expected_declaration_time_column_gives_each_seat_its_expected_time(tmp_path):
+    seats = seat_rows()
+    expected = ["09/06/2017 01:30", "", "2017-06-09T03:00"]
+    for row, when in zip(seats, expected):
+        row.append(when)
+    night = load_night(write_night(tmp_path / "ge2017", seats=seats, seat_header=[*SEAT_HEADER, "expected_time"]))
+    times = [s.expected_at.isoformat() if s.expected_at else None for s in night.opened.seats]
+    assert times == ["2017-06-09T01:30:00+01:00", None, "2017-06-09T03:00:00+01:00"]
+    assert all(s.expected_at is None for s in load_night(write_night(tmp_path / "ge2019")).opened.seats)
+
+
 # --- bad rows ------------------------------------------------------------------------------------
 
 

@@ -162,14 +162,28 @@
   }
 
   const shownIds = new Set([...$("feed").children].map((li) => li.dataset.streamId));
+  // Alerts are put on the page in batches (one change to the page per FEED_MS, not one per alert:
+  // a busy night raises dozens a second, and each insertion made the whole page lay out again).
+  const FEED_MS = 250;
+  let arriving = [];
   function addAlert(streamId, alert) {
-    const feed = $("feed");
     if (shownIds.has(streamId)) return;  // already shown
     shownIds.add(streamId);
-    const item = alertItem(streamId, alert);
-    item.classList.add("fresh");
-    item.classList.toggle("filtered-out", !shown(item));
-    feed.prepend(item);
+    if (!arriving.length) setTimeout(() => requestAnimationFrame(showArrivals), FEED_MS);
+    arriving.push([streamId, alert]);
+  }
+
+  function showArrivals() {
+    const feed = $("feed");
+    const batch = document.createDocumentFragment();
+    arriving.reverse().forEach(([streamId, alert]) => {  // newest first
+      const item = alertItem(streamId, alert);
+      item.classList.add("fresh");
+      item.classList.toggle("filtered-out", !shown(item));
+      batch.append(item);
+    });
+    arriving = [];
+    feed.prepend(batch);
     while (feed.children.length > config.feedMax) feed.lastElementChild.remove();
     $("no-alerts").classList.add("hidden");
   }
@@ -192,7 +206,11 @@
     config.seats.forEach((row) => seats.set(row.ons_id, row));
     let version = config.seatsVersion;
     const hexes = new Map();
-    document.querySelectorAll("#hexmap [data-seat]").forEach((a) => hexes.set(a.dataset.seat, a));
+    function findHexes() {
+      hexes.clear();
+      document.querySelectorAll("#hexmap [data-seat]").forEach((a) => hexes.set(a.dataset.seat, a));
+    }
+    findHexes();
     const rows = new Map();  // ons_id -> <li>, made once per seat
     const dirty = new Set(seats.keys());
     let drawPending = false;
@@ -361,18 +379,9 @@
     // The page came with the seats as of config.seatsVersion; a stream (re)joined later starts
     // with a newer tally, and sends only what changes from then on: fetch the gap once.
     let synced = false;
-    function tally(state) {
-      if (config.awaitingNight && state.total > 0) {
-        location.reload();  // the night opened while the page was waiting for it: draw its map
-        return;
-      }
-      const now = state.tally ? state.tally.version : -1;
-      if (synced || now <= version || fetching) {
-        synced = true;
-        return;
-      }
+    function fetchSeats() {
       fetching = true;
-      fetch(config.seatsApi, { headers: { Accept: "application/json" } })
+      return fetch(config.seatsApi, { headers: { Accept: "application/json" } })
         .then((response) => (response.ok ? response.json() : Promise.reject(response.status)))
         .then((body) => {
           body.seats.forEach((row) => {
@@ -387,14 +396,45 @@
         .finally(() => { fetching = false; });
     }
 
+    // The night opened while the page was waiting for it: draw its map (one small fetch, not a
+    // reload of the whole page), then take every seat.
+    let awaiting = config.awaitingNight;
+    function drawMap() {
+      fetching = true;
+      fetch(config.mapFragment, { headers: { Accept: "text/html" } })
+        .then((response) => (response.ok ? response.text() : Promise.reject(response.status)))
+        .then((html) => {
+          $("map-body").innerHTML = html;
+          findHexes();
+          awaiting = !hexes.size && !$("no-map");
+          config.hasNight = !awaiting;
+          fetching = false;
+          return fetchSeats();
+        })
+        .catch(() => { fetching = false; });  // the next tally tries again
+    }
+
+    function tally(state) {
+      if (awaiting) {
+        if (state.total > 0 && !fetching) drawMap();
+        return;
+      }
+      const now = state.tally ? state.tally.version : -1;
+      if (synced || now <= version || fetching) {
+        synced = true;
+        return;
+      }
+      fetchSeats();
+    }
+
     function reconnected() {
       synced = false;
     }
 
     // Hover (or a first tap) shows the result; a click (or a second tap) opens the seat.
-    const tip = $("hex-tip");
     let tipped = null;
     function showTip(hex, event) {
+      const tip = $("hex-tip");
       const row = seats.get(hex.dataset.seat);
       if (!row) return;
       fill(tip, "name", row.name);
@@ -408,24 +448,24 @@
       tip.style.top = (y > box.height / 2 ? y - tip.offsetHeight - 12 : y + 16) + "px";
       tipped = hex;
     }
-    const map = $("hexmap");
-    if (map) {
-      map.addEventListener("pointermove", (event) => {
-        const hex = event.target.closest("[data-seat]");
-        if (hex && event.pointerType === "mouse") showTip(hex, event);
-      });
-      map.addEventListener("pointerleave", (event) => {
-        if (event.pointerType === "mouse") tip.classList.add("hidden");
-      });
-      map.addEventListener("click", (event) => {
-        const hex = event.target.closest("[data-seat]");
-        if (!hex) return;
-        if (event.pointerType !== "mouse" && tipped !== hex) {
-          event.preventDefault();  // a first tap shows the result; tapping it again opens the seat
-          showTip(hex, event);
-        }
-      });
-    }
+    // On the map's panel, so that a map drawn later (drawMap) answers too.
+    const map = $("map-body");
+    const hexOf = (event) => event.target.closest && event.target.closest("#hexmap [data-seat]");
+    map.addEventListener("pointermove", (event) => {
+      const hex = hexOf(event);
+      if (hex && event.pointerType === "mouse") showTip(hex, event);
+    });
+    map.addEventListener("pointerout", (event) => {
+      if (event.pointerType === "mouse" && !map.contains(event.relatedTarget)) $("hex-tip").classList.add("hidden");
+    });
+    map.addEventListener("click", (event) => {
+      const hex = hexOf(event);
+      if (!hex) return;
+      if (event.pointerType !== "mouse" && tipped !== hex) {
+        event.preventDefault();  // a first tap shows the result; tapping it again opens the seat
+        showTip(hex, event);
+      }
+    });
 
     ["input", "change"].forEach((type) => $("seat-search").addEventListener(type, showList));
     $("seat-filter").addEventListener("change", showList);
