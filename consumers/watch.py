@@ -271,7 +271,9 @@ class WatchFrame:
         line = majority_line(self.state)
         marker = marker_column(line, total, bar_width) if total and line else None
 
-        yield header(self.state, self.status)
+        head = header(self.state, self.status)
+        head_lines = len(head.wrap(console, width))  # full party names in the swing can take a second line
+        yield head
         decided = banner(self.state)
         if decided is not None:
             yield decided
@@ -285,7 +287,7 @@ class WatchFrame:
             yield scale_line(line, total, bar_width, marker, name_width)
         yield Rule("latest alerts", style="dim")
         # Rich's Screen drops `height` on the way down (through a Group) but keeps `max_height`.
-        fixed_rows = len(rows) + (decided is not None)
+        fixed_rows = len(rows) + (decided is not None) + head_lines - 1
         shown = self._alerts_that_fit(options.max_height if self.fit_height else None, fixed_rows)
         if not shown:
             yield Text("no alerts yet", style="dim italic")

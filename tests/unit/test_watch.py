@@ -217,6 +217,22 @@ def test_the_banner_says_when_the_parliament_is_hung_and_none_before_the_night_i
     assert "majority:" not in text and "Hung" not in text  # 200 + 350 to come could still reach 326
 
 
+def test_a_header_that_wraps_still_leaves_the_bars_on_a_full_screen():
+    swung = NIGHT.tally.model_copy(update={"swing": Swing(from_party="Con", to_party="Lab", swing=0.112)})
+    night = ElectionState(**{**NIGHT.__dict__, "tally": swung})
+    console = Console(record=True, width=80, height=14, file=io.StringIO())
+    many = [alert(n, AlertKind.MARGINAL, f"Marginal number {n}") for n in range(1, 21)]
+    console.print(Screen(render(night, many, fit_height=True)))
+    text = console.export_text()
+    assert "from Conservative to" in text and "Labour has a majority" in text
+    assert lines_starting(text, "Labour ") and "326 to win" in text
+    # 14 rows: a header of two lines, the banner, titles, 3 parties, the axis, the rule: 4 alerts
+    assert re.findall(r"Marginal number (\d+)", text) == ["20", "19", "18", "17"]
+    frame = render(night, many, fit_height=True)
+    lines = console.render_lines(frame, console.options.update(height=14), pad=False)
+    assert len(lines) == 14  # fills the screen and no more: nothing is cut at the bottom
+
+
 @pytest.mark.parametrize("width", [10, 37, 70])
 @pytest.mark.parametrize("total", [5, 59, 650])
 def test_a_party_with_the_majority_line_always_covers_the_mark(width, total):
