@@ -56,11 +56,24 @@ def _settings(election: str | None = None) -> Settings:
 
 
 @stack_app.command("up")
-def stack_up() -> None:
+def stack_up(
+    secure: bool = typer.Option(
+        False,
+        "--secure",
+        help="Kafka SASL/SCRAM and Redis ACL users, with generated passwords in STACK_DIR/credentials/ "
+        "(kept: the stack stays secure until that folder is removed)",
+    ),
+) -> None:
     """Fetch (once) and start Kafka and Redis; a no-op for what already runs."""
-    from tallyroom import stack
+    from tallyroom import stack, stack_secure
 
-    stack.up(get_settings(), console)
+    settings = get_settings()
+    if secure:
+        settings = settings.model_copy(update={"stack_secure": True})
+    stack.up(settings, console)
+    if stack_secure.secure(settings):
+        folder = stack_secure.credentials_dir(settings)
+        console.print(f"credentials: `source {folder}/<role>.env` (roles: {', '.join(stack_secure.ROLES)})")
 
 
 @stack_app.command("down")
@@ -383,10 +396,18 @@ def web(
     """The read-only web page: seat bars, alert feed, live over Server-Sent Events."""
     import uvicorn
 
+    from tallyroom.consumers.redis_sink import redis_client
     from tallyroom.consumers.web import create_web_app
+    from tallyroom.lifecycle import authentication_failure
 
+    settings = get_settings()
+    try:  # a refused password ends the server before it starts; an unreachable Redis does not (/healthz: 503)
+        redis_client(settings).ping()
+    except Exception as exc:
+        if (failure := authentication_failure(exc)) is not None:
+            raise failure from None
     # Open SSE streams would otherwise hold a SIGTERM'd server up indefinitely.
-    uvicorn.run(create_web_app(get_settings()), host=host, port=port, timeout_graceful_shutdown=5)
+    uvicorn.run(create_web_app(settings), host=host, port=port, timeout_graceful_shutdown=5)
 
 
 @app.command()

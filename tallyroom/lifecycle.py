@@ -10,6 +10,9 @@
 - An authentication failure is never retried: no wait makes a wrong password right.
   It is raised as ``AuthenticationFailed``, which the CLI turns into one line naming
   the service and the setting, and exit status ``AUTH_EXIT_STATUS``.
+- ``check_kafka_login``: kafka-python (3.0) sees a refused SASL login only as a dropped
+  connection and retries its bootstrap until it times out, so a Kafka client's process
+  first logs in once on its own (aiokafka's connection, which reads the broker's error 58).
 """
 
 from __future__ import annotations
@@ -21,10 +24,14 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import redis
+from aiokafka.errors import SaslAuthenticationFailed as AIOKafkaSaslFailed
 from kafka.errors import SaslAuthenticationFailedError
+
+if TYPE_CHECKING:
+    from tallyroom.settings import Settings
 
 log = logging.getLogger("tallyroom")
 
@@ -79,8 +86,8 @@ class Stop:
 class AuthenticationFailed(Exception):
     """A service refused our credentials: names the service and the setting to fix."""
 
-    def __init__(self, service: str, setting: str, detail: str):
-        super().__init__(f"{service} refused authentication ({detail}): check {setting}")
+    def __init__(self, service: str, setting: str, detail: str, refused: str = "authentication"):
+        super().__init__(f"{service} refused {refused} ({detail}): check {setting}")
         self.service, self.setting = service, setting
 
 
@@ -93,8 +100,11 @@ def authentication_failure(exc: BaseException) -> AuthenticationFailed | None:
     if isinstance(exc, redis.AuthenticationError | redis.exceptions.AuthenticationWrongNumberOfArgsError):
         return AuthenticationFailed("Redis", "TALLYROOM_REDIS_PASSWORD", str(exc) or type(exc).__name__)
     if isinstance(exc, redis.exceptions.NoPermissionError):
-        return AuthenticationFailed("Redis", "TALLYROOM_REDIS_PASSWORD", str(exc) or type(exc).__name__)
-    if isinstance(exc, SaslAuthenticationFailedError):
+        # Logged in, but as an ACL user without this right (a read-only user asked to write): the user is wrong.
+        return AuthenticationFailed(
+            "Redis", "TALLYROOM_REDIS_USERNAME", str(exc) or type(exc).__name__, refused="a command"
+        )
+    if isinstance(exc, SaslAuthenticationFailedError | AIOKafkaSaslFailed):
         return AuthenticationFailed("Kafka", "TALLYROOM_KAFKA_SASL_PASSWORD", str(exc) or type(exc).__name__)
     return None
 
@@ -137,3 +147,54 @@ async def retrying_async(action: Callable[[], Awaitable[T]], stop: Stop | None =
             if stop is None:
                 await asyncio.sleep(delay)
             delay = min(delay * 2, MAX_DELAY)
+
+
+KAFKA_LOGIN_TIMEOUT_MS = 10_000
+
+
+def check_kafka_login(settings: Settings) -> None:
+    """Log in to the first bootstrap broker once; raise ``AuthenticationFailed`` if it refuses the SASL login.
+
+    A no-op without SASL. Anything else (the broker not up yet, a timeout) is left to the
+    client's own retries: only a refused login is final.
+    """
+    if not settings.kafka_security_protocol.upper().startswith("SASL"):
+        return
+    from aiokafka.conn import create_conn
+    from aiokafka.errors import SaslAuthenticationFailed, UnsupportedSaslMechanismError
+
+    from tallyroom.streams.app import broker_credentials
+
+    for setting, value in (("USERNAME", settings.kafka_sasl_username), ("PASSWORD", settings.kafka_sasl_password)):
+        if not value:
+            raise AuthenticationFailed(
+                "Kafka",
+                f"TALLYROOM_KAFKA_SASL_{setting}",
+                f"{settings.kafka_security_protocol} needs it, it is not set",
+            )
+    credentials = broker_credentials(settings)
+    host, port = settings.kafka_host_port
+    password = settings.kafka_sasl_password.get_secret_value() if settings.kafka_sasl_password else None
+
+    async def login() -> None:
+        conn = await create_conn(
+            host,
+            port,
+            client_id="tallyroom-login-check",
+            request_timeout_ms=KAFKA_LOGIN_TIMEOUT_MS,
+            security_protocol=settings.kafka_security_protocol.upper(),
+            ssl_context=getattr(credentials, "ssl_context", None),
+            sasl_mechanism=settings.kafka_sasl_mechanism or "PLAIN",
+            sasl_plain_username=settings.kafka_sasl_username,
+            sasl_plain_password=password,
+        )
+        conn.close()
+
+    try:
+        asyncio.run(asyncio.wait_for(login(), KAFKA_LOGIN_TIMEOUT_MS / 1000))
+    except (SaslAuthenticationFailed, UnsupportedSaslMechanismError) as exc:
+        unsupported = isinstance(exc, UnsupportedSaslMechanismError)
+        setting = "TALLYROOM_KAFKA_SASL_MECHANISM" if unsupported else "TALLYROOM_KAFKA_SASL_PASSWORD"
+        raise AuthenticationFailed("Kafka", setting, str(exc) or type(exc).__name__) from None
+    except Exception as exc:  # noqa: BLE001  (unreachable, timed out: the client's own retries deal with it)
+        log.debug("Kafka login check inconclusive (%s)", exc)

@@ -61,6 +61,7 @@ class Settings(BaseSettings):
 
     # Redis
     redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_username: str | None = Field(None, description="Redis ACL user (a user in TALLYROOM_REDIS_URL also works)")
     redis_password: SecretStr | None = None
 
     # Elections
@@ -75,6 +76,9 @@ class Settings(BaseSettings):
     stack_dir: Path = DEFAULT_STACK_DIR
     kafka_controller_port: int = 9093
     kafka_heap: str = "512m"
+    stack_secure: bool = Field(
+        False, description="stack up with Kafka SASL/SCRAM and Redis ACL users (tallyroom/stack_secure.py)"
+    )
 
     # Live entry (tallyroom entry, the console): operators' token hashes, and the audit trail
     operators_file: Path | None = Field(
@@ -167,6 +171,8 @@ class Settings(BaseSettings):
 
     def redis_kwargs(self) -> dict:
         kwargs: dict = {"decode_responses": True}
+        if self.redis_username:
+            kwargs["username"] = self.redis_username
         if self.redis_password:
             kwargs["password"] = self.redis_password.get_secret_value()
         return kwargs

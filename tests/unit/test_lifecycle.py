@@ -34,7 +34,7 @@ def test_a_connection_error_is_retried_until_it_succeeds():
     [
         (redis.AuthenticationError("WRONGPASS invalid username-password pair"), "TALLYROOM_REDIS_PASSWORD"),
         (redis.AuthenticationError("NOAUTH Authentication required."), "TALLYROOM_REDIS_PASSWORD"),
-        (redis.exceptions.NoPermissionError("NOPERM this user has no permissions"), "TALLYROOM_REDIS_PASSWORD"),
+        (redis.exceptions.NoPermissionError("NOPERM this user has no permissions"), "TALLYROOM_REDIS_USERNAME"),
         (SaslAuthenticationFailedError("invalid credentials"), "TALLYROOM_KAFKA_SASL_PASSWORD"),
     ],
 )
