@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from tallyroom.consumers.keys import DEAD_LETTERS, ElectionKeys, sink_filled
 from tallyroom.consumers.loop import run_consumer
+from tallyroom.lag import serve_lag, sink_lag_checks
 from tallyroom.lifecycle import Stop
 from tallyroom.metrics import serve_process_metrics, sink_metrics
 from tallyroom.schemas import Alert, DeadLetter, ResultUpdate
@@ -331,6 +332,11 @@ def run_sink(settings: Settings, stop_after: float | None = None, stop: Stop | N
     stop = stop or Stop()
     sink = RedisSink(settings)
     serve_process_metrics(sink.metrics, settings.sink_metrics_port)
-    with stop.on_signals():
-        run_consumer(settings, sink, sink.topics, settings.sink_group, stop, stop_after)
+    lag = serve_lag(sink.metrics, settings, sink_lag_checks(settings)) if settings.sink_metrics_port else None
+    try:
+        with stop.on_signals():
+            run_consumer(settings, sink, sink.topics, settings.sink_group, stop, stop_after)
+    finally:
+        if lag is not None:
+            lag.stop()
     return sink.counts

@@ -415,6 +415,7 @@ def worker() -> None:
     """Run the Faust worker: tallies and upset rules (stops cleanly on SIGTERM)."""
     from faust import Worker
 
+    from tallyroom.lag import serve_lag, worker_lag_checks
     from tallyroom.metrics import serve_process_metrics
     from tallyroom.producers.kafka import ensure_topics
     from tallyroom.streams.app import build_worker, changelog_topics
@@ -426,6 +427,8 @@ def worker() -> None:
     replicated = settings.model_copy(update={"topic_replication_factor": specs[0].replication_factor})
     counting = build_worker(replicated)
     serve_process_metrics(counting.tallier.metrics, settings.worker_metrics_port)
+    if settings.worker_metrics_port:
+        serve_lag(counting.tallier.metrics, settings, worker_lag_checks(settings))
     Worker(counting.app, loglevel="info").execute_from_commandline()
 
 
@@ -658,6 +661,7 @@ def webhooks(
 
     from tallyroom.consumers.webhooks import deliver_webhooks
     from tallyroom.lifecycle import Stop
+    from tallyroom.metrics import serve_process_metrics, webhook_metrics
 
     settings = get_settings()
     if not settings.webhook_urls:
@@ -667,8 +671,10 @@ def webhooks(
         err.print("[yellow]webhook_secret is not set: deliveries go out without X-Tallyroom-Signature")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
+    metrics = webhook_metrics()
+    serve_process_metrics(metrics, settings.webhooks_metrics_port)
     with Stop().on_signals() as stop:
-        reports = asyncio.run(deliver_webhooks(settings, election, stop, drain=drain))
+        reports = asyncio.run(deliver_webhooks(settings, election, stop, drain=drain, metrics=metrics))
     for report in reports:
         console.print(f"{report.url}: {report.delivered} delivered, {report.failed} failed, {report.requests} requests")
 

@@ -93,6 +93,12 @@ class Settings(BaseSettings):
     sink_metrics_port: int | None = Field(
         None, ge=1, le=65535, description="port of the sink's Prometheus /metrics (on 127.0.0.1); unset: not served"
     )
+    webhooks_metrics_port: int | None = Field(
+        None, ge=1, le=65535, description="port of the webhooks' Prometheus /metrics (on 127.0.0.1); unset: not served"
+    )
+    lag_sample_seconds: float = Field(
+        5.0, gt=0, description="how often the worker and the sink sample their consumer lag for /metrics"
+    )
     worker_web_port: int = 6066
     worker_data_dir: Path = DEFAULT_STACK_DIR / "worker"
     sink_group: str = "tallyroom-redis-sink"
