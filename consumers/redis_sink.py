@@ -296,7 +296,9 @@ class RedisFill(ConsumerRebalanceListener):
                 ", ".join(self.field(tp) for tp in unfilled),
             )
             self.consumer.seek_to_beginning(*unfilled)
-        self.marked = not unfilled
+        # Given nothing (a rebalance can hand a member no partition), nothing is marked either:
+        # a missing mark then is no sign of a wiped Redis.
+        self.marked = bool(assigned) and not unfilled
 
     def wiped(self) -> bool:
         """True, and everything re-read from the start, if Redis has lost what it was filled with."""
@@ -317,7 +319,8 @@ class RedisFill(ConsumerRebalanceListener):
             )
         else:
             log.warning("Redis has lost its data (no %s): refilling it from the start of every partition", self.key)
-        self.consumer.seek_to_beginning(*self.consumer.assignment())
+        if assignment := self.consumer.assignment():  # kafka-python raises on an empty seek_to_beginning()
+            self.consumer.seek_to_beginning(*assignment)
         self.marked = False
         return True
 

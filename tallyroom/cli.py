@@ -96,7 +96,7 @@ def stack_status() -> None:
         table.add_row(s.name, "[green]up[/]" if s.running else "[red]down[/]", str(s.pid or "-"), s.address, s.detail)
     console.print(table)
     if any(s.name == "kafka" and s.running for s in services):
-        _print_lag(settings)
+        _print_lag(stack.probe_settings(settings))  # a secure stack is asked as its admin
 
 
 def _print_lag(settings: Settings) -> None:

@@ -482,7 +482,7 @@ class Service:
         return pid if pid is not None and _pid_alive(pid, self.marker) else None
 
 
-def _probe_settings(settings: Settings) -> Settings:
+def probe_settings(settings: Settings) -> Settings:
     """Who the readiness probes log in as: the secure stack's admin, else the environment's credentials."""
     if stack_secure.secure(settings):
         return stack_secure.admin_settings(settings, stack_secure.ensure_credentials(settings))
@@ -491,7 +491,7 @@ def _probe_settings(settings: Settings) -> Settings:
 
 def kafka_service(settings: Settings) -> Service:
     host, port = settings.kafka_host_port
-    probe = _probe_settings(settings)
+    probe = probe_settings(settings)
 
     def command(console: Console) -> list[str]:
         props = _server_properties(settings)
@@ -519,7 +519,7 @@ def kafka_service(settings: Settings) -> Service:
 
 def redis_service(settings: Settings) -> Service:
     host, port = _redis_host_port(settings)
-    probe = _probe_settings(settings)
+    probe = probe_settings(settings)
 
     def command(console: Console) -> list[str]:
         # Not daemonized: the pid we spawn is the server itself, so the pid file is

@@ -135,8 +135,10 @@ def secure_night(secure_stack: SecureStack) -> Iterator[SecureStack]:
     finally:
         for proc in (worker, sink):
             proc.stop()
+        secrets = [*secure_stack.credentials.kafka.values(), *secure_stack.credentials.redis.values()]
         for proc in (worker, sink):
-            assert secure_stack.credentials.kafka["tallyroom"] not in proc.log_path.read_text(errors="replace")
+            log = proc.log_path.read_text(errors="replace")
+            assert not [secret for secret in secrets if secret in log], f"a password is in {proc.log_path}"
 
 
 def test_the_night_lands_exactly_through_scram_and_acl_users(secure_night):
@@ -300,3 +302,21 @@ def test_a_missing_kafka_password_is_named(secure_night):
         timeout=90,
     )
     assert_refused(done, "Kafka", "TALLYROOM_KAFKA_SASL_PASSWORD")
+
+
+def test_stack_status_asks_the_secure_stack_as_its_admin(secure_night):
+    """No credentials in the environment: `stack status` logs in as the stack's admin, from its own folder."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TALLYROOM_")} | secure_night.isolated
+    done = subprocess.run(
+        [sys.executable, "-m", "tallyroom", "stack", "status"],
+        env=env | {"COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert any("kafka" in line and "answering" in line and "not answering" not in line for line in lines), done.stdout
+    assert any("redis" in line and "answering PING" in line and "not" not in line for line in lines), done.stdout
+    worker_lag = [line for line in lines if secure_night.isolated["TALLYROOM_WORKER_ID"] + " " in line]
+    assert worker_lag and worker_lag[0].rstrip(" │").endswith(" 0"), done.stdout
