@@ -26,7 +26,7 @@ from typing import Protocol
 from kafka import ConsumerRebalanceListener, KafkaConsumer
 from kafka.errors import KafkaError
 
-from tallyroom.lifecycle import Stop, retrying
+from tallyroom.lifecycle import Stop, check_kafka_login, retrying
 from tallyroom.settings import Settings
 
 log = logging.getLogger("tallyroom.loop")
@@ -58,6 +58,7 @@ def run_consumer(
     what: str = "Redis",
 ) -> None:
     """Feed ``topics`` (as consumer group ``group``) into ``sink`` until ``stop`` (or ``stop_after`` seconds)."""
+    check_kafka_login(settings)
     consumer = KafkaConsumer(
         group_id=group,
         enable_auto_commit=False,

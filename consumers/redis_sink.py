@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from tallyroom.consumers.keys import DEAD_LETTERS, ElectionKeys, sink_filled
 from tallyroom.consumers.loop import run_consumer
+from tallyroom.lag import serve_lag, sink_lag_checks
 from tallyroom.lifecycle import Stop
 from tallyroom.metrics import serve_process_metrics, sink_metrics
 from tallyroom.schemas import Alert, DeadLetter, ResultUpdate
@@ -340,7 +341,9 @@ class RedisFill(ConsumerRebalanceListener):
                 ", ".join(self.field(tp) for tp in unfilled),
             )
             self.consumer.seek_to_beginning(*unfilled)
-        self.marked = not unfilled
+        # Given nothing (a rebalance can hand a member no partition), nothing is marked either:
+        # a missing mark then is no sign of a wiped Redis.
+        self.marked = bool(assigned) and not unfilled
 
     def wiped(self) -> bool:
         """True, and everything re-read from the start, if Redis has lost what it was filled with."""
@@ -361,7 +364,8 @@ class RedisFill(ConsumerRebalanceListener):
             )
         else:
             log.warning("Redis has lost its data (no %s): refilling it from the start of every partition", self.key)
-        self.consumer.seek_to_beginning(*self.consumer.assignment())
+        if assignment := self.consumer.assignment():  # kafka-python raises on an empty seek_to_beginning()
+            self.consumer.seek_to_beginning(*assignment)
         self.marked = False
         return True
 
@@ -376,6 +380,11 @@ def run_sink(settings: Settings, stop_after: float | None = None, stop: Stop | N
     stop = stop or Stop()
     sink = RedisSink(settings)
     serve_process_metrics(sink.metrics, settings.sink_metrics_port)
-    with stop.on_signals():
-        run_consumer(settings, sink, sink.topics, settings.sink_group, stop, stop_after)
+    lag = serve_lag(sink.metrics, settings, sink_lag_checks(settings)) if settings.sink_metrics_port else None
+    try:
+        with stop.on_signals():
+            run_consumer(settings, sink, sink.topics, settings.sink_group, stop, stop_after)
+    finally:
+        if lag is not None:
+            lag.stop()
     return sink.counts

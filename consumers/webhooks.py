@@ -17,6 +17,7 @@ import asyncio
 import hashlib
 import hmac
 import logging
+import time
 from dataclasses import dataclass
 
 import httpx
@@ -25,6 +26,7 @@ import redis.asyncio as aioredis
 
 from tallyroom.consumers.keys import PREFIX, ElectionKeys, StreamEntry, read_entries, stream_entries
 from tallyroom.lifecycle import Stop, retrying_async
+from tallyroom.metrics import WebhookMetrics, webhook_metrics
 from tallyroom.settings import Settings
 
 log = logging.getLogger("tallyroom.webhooks")
@@ -61,6 +63,11 @@ def backoff_schedule(max_attempts: int, first: float, cap: float) -> list[float]
 def group_for(url: str) -> str:
     """The consumer group of one endpoint: stable for a URL, and safe whatever the URL holds."""
     return f"webhook:{hashlib.sha1(url.encode()).hexdigest()}"
+
+
+def arrival_seconds(stream_id: str) -> float:
+    """When an entry arrived in Redis (Unix seconds): the millisecond part of its stream id."""
+    return int(stream_id.split("-", 1)[0]) / 1000
 
 
 def failures_key(election: str) -> str:
@@ -125,9 +132,11 @@ class Endpoint:
         secret: str | None,
         stop: Stop,
         block_ms: int = 1000,
+        metrics: WebhookMetrics | None = None,
     ):
         self.url, self.election, self.redis, self.http = url, election, client, http
         self.policy, self.secret, self.stop, self.block_ms = policy, secret, stop, block_ms
+        self.metrics = metrics or webhook_metrics()
         self.stream = ElectionKeys(election).alerts
         self.group = group_for(url)
         self.report = EndpointReport(url)
@@ -178,9 +187,12 @@ class Endpoint:
             return False
         if outcome.ok:
             self.report.delivered += 1
+            self.metrics.deliveries.labels("delivered").inc()
+            self.metrics.delivery_seconds.observe(max(0.0, time.time() - arrival_seconds(stream_id)))
             await retrying_async(lambda: self.redis.xack(self.stream, self.group, stream_id), self.stop)
         else:
             self.report.failed += 1
+            self.metrics.deliveries.labels("failed").inc()
             log.warning(
                 "%s: alert %s not delivered after %d attempts (%s); kept in %s",
                 self.url,
@@ -198,6 +210,7 @@ class Endpoint:
         for attempt in range(1, self.policy.max_attempts + 1):
             last_error = await self._post(body, headers)
             self.report.requests += 1
+            self.metrics.attempts.labels("error" if last_error else "ok").inc()
             if not last_error:
                 return Outcome(True, attempt)
             if attempt < self.policy.max_attempts:
@@ -239,19 +252,25 @@ class Endpoint:
 
 
 async def deliver_webhooks(
-    settings: Settings, election: str, stop: Stop | None = None, drain: bool = False, block_ms: int = 1000
+    settings: Settings,
+    election: str,
+    stop: Stop | None = None,
+    drain: bool = False,
+    block_ms: int = 1000,
+    metrics: WebhookMetrics | None = None,
 ) -> list[EndpointReport]:
-    """Run one Endpoint per configured URL, side by side, until ``stop`` (or drained)."""
+    """Run one Endpoint per configured URL, side by side, until ``stop`` (or drained); all count on ``metrics``."""
     if not settings.webhook_urls:
         raise ValueError("webhook_urls: no webhook URLs configured (set TALLYROOM_WEBHOOK_URLS)")
     stop = stop or Stop()
+    metrics = metrics or webhook_metrics()
     policy = RetryPolicy.from_settings(settings)
     secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
     client = aioredis.Redis.from_url(settings.redis_url, **settings.redis_kwargs())
     try:
         async with httpx.AsyncClient(timeout=policy.timeout) as http:
             endpoints = [
-                Endpoint(url, election, client, http, policy, secret, stop, block_ms)
+                Endpoint(url, election, client, http, policy, secret, stop, block_ms, metrics)
                 for url in dict.fromkeys(settings.webhook_urls)
             ]
             return list(await asyncio.gather(*(e.run(drain) for e in endpoints)))

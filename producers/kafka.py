@@ -11,6 +11,7 @@ from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
+from tallyroom.lifecycle import check_kafka_login
 from tallyroom.schemas import Declaration, NightOpened, RecountNotice, Rush, Withdrawal
 from tallyroom.settings import Settings
 
@@ -151,6 +152,7 @@ def ensure_topics(settings: Settings, changelogs: Sequence[str] = ()) -> list[To
     Warns loudly when a topic (new or existing) has one replica on a multi-broker cluster or
     on a broker that is not on loopback.
     """
+    check_kafka_login(settings)  # every Kafka command starts here: a refused login ends it at once
     admin = KafkaAdminClient(**settings.kafka_python_config(), **settings.kafka_timeouts())
     try:
         brokers = len(admin.describe_cluster()["brokers"])

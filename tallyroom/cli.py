@@ -132,15 +132,27 @@ def stack_up(
         help="Kafka brokers, each also a KRaft controller (default: what runs, else TALLYROOM_STACK_BROKERS, 1); "
         "broker i (0, 1, ...) listens on the bootstrap port + i*TALLYROOM_STACK_PORT_STEP",
     ),
+    secure: bool = typer.Option(
+        False,
+        "--secure",
+        help="Kafka SASL/SCRAM and Redis ACL users, with generated passwords in STACK_DIR/credentials/ "
+        "(kept: the stack stays secure until that folder is removed)",
+    ),
 ) -> None:
     """Fetch (once) and start Kafka and Redis; a no-op for what already runs."""
-    from tallyroom import stack
+    from tallyroom import stack, stack_secure
 
+    settings = get_settings()
+    if secure:
+        settings = settings.model_copy(update={"stack_secure": True})
     try:
-        stack.up(get_settings(), console, brokers=brokers)
+        stack.up(settings, console, brokers=brokers)
     except stack.StackError as exc:
         err.print(str(exc), style="red", markup=False)
         raise typer.Exit(1) from None
+    if stack_secure.secure(settings):
+        folder = stack_secure.credentials_dir(settings)
+        console.print(f"credentials: `source {folder}/<role>.env` (roles: {', '.join(stack_secure.ROLES)})")
 
 
 @stack_app.command("down")
@@ -163,7 +175,7 @@ def stack_status() -> None:
         table.add_row(s.name, "[green]up[/]" if s.running else "[red]down[/]", str(s.pid or "-"), s.address, s.detail)
     console.print(table)
     if any(s.name.startswith("kafka") and s.running for s in services):
-        _print_lag(settings)
+        _print_lag(stack.probe_settings(settings))  # a secure stack is asked as its admin
 
 
 def _print_lag(settings: Settings) -> None:
@@ -505,6 +517,7 @@ def worker() -> None:
     """Run the Faust worker: tallies and upset rules (stops cleanly on SIGTERM)."""
     from faust import Worker
 
+    from tallyroom.lag import serve_lag, worker_lag_checks
     from tallyroom.metrics import serve_process_metrics
     from tallyroom.producers.kafka import ensure_topics
     from tallyroom.streams.app import build_worker, changelog_topics
@@ -516,6 +529,8 @@ def worker() -> None:
     replicated = settings.model_copy(update={"topic_replication_factor": specs[0].replication_factor})
     counting = build_worker(replicated)
     serve_process_metrics(counting.tallier.metrics, settings.worker_metrics_port)
+    if settings.worker_metrics_port:
+        serve_lag(counting.tallier.metrics, settings, worker_lag_checks(settings))
     Worker(counting.app, loglevel="info").execute_from_commandline()
 
 
@@ -743,6 +758,7 @@ def webhooks(
 
     from tallyroom.consumers.webhooks import deliver_webhooks
     from tallyroom.lifecycle import Stop
+    from tallyroom.metrics import serve_process_metrics, webhook_metrics
 
     settings = get_settings()
     if not settings.webhook_urls:
@@ -752,8 +768,10 @@ def webhooks(
         err.print("[yellow]webhook_secret is not set: deliveries go out without X-Tallyroom-Signature")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
+    metrics = webhook_metrics()
+    serve_process_metrics(metrics, settings.webhooks_metrics_port)
     with Stop().on_signals() as stop:
-        reports = asyncio.run(deliver_webhooks(settings, election, stop, drain=drain))
+        reports = asyncio.run(deliver_webhooks(settings, election, stop, drain=drain, metrics=metrics))
     for report in reports:
         console.print(f"{report.url}: {report.delivered} delivered, {report.failed} failed, {report.requests} requests")
 

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
+from tallyroom.metrics import HasRegistry, LagReading, add_lag
 from tallyroom.settings import Settings
+
+log = logging.getLogger("tallyroom.lag")
 
 
 class LagProbe:
@@ -20,13 +25,18 @@ class LagProbe:
 
     def lag(self, group: str, topic: str) -> int:
         """Messages on ``topic`` that ``group`` has not committed yet."""
+        return sum(self.lag_by_partition(group, topic).values())
+
+    def lag_by_partition(self, group: str, topic: str) -> dict[int, int]:
+        """Per partition of ``topic``: messages ``group`` has not committed yet (all of them if it never did)."""
         partitions = self.consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in partitions]
         ends = self.consumer.end_offsets(tps)
         committed = self.admin.list_group_offsets({group: tps}).get(group, {})
-        return sum(
-            ends[tp] - (committed[tp].offset if tp in committed and committed[tp].offset >= 0 else 0) for tp in tps
-        )
+        return {
+            tp.partition: ends[tp] - (committed[tp].offset if tp in committed and committed[tp].offset >= 0 else 0)
+            for tp in tps
+        }
 
     def end(self, topic: str) -> int:
         """Records ever written to ``topic`` (the sum of its partitions' log ends)."""
@@ -38,13 +48,91 @@ class LagProbe:
         self.admin.close()
 
 
+class LagSampler:
+    """Samples a process's own consumer lag every ``interval`` seconds, in a thread, over one ``LagProbe``.
+
+    The metrics scrape reads the last sample (``latest``), so it never waits on Kafka and
+    opens no client. While Kafka cannot be asked, the last sample stays and ages (the
+    ``tallyroom_consumer_lag_sampled_seconds`` gauge says how old it is); the probe is then
+    made again.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        checks: Sequence[tuple[str, str]],
+        interval: float = 5.0,
+        probe_factory: Callable[[Settings], LagProbe] = LagProbe,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.settings, self.checks, self.interval = settings, list(checks), interval
+        self.probe_factory, self.clock = probe_factory, clock
+        self.probe: LagProbe | None = None
+        self.reading: LagReading | None = None
+        self.stopped = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def latest(self) -> LagReading | None:
+        return self.reading
+
+    def sample(self) -> LagReading | None:
+        """Take one sample (and keep it); None, keeping the last one, if Kafka could not be asked."""
+        try:
+            if self.probe is None:
+                self.probe = self.probe_factory(self.settings)
+            lags = {
+                (group, topic, partition): lag
+                for group, topic in self.checks
+                for partition, lag in self.probe.lag_by_partition(group, topic).items()
+            }
+        except Exception as exc:  # noqa: BLE001  (the process goes on; the sample just ages)
+            log.warning("consumer lag not sampled (%s)", exc)
+            self.close_probe()
+            return None
+        self.reading = LagReading(lags, self.clock())
+        return self.reading
+
+    def start(self) -> LagSampler:
+        self.thread = threading.Thread(target=self._run, name="tallyroom-lag", daemon=True)
+        self.thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self.stopped.is_set():
+            self.sample()
+            self.stopped.wait(self.interval)
+        self.close_probe()
+
+    def close_probe(self) -> None:
+        probe, self.probe = self.probe, None
+        if probe is not None:
+            try:
+                probe.close()
+            except Exception:  # noqa: BLE001  (closing a broken client)
+                pass
+
+    def stop(self) -> None:
+        self.stopped.set()
+
+
+def serve_lag(metrics: HasRegistry, settings: Settings, checks: Sequence[tuple[str, str]]) -> LagSampler:
+    """Export ``checks``' lag per partition on ``metrics``' registry, sampled in the background."""
+    sampler = LagSampler(settings, checks, settings.lag_sample_seconds)
+    add_lag(metrics, sampler.latest, sampler.clock)
+    return sampler.start()
+
+
+def worker_lag_checks(settings: Settings) -> list[tuple[str, str]]:
+    return [(settings.worker_id, settings.topic_declarations)]
+
+
+def sink_lag_checks(settings: Settings) -> list[tuple[str, str]]:
+    return [(settings.sink_group, settings.topic_results), (settings.sink_group, settings.topic_dead_letters)]
+
+
 def wait_until_caught_up(settings: Settings, timeout: float = 120) -> None:
     """Block until the worker has committed every declaration and the sink every result."""
-    checks = [
-        (settings.worker_id, settings.topic_declarations),
-        (settings.sink_group, settings.topic_results),
-        (settings.sink_group, settings.topic_dead_letters),
-    ]
+    checks = worker_lag_checks(settings) + sink_lag_checks(settings)
     deadline = time.monotonic() + timeout
     probe = LagProbe(settings)
     try:

@@ -14,6 +14,9 @@
   command starts (``ServiceUnreachable``, status ``UNREACHABLE_EXIT_STATUS``) and an election
   that is not there (``consumers.reader.ElectionNotFound``, status 2): one line, no traceback
   (unless ``--debug``), each with its own exit status. ``one_line_failure`` tells them apart.
+- ``check_kafka_login``: kafka-python (3.0) sees a refused SASL login only as a dropped
+  connection and retries its bootstrap until it times out, so a Kafka client's process
+  first logs in once on its own (aiokafka's connection, which reads the broker's error 58).
 """
 
 from __future__ import annotations
@@ -25,12 +28,16 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import redis
+from aiokafka.errors import SaslAuthenticationFailed as AIOKafkaSaslFailed
 from kafka.errors import KafkaConnectionError, KafkaTimeoutError, NodeNotReadyError, SaslAuthenticationFailedError
 
 from tallyroom.settings import Settings
+
+if TYPE_CHECKING:
+    from tallyroom.settings import Settings
 
 log = logging.getLogger("tallyroom")
 
@@ -94,8 +101,8 @@ class AuthenticationFailed(OneLineFailure):
 
     exit_status = AUTH_EXIT_STATUS
 
-    def __init__(self, service: str, setting: str, detail: str):
-        super().__init__(f"{service} refused authentication ({detail}): check {setting}")
+    def __init__(self, service: str, setting: str, detail: str, refused: str = "authentication"):
+        super().__init__(f"{service} refused {refused} ({detail}): check {setting}")
         self.service, self.setting = service, setting
 
 
@@ -159,8 +166,11 @@ def authentication_failure(exc: BaseException) -> AuthenticationFailed | None:
     if isinstance(exc, redis.AuthenticationError | redis.exceptions.AuthenticationWrongNumberOfArgsError):
         return AuthenticationFailed("Redis", "TALLYROOM_REDIS_PASSWORD", str(exc) or type(exc).__name__)
     if isinstance(exc, redis.exceptions.NoPermissionError):
-        return AuthenticationFailed("Redis", "TALLYROOM_REDIS_PASSWORD", str(exc) or type(exc).__name__)
-    if isinstance(exc, SaslAuthenticationFailedError):
+        # Logged in, but as an ACL user without this right (a read-only user asked to write): the user is wrong.
+        return AuthenticationFailed(
+            "Redis", "TALLYROOM_REDIS_USERNAME", str(exc) or type(exc).__name__, refused="a command"
+        )
+    if isinstance(exc, SaslAuthenticationFailedError | AIOKafkaSaslFailed):
         return AuthenticationFailed("Kafka", "TALLYROOM_KAFKA_SASL_PASSWORD", str(exc) or type(exc).__name__)
     return None
 
@@ -203,3 +213,54 @@ async def retrying_async(action: Callable[[], Awaitable[T]], stop: Stop | None =
             if stop is None:
                 await asyncio.sleep(delay)
             delay = min(delay * 2, MAX_DELAY)
+
+
+KAFKA_LOGIN_TIMEOUT_MS = 10_000
+
+
+def check_kafka_login(settings: Settings) -> None:
+    """Log in to the first bootstrap broker once; raise ``AuthenticationFailed`` if it refuses the SASL login.
+
+    A no-op without SASL. Anything else (the broker not up yet, a timeout) is left to the
+    client's own retries: only a refused login is final.
+    """
+    if not settings.kafka_security_protocol.upper().startswith("SASL"):
+        return
+    from aiokafka.conn import create_conn
+    from aiokafka.errors import SaslAuthenticationFailed, UnsupportedSaslMechanismError
+
+    from tallyroom.streams.app import broker_credentials
+
+    for setting, value in (("USERNAME", settings.kafka_sasl_username), ("PASSWORD", settings.kafka_sasl_password)):
+        if not value:
+            raise AuthenticationFailed(
+                "Kafka",
+                f"TALLYROOM_KAFKA_SASL_{setting}",
+                f"{settings.kafka_security_protocol} needs it, it is not set",
+            )
+    credentials = broker_credentials(settings)
+    host, port = settings.kafka_host_port
+    password = settings.kafka_sasl_password.get_secret_value() if settings.kafka_sasl_password else None
+
+    async def login() -> None:
+        conn = await create_conn(
+            host,
+            port,
+            client_id="tallyroom-login-check",
+            request_timeout_ms=KAFKA_LOGIN_TIMEOUT_MS,
+            security_protocol=settings.kafka_security_protocol.upper(),
+            ssl_context=getattr(credentials, "ssl_context", None),
+            sasl_mechanism=settings.kafka_sasl_mechanism or "PLAIN",
+            sasl_plain_username=settings.kafka_sasl_username,
+            sasl_plain_password=password,
+        )
+        conn.close()
+
+    try:
+        asyncio.run(asyncio.wait_for(login(), KAFKA_LOGIN_TIMEOUT_MS / 1000))
+    except (SaslAuthenticationFailed, UnsupportedSaslMechanismError) as exc:
+        unsupported = isinstance(exc, UnsupportedSaslMechanismError)
+        setting = "TALLYROOM_KAFKA_SASL_MECHANISM" if unsupported else "TALLYROOM_KAFKA_SASL_PASSWORD"
+        raise AuthenticationFailed("Kafka", setting, str(exc) or type(exc).__name__) from None
+    except Exception as exc:  # noqa: BLE001  (unreachable, timed out: the client's own retries deal with it)
+        log.debug("Kafka login check inconclusive (%s)", exc)

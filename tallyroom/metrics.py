@@ -18,12 +18,21 @@ Names (README, "Metrics"):
 - ``tallyroom_sink_writes_total{what}``              the sink's Redis writes: ``alert_added``, ``alert_duplicate``,
                                                      ``seat``, ``tally``, ``dead_letter``
 - ``tallyroom_sink_flush_seconds``                   histogram: one poll's records written to Redis
+- ``tallyroom_consumer_lag{group, topic, partition}``  worker and sink: records on the partition their
+                                                     group has not committed (sampled by ``tallyroom.lag.LagSampler``)
+- ``tallyroom_consumer_lag_sampled_seconds``         age of that sample (it stops being refreshed while Kafka is away)
+- ``tallyroom_webhook_deliveries_total{outcome}``    alerts the webhooks process finished with: ``delivered`` or
+                                                     ``failed`` (every attempt used, kept in webhook-failures)
+- ``tallyroom_webhook_attempts_total{result}``       POSTs made: ``ok`` or ``error`` (a refused or failed request)
+- ``tallyroom_webhook_delivery_seconds``             histogram: from the alert's arrival in Redis (its stream id)
+                                                     to the endpoint's 2xx
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 from fastapi import FastAPI
 from fastapi.responses import Response
@@ -90,6 +99,14 @@ class EntryMetrics(AppMetrics):
         self.records.labels("refused").inc(len(answer.get("errors", ())))
 
 
+def _counter(registry: CollectorRegistry, name: str, doc: str, label: str, values: tuple[str, ...]) -> Counter:
+    """A counter by ``label`` whose every series exists from the start, at 0 (a rate() over it starts at once)."""
+    counter = Counter(name, doc, [label], registry=registry)
+    for value in values:
+        counter.labels(value)
+    return counter
+
+
 def _requests(registry: CollectorRegistry) -> Counter:
     return Counter(
         "tallyroom_http_requests", "Requests answered, by route and status", ["route", "status"], registry=registry
@@ -102,13 +119,14 @@ def web_metrics(figures: Callable[[], FeedFigures]) -> AppMetrics:
     return AppMetrics(registry, _requests(registry))
 
 
+ENTRY_OUTCOMES = ("accepted", "refused")
+
+
 def entry_metrics() -> EntryMetrics:
     registry = CollectorRegistry(auto_describe=True)
-    records = Counter(
-        "tallyroom_entry_records", "Records posted to live entry, by outcome", ["outcome"], registry=registry
+    records = _counter(
+        registry, "tallyroom_entry_records", "Records posted to live entry, by outcome", "outcome", ENTRY_OUTCOMES
     )
-    for outcome in ("accepted", "refused"):
-        records.labels(outcome)  # both series exist from the start, at 0
     return EntryMetrics(registry, _requests(registry), records)
 
 
@@ -128,17 +146,16 @@ class WorkerMetrics:
 
 def worker_metrics() -> WorkerMetrics:
     registry = CollectorRegistry(auto_describe=True)
-    events = Counter("tallyroom_worker_events", "Events the worker took, by outcome", ["outcome"], registry=registry)
-    letters = Counter(
+    events = _counter(
+        registry, "tallyroom_worker_events", "Events the worker took, by outcome", "outcome", EVENT_OUTCOMES
+    )
+    letters = _counter(
+        registry,
         "tallyroom_worker_dead_letters",
         "Dead letters the worker wrote, by kind of reason",
-        ["reason"],
-        registry=registry,
+        "reason",
+        DEAD_LETTER_REASONS,
     )
-    for outcome in EVENT_OUTCOMES:
-        events.labels(outcome)
-    for reason in DEAD_LETTER_REASONS:
-        letters.labels(reason)
     # Buckets around the measured batch times: 20 ms window plus 5-60 ms of work (bench/README.md).
     batch = Histogram(
         "tallyroom_worker_batch_seconds",
@@ -149,10 +166,82 @@ def worker_metrics() -> WorkerMetrics:
     return WorkerMetrics(registry, events, letters, batch)
 
 
-def serve_process_metrics(metrics: WorkerMetrics | SinkMetrics, port: int | None, host: str = "127.0.0.1") -> None:
+class HasRegistry(Protocol):
+    @property
+    def registry(self) -> CollectorRegistry: ...
+
+
+def serve_process_metrics(metrics: HasRegistry, port: int | None, host: str = "127.0.0.1") -> None:
     """Serve ``/metrics`` for a process with no web server of its own (a thread of prometheus_client's)."""
     if port:
         start_http_server(port, addr=host, registry=metrics.registry)
+
+
+@dataclass(frozen=True)
+class LagReading:
+    """One sample of consumer lag: (group, topic, partition) -> records not committed, and when it was taken."""
+
+    lags: dict[tuple[str, str, int], int]
+    taken_at: float  # time.monotonic()
+
+
+class LagCollector(Collector):
+    """Reports the latest lag sample at each scrape; a scrape never waits on Kafka (``tallyroom.lag.LagSampler``)."""
+
+    def __init__(self, latest: Callable[[], LagReading | None], clock: Callable[[], float]):
+        self.latest, self.clock = latest, clock
+
+    def collect(self) -> Iterator[Metric]:
+        reading = self.latest()
+        lag = GaugeMetricFamily(
+            "tallyroom_consumer_lag",
+            "Records on the partition the consumer group has not committed",
+            labels=["group", "topic", "partition"],
+        )
+        for (group, topic, partition), value in sorted((reading.lags if reading else {}).items()):
+            lag.add_metric([group, topic, str(partition)], value)
+        yield lag
+        if reading is not None:
+            yield GaugeMetricFamily(
+                "tallyroom_consumer_lag_sampled_seconds",
+                "Age of the lag sample (it grows while Kafka cannot be asked)",
+                value=self.clock() - reading.taken_at,
+            )
+
+
+def add_lag(metrics: HasRegistry, latest: Callable[[], LagReading | None], clock: Callable[[], float]) -> None:
+    metrics.registry.register(LagCollector(latest, clock))
+
+
+WEBHOOK_OUTCOMES = ("delivered", "failed")
+WEBHOOK_RESULTS = ("ok", "error")
+
+
+@dataclass(frozen=True)
+class WebhookMetrics:
+    """The webhooks process's metrics, served on ``TALLYROOM_WEBHOOKS_METRICS_PORT``."""
+
+    registry: CollectorRegistry
+    deliveries: Counter
+    attempts: Counter
+    delivery_seconds: Histogram
+
+
+def webhook_metrics() -> WebhookMetrics:
+    registry = CollectorRegistry(auto_describe=True)
+    deliveries = _counter(
+        registry, "tallyroom_webhook_deliveries", "Alerts finished with, by outcome", "outcome", WEBHOOK_OUTCOMES
+    )
+    attempts = _counter(registry, "tallyroom_webhook_attempts", "POSTs made, by result", "result", WEBHOOK_RESULTS)
+    # From the alert's arrival in Redis to the 2xx: a healthy endpoint is a few ms after the
+    # sink wrote it; retries add the backoff (0.5 s, 1 s, 2 s, ... by default).
+    latency = Histogram(
+        "tallyroom_webhook_delivery_seconds",
+        "From the alert's arrival in Redis to the endpoint's 2xx",
+        buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0),
+        registry=registry,
+    )
+    return WebhookMetrics(registry, deliveries, attempts, latency)
 
 
 class SinkCollector(Collector):

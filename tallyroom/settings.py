@@ -62,6 +62,7 @@ class Settings(BaseSettings):
 
     # Redis
     redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_username: str | None = Field(None, description="Redis ACL user (a user in TALLYROOM_REDIS_URL also works)")
     redis_password: SecretStr | None = None
 
     # How long a client waits for Kafka or Redis to answer before saying so: the producers'
@@ -93,6 +94,9 @@ class Settings(BaseSettings):
     stack_port_step: int = Field(
         10, ge=1, description="a cluster's broker i listens on the bootstrap port + i*step, its controller likewise"
     )
+    stack_secure: bool = Field(
+        False, description="stack up with Kafka SASL/SCRAM and Redis ACL users (tallyroom/stack_secure.py)"
+    )
 
     # Live entry (tallyroom entry, the console): operators' token hashes, and the audit trail
     operators_file: Path | None = Field(
@@ -106,6 +110,12 @@ class Settings(BaseSettings):
     )
     sink_metrics_port: int | None = Field(
         None, ge=1, le=65535, description="port of the sink's Prometheus /metrics (on 127.0.0.1); unset: not served"
+    )
+    webhooks_metrics_port: int | None = Field(
+        None, ge=1, le=65535, description="port of the webhooks' Prometheus /metrics (on 127.0.0.1); unset: not served"
+    )
+    lag_sample_seconds: float = Field(
+        5.0, gt=0, description="how often the worker and the sink sample their consumer lag for /metrics"
     )
     worker_web_port: int = 6066
     worker_data_dir: Path = DEFAULT_STACK_DIR / "worker"
@@ -200,6 +210,8 @@ class Settings(BaseSettings):
         # A connect that hangs (a host that drops packets) fails after connect_timeout; reads are
         # not bounded here, as XREAD BLOCK and XREADGROUP BLOCK wait on purpose.
         kwargs: dict = {"decode_responses": True, "socket_connect_timeout": self.connect_timeout}
+        if self.redis_username:
+            kwargs["username"] = self.redis_username
         if self.redis_password:
             kwargs["password"] = self.redis_password.get_secret_value()
         return kwargs

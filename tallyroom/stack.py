@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 
 from rich.console import Console
 
+from tallyroom import stack_secure
 from tallyroom.settings import Settings, get_settings
 
 # Package data (tallyroom/stack_files/), so an installed wheel can start the stack too.
@@ -293,10 +294,19 @@ def _kafka_data_dir(settings: Settings) -> Path:
 
 
 def broker_properties(
-    *, node: int, host: str, port: int, controller_port: int, quorum: str, data_dir: Path, brokers: int
+    *,
+    node: int,
+    host: str,
+    port: int,
+    controller_port: int,
+    quorum: str,
+    data_dir: Path,
+    brokers: int,
+    client: str = "PLAINTEXT",
 ) -> str:
     """server.properties of one combined broker and controller. ``quorum`` is the line naming the
-    controllers; ``brokers`` sizes the internal topics (offsets, transactions) as Tallyroom's own."""
+    controllers; ``brokers`` sizes the internal topics (offsets, transactions) as Tallyroom's own;
+    ``client`` is the client listener's protocol (SASL_PLAINTEXT on the secure stack; the controller's stays local)."""
     from tallyroom.producers.kafka import default_replication, min_insync_replicas  # deferred: kafka-python
 
     replicas = default_replication(brokers)
@@ -307,10 +317,10 @@ def broker_properties(
 process.roles=broker,controller
 node.id={node}
 {quorum}
-listeners=PLAINTEXT://{host}:{port},CONTROLLER://{host}:{controller_port}
-advertised.listeners=PLAINTEXT://{host}:{port}
+listeners={client}://{host}:{port},CONTROLLER://{host}:{controller_port}
+advertised.listeners={client}://{host}:{port}
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,{client}:{client}
 log.dirs={data_dir}
 num.partitions=1
 auto.create.topics.enable=true
@@ -326,6 +336,8 @@ group.initial.rebalance.delay.ms=0
 def _server_properties(settings: Settings) -> Path:
     host, port = settings.kafka_host_port
     ctrl = settings.kafka_controller_port
+    # The secure stack's client listener is SASL/SCRAM (tallyroom/stack_secure.py).
+    client = stack_secure.KAFKA_PROTOCOL if stack_secure.secure(settings) else "PLAINTEXT"
     body = broker_properties(
         node=1,
         host=host,
@@ -334,9 +346,13 @@ def _server_properties(settings: Settings) -> Path:
         quorum=f"controller.quorum.bootstrap.servers={host}:{ctrl}",
         data_dir=_kafka_data_dir(settings),
         brokers=1,
+        client=client,
     )
+    if client != "PLAINTEXT":
+        body += stack_secure.kafka_properties(stack_secure.ensure_credentials(settings), client)
     path = _dir(settings, "conf") / "server.properties"
     path.write_text(body)
+    path.chmod(0o600)  # it may hold the broker's password
     return path
 
 
@@ -357,7 +373,14 @@ def _java(settings: Settings, main: str, *args: str, heap: str | None = None) ->
 def _format_kafka_storage(settings: Settings, props: Path, console: Console) -> None:
     # Formatting writes a fresh cluster id; doing it again over existing data
     # would make the broker refuse to start, so it only happens on an empty dir.
+    scram_marker = _kafka_data_dir(settings) / ".tallyroom-scram"
+    secure = stack_secure.secure(settings)
     if (_kafka_data_dir(settings) / "meta.properties").exists():
+        if secure and not scram_marker.exists():
+            raise StackError(
+                f"kafka: {_kafka_data_dir(settings)} was formatted without SCRAM users, so a secure broker would "
+                "refuse every login; `tallyroom stack down` and remove that folder to start afresh"
+            )
         return
     tool = "kafka.tools.StorageTool"
     uuid = subprocess.run(_java(settings, tool, "random-uuid"), capture_output=True, text=True, check=False)
@@ -367,14 +390,18 @@ def _format_kafka_storage(settings: Settings, props: Path, console: Console) -> 
     if uuid.returncode != 0 or not cluster_id:
         raise StackError(f"kafka: StorageTool random-uuid failed:\n{uuid.stdout}\n{uuid.stderr}")
     console.print(f"kafka: formatting KRaft storage (cluster id {cluster_id})")
+    # The SCRAM users are created with the storage, by Kafka's own tool (KIP-900: `format --add-scram`).
+    scram = stack_secure.storage_scram_args(stack_secure.ensure_credentials(settings)) if secure else []
     fmt = subprocess.run(
-        _java(settings, tool, "format", "-t", cluster_id, "-c", str(props), "--standalone"),
+        _java(settings, tool, "format", "-t", cluster_id, "-c", str(props), "--standalone", *scram),
         capture_output=True,
         text=True,
         check=False,
     )
     if fmt.returncode != 0:
         raise StackError(f"kafka: StorageTool format failed:\n{fmt.stdout}\n{fmt.stderr}")
+    if secure:
+        scram_marker.write_text(f"{stack_secure.KAFKA_MECHANISM} users: {', '.join(stack_secure.KAFKA_USERS)}\n")
 
 
 def _kafka_answers(settings: Settings, address: tuple[str, int] | None = None, node: int | None = None) -> bool:
@@ -449,7 +476,9 @@ def _redis_conf(settings: Settings) -> Path:
         "loglevel notice",
         'logfile ""',
     ]
-    if settings.redis_password:
+    if stack_secure.secure(settings):
+        lines += stack_secure.redis_acl_lines(stack_secure.ensure_credentials(settings))
+    elif settings.redis_password:
         # Quoted so a password with spaces or '#' stays one token.
         secret = settings.redis_password.get_secret_value().replace('"', '\\"')
         lines.append(f'requirepass "{secret}"')
@@ -502,8 +531,16 @@ class Service:
         return pid if pid is not None and _pid_alive(pid, self.marker) else None
 
 
+def probe_settings(settings: Settings) -> Settings:
+    """Who the readiness probes log in as: the secure stack's admin, else the environment's credentials."""
+    if stack_secure.secure(settings):
+        return stack_secure.admin_settings(settings, stack_secure.ensure_credentials(settings))
+    return settings
+
+
 def kafka_service(settings: Settings) -> Service:
     host, port = settings.kafka_host_port
+    probe = probe_settings(settings)
 
     def command(console: Console) -> list[str]:
         props = _server_properties(settings)
@@ -521,7 +558,7 @@ def kafka_service(settings: Settings) -> Service:
             (settings.kafka_controller_port, "TALLYROOM_KAFKA_CONTROLLER_PORT"),
         ),
         command=command,
-        answers=lambda: _kafka_answers(settings),
+        answers=lambda: _kafka_answers(probe),
         probe="answering",
         start_timeout=KAFKA_START_TIMEOUT,
         pid_file=_pid_file(settings, KAFKA),
@@ -531,6 +568,7 @@ def kafka_service(settings: Settings) -> Service:
 
 def redis_service(settings: Settings) -> Service:
     host, port = _redis_host_port(settings)
+    probe = probe_settings(settings)
 
     def command(console: Console) -> list[str]:
         # Not daemonized: the pid we spawn is the server itself, so the pid file is
@@ -545,7 +583,7 @@ def redis_service(settings: Settings) -> Service:
         location_setting="TALLYROOM_REDIS_URL",
         ports=((port, "TALLYROOM_REDIS_URL"),),
         command=command,
-        answers=lambda: _redis_answers(settings),
+        answers=lambda: _redis_answers(probe),
         probe="answering PING",
         start_timeout=REDIS_START_TIMEOUT,
         pid_file=_pid_file(settings, REDIS),

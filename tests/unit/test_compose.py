@@ -511,3 +511,93 @@ def test_rules_catch_an_unofficial_redis(compose):
 )
 def test_image_repo(image, repo):
     assert image_repo(image) == repo
+
+
+# --- published ports and passwords -------------------------------------------------------------
+
+INTERPOLATION = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}")
+
+
+def interpolate(value: str, env: dict[str, str]) -> str:
+    """Compose's ${VAR}, ${VAR:-default} and ${VAR:?error}, against ``env``; raises on a missing :? one."""
+
+    def resolve(match: re.Match) -> str:
+        name, op, arg = match["name"], match["op"], match["arg"]
+        if env.get(name):
+            return env[name]
+        if op in (":-", "-"):
+            return arg
+        if op in (":?", "?"):
+            raise KeyError(f"{name}: {arg}")
+        return ""
+
+    return INTERPOLATION.sub(resolve, value)
+
+
+def published_addresses(service: dict, env: dict[str, str]) -> list[tuple[str, int]]:
+    """(host address, host port) of each short-syntax published port; '0.0.0.0' when none is given."""
+    out = []
+    for entry in service.get("ports") or []:
+        if isinstance(entry, dict):
+            out.append((entry.get("host_ip", "0.0.0.0"), int(entry.get("published", entry["target"]))))
+            continue
+        parts = interpolate(str(entry).split("/")[0], env).split(":")
+        host = parts[0] if len(parts) == 3 else "0.0.0.0"
+        out.append((host, int(parts[-2] if len(parts) >= 2 else parts[-1])))
+    return out
+
+
+def exposure_problems(compose: dict, env: dict[str, str]) -> list[str]:
+    problems = []
+    for name, service in compose["services"].items():
+        for host, port in published_addresses(service, env):
+            if host != "127.0.0.1":
+                problems.append(f"{name} publishes {port} on {host!r}, not 127.0.0.1")
+    return problems
+
+
+def password_problems(compose: dict) -> list[str]:
+    """Redis needs a password, taken from the environment; the apps are given the same variable."""
+    problems = []
+    argv = command_argv(compose["services"]["redis"])
+    if "--requirepass" not in argv:
+        return ["redis runs without --requirepass"]
+    secret = argv[argv.index("--requirepass") + 1]
+    if not INTERPOLATION.fullmatch(secret) or INTERPOLATION.fullmatch(secret)["name"] != "TALLYROOM_REDIS_PASSWORD":
+        problems.append(f"redis --requirepass is {secret!r}, not ${{TALLYROOM_REDIS_PASSWORD...}}")
+    for name in APP_SERVICES + ("replay",):
+        given = env_of(compose["services"][name]).get("TALLYROOM_REDIS_PASSWORD", "")
+        if INTERPOLATION.sub("", given) or "TALLYROOM_REDIS_PASSWORD" not in given:
+            problems.append(f"{name}: TALLYROOM_REDIS_PASSWORD is {given!r}, not read from the environment")
+    for name, service in compose["services"].items():
+        for key, value in env_of(service).items():
+            if re.search("PASSWORD|SECRET|AUTH", key) and value and not INTERPOLATION.fullmatch(value.strip()):
+                problems.append(f"{name}: {key} holds a literal value")
+    return problems
+
+
+def test_published_ports_bind_loopback_by_default(compose):
+    assert exposure_problems(compose, {}) == []
+    # ... and the documented switch publishes them further on purpose.
+    widened = exposure_problems(compose, {"TALLYROOM_PUBLISH_HOST": "0.0.0.0"})
+    assert widened and all("0.0.0.0" in p for p in widened)
+
+
+def test_redis_password_comes_from_the_environment(compose):
+    assert password_problems(compose) == []
+    argv = command_argv(compose["services"]["redis"])
+    secret = argv[argv.index("--requirepass") + 1]
+    with pytest.raises(KeyError, match="TALLYROOM_REDIS_PASSWORD"):
+        interpolate(secret, {})  # compose refuses to start without it, rather than run without a password
+    assert interpolate(secret, {"TALLYROOM_REDIS_PASSWORD": "s3cret"}) == "s3cret"
+
+
+def test_rules_catch_a_port_on_every_interface_and_a_literal_password(compose):
+    broken = copy.deepcopy(compose)
+    broken["services"]["redis"]["ports"] = ["6379:6379"]
+    assert exposure_problems(broken, {}) == ["redis publishes 6379 on '0.0.0.0', not 127.0.0.1"]
+    broken["services"]["redis"]["command"] = ["redis-server", "--appendonly", "yes", "--requirepass", "hunter2"]
+    broken["services"]["worker"]["environment"] = {"TALLYROOM_REDIS_PASSWORD": "hunter2"}
+    problems = password_problems(broken)
+    assert any("--requirepass is 'hunter2'" in p for p in problems)
+    assert any(p.startswith("worker: TALLYROOM_REDIS_PASSWORD") for p in problems)

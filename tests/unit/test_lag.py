@@ -68,3 +68,61 @@ def test_the_overall_timeout_still_holds():
     steps = [reading(0, 10, written=n) for n in range(1000)]
     with pytest.raises(TimeoutError, match="0 of 5 seats landed"):
         wait_for_night(readings(*steps), 5, 30, 60, clock, clock.sleep)
+
+
+class FakeProbe:
+    """Answers lag_by_partition from a table the test changes; raises while ``down``."""
+
+    made = 0
+
+    def __init__(self, table: dict, down: list[bool]):
+        FakeProbe.made += 1
+        self.table, self.down, self.closed = table, down, False
+
+    def lag_by_partition(self, group: str, topic: str) -> dict[int, int]:
+        if self.down[0]:
+            raise ConnectionError("broker away")
+        return dict(self.table[(group, topic)])
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_the_lag_sampler_keeps_one_probe_and_reports_each_partition():
+    from tallyroom.lag import LagSampler
+    from tallyroom.metrics import HasRegistry, add_lag, worker_metrics
+    from tallyroom.settings import Settings
+
+    table = {("w", "decl"): {0: 5, 1: 0}, ("s", "results"): {0: 2}}
+    down = [False]
+    clock = Clock()
+    FakeProbe.made = 0
+    sampler = LagSampler(
+        Settings(_env_file=None),
+        [("w", "decl"), ("s", "results")],
+        probe_factory=lambda _: FakeProbe(table, down),  # type: ignore[arg-type,return-value]
+        clock=clock,
+    )
+    metrics: HasRegistry = worker_metrics()
+    add_lag(metrics, sampler.latest, clock)
+    get = metrics.registry.get_sample_value
+    assert get("tallyroom_consumer_lag", {"group": "w", "topic": "decl", "partition": "0"}) is None  # no sample yet
+
+    sampler.sample()
+    table[("w", "decl")] = {0: 1, 1: 0}
+    assert get("tallyroom_consumer_lag", {"group": "w", "topic": "decl", "partition": "0"}) == 5  # read from the sample
+    sampler.sample()
+    assert get("tallyroom_consumer_lag", {"group": "w", "topic": "decl", "partition": "0"}) == 1
+    assert get("tallyroom_consumer_lag", {"group": "w", "topic": "decl", "partition": "1"}) == 0
+    assert get("tallyroom_consumer_lag", {"group": "s", "topic": "results", "partition": "0"}) == 2
+    assert FakeProbe.made == 1  # one client kept open, not one per sample or scrape
+
+    down[0] = True
+    clock.now += 12
+    assert sampler.sample() is None
+    assert get("tallyroom_consumer_lag", {"group": "w", "topic": "decl", "partition": "0"}) == 1  # last sample kept
+    assert get("tallyroom_consumer_lag_sampled_seconds") == 12  # ... and seen to age
+    down[0] = False
+    sampler.sample()
+    assert FakeProbe.made == 2  # made again after the broker came back
+    assert get("tallyroom_consumer_lag_sampled_seconds") == 0

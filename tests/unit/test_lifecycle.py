@@ -7,6 +7,7 @@ import time
 
 import pytest
 import redis
+from aiokafka.errors import SaslAuthenticationFailed as AIOKafkaSaslFailed
 from kafka.errors import SaslAuthenticationFailedError
 
 from tallyroom.lifecycle import AuthenticationFailed, Stop, authentication_failure, retrying, retrying_async
@@ -34,8 +35,9 @@ def test_a_connection_error_is_retried_until_it_succeeds():
     [
         (redis.AuthenticationError("WRONGPASS invalid username-password pair"), "TALLYROOM_REDIS_PASSWORD"),
         (redis.AuthenticationError("NOAUTH Authentication required."), "TALLYROOM_REDIS_PASSWORD"),
-        (redis.exceptions.NoPermissionError("NOPERM this user has no permissions"), "TALLYROOM_REDIS_PASSWORD"),
+        (redis.exceptions.NoPermissionError("NOPERM this user has no permissions"), "TALLYROOM_REDIS_USERNAME"),
         (SaslAuthenticationFailedError("invalid credentials"), "TALLYROOM_KAFKA_SASL_PASSWORD"),
+        (AIOKafkaSaslFailed("invalid credentials"), "TALLYROOM_KAFKA_SASL_PASSWORD"),
     ],
 )
 def test_an_authentication_error_is_never_retried(error, setting):
@@ -85,3 +87,47 @@ def test_async_wait_returns_when_stopped():
 
     assert asyncio.run(main()) is True
     assert asyncio.run(Stop().wait_async(0.05)) is False
+
+
+@pytest.mark.parametrize(
+    ("missing", "setting"),
+    [
+        ("kafka_sasl_password", "TALLYROOM_KAFKA_SASL_PASSWORD"),
+        ("kafka_sasl_username", "TALLYROOM_KAFKA_SASL_USERNAME"),
+    ],
+)
+def test_a_sasl_login_without_its_username_or_password_is_refused_before_connecting(missing, setting):
+    from pydantic import SecretStr
+
+    from tallyroom.lifecycle import check_kafka_login
+    from tallyroom.settings import Settings
+
+    settings = Settings(
+        _env_file=None,
+        kafka_bootstrap="127.0.0.1:1",  # nothing listens: the check must not get that far
+        kafka_security_protocol="SASL_PLAINTEXT",
+        kafka_sasl_mechanism="SCRAM-SHA-512",
+        kafka_sasl_username="tallyroom",
+        kafka_sasl_password=SecretStr("secret"),
+    ).model_copy(update={missing: None})
+    with pytest.raises(AuthenticationFailed, match=setting):
+        check_kafka_login(settings)
+
+
+def test_the_kafka_login_check_is_a_no_op_without_sasl_and_leaves_an_unreachable_broker_to_the_retries():
+    from tallyroom.lifecycle import check_kafka_login
+    from tallyroom.settings import Settings
+
+    check_kafka_login(Settings(_env_file=None, kafka_bootstrap="127.0.0.1:1"))
+    from pydantic import SecretStr
+
+    check_kafka_login(
+        Settings(
+            _env_file=None,
+            kafka_bootstrap="127.0.0.1:1",
+            kafka_security_protocol="SASL_PLAINTEXT",
+            kafka_sasl_mechanism="SCRAM-SHA-512",
+            kafka_sasl_username="tallyroom",
+            kafka_sasl_password=SecretStr("secret"),
+        )
+    )  # no broker there: not a refused password, so no AuthenticationFailed

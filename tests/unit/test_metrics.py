@@ -69,3 +69,17 @@ def test_the_sink_reports_its_own_write_counts_at_each_scrape():
     assert get("tallyroom_sink_writes_total", {"what": "tally"}) == 2
     assert get("tallyroom_sink_writes_total", {"what": "dead_letter"}) == 0
     assert get("tallyroom_sink_flush_seconds_count") == 0
+
+
+def test_webhook_metrics_start_at_zero_for_every_outcome():
+    from tallyroom.consumers.webhooks import arrival_seconds
+    from tallyroom.metrics import webhook_metrics
+
+    metrics = webhook_metrics()
+    get = metrics.registry.get_sample_value
+    for outcome in ("delivered", "failed"):
+        assert get("tallyroom_webhook_deliveries_total", {"outcome": outcome}) == 0
+    for result in ("ok", "error"):
+        assert get("tallyroom_webhook_attempts_total", {"result": result}) == 0
+    assert get("tallyroom_webhook_delivery_seconds_count") == 0
+    assert arrival_seconds("1700000000123-4") == 1700000000.123
