@@ -381,12 +381,9 @@ def web(
     port: int = typer.Option(8000, "--port", help="port to listen on"),
 ) -> None:
     """The read-only web page: seat bars, alert feed, live over Server-Sent Events."""
-    import uvicorn
+    from tallyroom.consumers.web.app import create_web_app, serve_web
 
-    from tallyroom.consumers.web import create_web_app
-
-    # Open SSE streams would otherwise hold a SIGTERM'd server up indefinitely.
-    uvicorn.run(create_web_app(get_settings()), host=host, port=port, timeout_graceful_shutdown=5)
+    serve_web(create_web_app(get_settings()), host, port)
 
 
 @app.command()

@@ -167,9 +167,7 @@ def create_web_app(settings: Settings, feed_config: FeedConfig = FeedConfig()) -
             feed = await feeds.open(election)
         except FeedUnavailable as exc:
             raise HTTPException(503, str(exc), headers={"Retry-After": "5"}) from None
-        return ViewerResponse(
-            feeds, feed, start, ping=15, headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
-        )
+        return ViewerResponse(feeds, feed, start, headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
     @app.get("/api/e/{election}/state")
     async def state_api(request: Request, election: str = ElectionParam) -> dict:
@@ -234,3 +232,17 @@ def dashboard_context(election: str, state: dict, feed: list[view.FeedItem]) -> 
             "feedMax": FEED_ON_PAGE,
         },
     }
+
+
+def serve_web(app: FastAPI, host: str, port: int) -> None:
+    """Run ``app`` under uvicorn; on SIGTERM/SIGINT every event stream ends first, with a retry hint."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets=None) -> None:
+            feeds: Feeds | None = getattr(app.state, "feeds", None)
+            if feeds is not None:
+                feeds.end_all()  # else open streams hold the server up until the graceful timeout
+            await super().shutdown(sockets)
+
+    Server(uvicorn.Config(app, host=host, port=port, timeout_graceful_shutdown=5)).run()
