@@ -45,6 +45,9 @@ log = logging.getLogger("tallyroom.web.events")
 
 FROM_START = "0-0"
 PING = b": ping\r\n\r\n"
+# A viewer's waiting chunks are joined into sends of at most this much (a bigger chunk goes alone):
+# joining a whole backlog made a copy of it per viewer (peak RSS 3.8 GB with 5,000 slow viewers).
+SEND_MAX = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -110,15 +113,24 @@ class Viewer:
         return True
 
     async def next_chunk(self) -> bytes | None:
-        """Everything waiting, as one chunk (one send); None once dropped or ended."""
+        """What is waiting, as one chunk (one send) of up to ``SEND_MAX``; None once dropped or ended."""
         while not self.pending and not self.dropped and self.ended is None:
             self.wake.clear()
             await self.wake.wait()
         if self.dropped or self.ended == b"" or (self.ended is not None and not self.pending):
             return None  # dropped, gone, or stopping with nothing left to send
-        chunk = self.pending[0] if len(self.pending) == 1 else b"".join(self.pending)
-        self.pending.clear()
-        return chunk
+        pending = self.pending
+        if len(pending) == 1 or len(pending[0]) >= SEND_MAX:
+            return pending.pop(0)  # the feed's own bytes, no copy
+        size, count = 0, 0
+        for chunk in pending:
+            if count and size + len(chunk) > SEND_MAX:
+                break
+            size += len(chunk)
+            count += 1
+        joined = b"".join(pending[:count])
+        del pending[:count]
+        return joined
 
 
 @dataclass

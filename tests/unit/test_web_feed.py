@@ -226,3 +226,21 @@ def test_a_viewer_that_left_gets_nothing_more():
         assert await viewer.next_chunk() is None
 
     asyncio.run(scenario())
+
+
+def test_a_backlog_goes_out_in_sends_of_bounded_size_in_order():
+    from tallyroom.consumers.web.events import SEND_MAX
+
+    async def scenario():
+        viewer = Viewer(64)
+        parts = [bytes([65 + n]) * (SEND_MAX // 3) for n in range(7)] + [b"z" * (SEND_MAX * 2)]
+        for part in parts:
+            viewer.offer(part)
+        sends = []
+        while viewer.pending:
+            sends.append(await viewer.next_chunk())
+        assert b"".join(sends) == b"".join(parts)
+        assert [len(s) for s in sends[:-1]] == [3 * (SEND_MAX // 3)] * 2 + [SEND_MAX // 3]
+        assert sends[-1] is parts[-1]  # a chunk over the bound goes alone, not copied
+
+    asyncio.run(scenario())
