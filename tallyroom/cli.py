@@ -502,14 +502,11 @@ def web(
     ),
 ) -> None:
     """The read-only web page: seat bars, alert feed, live over Server-Sent Events."""
-    import uvicorn
-
-    from tallyroom.consumers.web import create_web_app
+    from tallyroom.consumers.web.app import create_web_app, serve_web
 
     settings = _settings(election)
     _redis(settings)  # a page that starts without Redis says so and exits; one that loses it answers 503
-    # Open SSE streams would otherwise hold a SIGTERM'd server up indefinitely.
-    uvicorn.run(create_web_app(settings), host=host, port=port, timeout_graceful_shutdown=5)
+    serve_web(create_web_app(settings), host, port)
 
 
 @app.command()

@@ -28,7 +28,6 @@ from fastapi.templating import Jinja2Templates
 from pydantic import AfterValidator
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
-from sse_starlette import ServerSentEvent
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tallyroom.consumers.reader import ElectionNotFound, choose_election
@@ -45,7 +44,6 @@ log = logging.getLogger("tallyroom.web")
 HERE = FilePath(__file__).resolve().parent
 ELECTION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"  # as schemas.common.ElectionId
 ONS_PATTERN = r"^[EWSNL]\d{8}$"  # as schemas.common.OnsId
-HEARTBEAT_SECONDS = 10  # a heartbeat event on every stream this often, so the page can tell it is moving
 LIVE_SECONDS = 25  # the page's badge says live while it has heard from the stream this recently
 FEED_ON_PAGE = 2000  # alerts rendered into the first page; a whole night is about 1,000 (2024, with 422 big swings)
 API_PAGE_MAX = 1000
@@ -205,14 +203,7 @@ def create_web_app(settings: Settings, feed_config: FeedConfig = FeedConfig()) -
             feed = await feeds.open(election)
         except FeedUnavailable as exc:
             raise HTTPException(503, str(exc), headers={"Retry-After": "5"}) from None
-        return ViewerResponse(
-            feeds,
-            feed,
-            start,
-            ping=HEARTBEAT_SECONDS,
-            ping_message_factory=heartbeat,
-            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-        )
+        return ViewerResponse(feeds, feed, start, headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
     @app.get("/api/e/{election}/state")
     async def state_api(request: Request, election: str = ElectionParam) -> dict:
@@ -262,11 +253,6 @@ def create_web_app(settings: Settings, feed_config: FeedConfig = FeedConfig()) -
     return app
 
 
-def heartbeat() -> ServerSentEvent:
-    # An event the page's script sees (a comment ping would not reach it); an event needs data to fire.
-    return ServerSentEvent(data="1", event="heartbeat")
-
-
 NEXT_SEATS = 5  # seats listed as expected next
 
 
@@ -314,3 +300,17 @@ def dashboard_context(election: str, state: dict, feed: list[view.FeedItem], sea
             "liveSeconds": LIVE_SECONDS,
         },
     }
+
+
+def serve_web(app: FastAPI, host: str, port: int) -> None:
+    """Run ``app`` under uvicorn; on SIGTERM/SIGINT every event stream ends first, with a retry hint."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets=None) -> None:
+            feeds: Feeds | None = getattr(app.state, "feeds", None)
+            if feeds is not None:
+                feeds.end_all()  # else open streams hold the server up until the graceful timeout
+            await super().shutdown(sockets)
+
+    Server(uvicorn.Config(app, host=host, port=port, timeout_graceful_shutdown=5)).run()

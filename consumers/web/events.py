@@ -2,9 +2,13 @@
 
 One ``ElectionFeed`` per election follows the alert stream (``XREAD BLOCK`` on one pooled
 connection) and the tally (a ``GET`` of its version every ``tally_interval``, one ``MULTI``
-read when it changed). Each alert is encoded as an SSE frame once and kept in the feed's
-history; each batch read goes to every viewer as the same bytes. A viewer holds no Redis
-connection: it is a bounded list of chunks waiting to be sent and an event that wakes it.
+read when it changed). Each alert is encoded as an SSE frame once. What was read goes out
+on a fan-out tick: at most once every ``fanout_interval``, everything read since the last
+tick is joined into one chunk, the same bytes for every viewer, and kept in the history.
+A viewer holds no Redis connection: it is a bounded list of chunks waiting to be sent and an
+event that wakes it, and its response is one task writing whatever waits as one send.
+Measured with 5,000 viewers (bench/README.md, "Viewers"): a wake-up and a send per viewer per
+read was most of the process's CPU, so reads are coalesced per tick, not per alert.
 
 Resume: an alert's SSE ``id`` is its stream entry id. A viewer joining with
 ``Last-Event-ID`` (or ``?after=``) gets every alert after it from the history (or, for an
@@ -24,13 +28,14 @@ import asyncio
 import json
 import logging
 from bisect import bisect_right
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from sse_starlette import EventSourceResponse, ServerSentEvent
-from sse_starlette.sse import SendTimeoutError
+from sse_starlette import ServerSentEvent
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from tallyroom.consumers.keys import ElectionKeys, StreamEntry, read_entries, stream_entries
 from tallyroom.consumers.web.store import read_state, read_winners, tally_version
@@ -39,6 +44,11 @@ from tallyroom.consumers.web.stream_ids import StreamId, format_stream_id, parse
 log = logging.getLogger("tallyroom.web.events")
 
 FROM_START = "0-0"
+# A heartbeat event, not a comment: the page's badge says "live" only while something arrives.
+PING = b"event: heartbeat\r\ndata: 1\r\n\r\n"
+# A viewer's waiting chunks are joined into sends of at most this much (a bigger chunk goes alone):
+# joining a whole backlog made a copy of it per viewer (peak RSS 3.8 GB with 5,000 slow viewers).
+SEND_MAX = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -55,6 +65,10 @@ class FeedConfig:
     max_feeds: int = 64  # elections followed at once by one process
     max_viewers: int = 10_000  # viewers held at once by one process
     ready_timeout: float = 10.0  # how long a new viewer waits for its feed's first read of Redis
+    fanout_interval: float = 0.1  # at most one fan-out to the viewers this often; reads in between are joined
+    # A heartbeat to every viewer this often: proxies keep idle streams open, and the page's badge
+    # (live while something arrived in the last 25 s) can tell a quiet night from a dead stream.
+    ping_seconds: float = 10.0
 
 
 class FeedUnavailable(Exception):
@@ -72,14 +86,21 @@ class FeedCounts:
 class Viewer:
     """One browser's stream: chunks waiting to be sent, bounded by ``limit``."""
 
-    __slots__ = ("pending", "wake", "dropped", "skip_through", "limit")
+    __slots__ = ("pending", "wake", "dropped", "ended", "skip_through", "limit")
 
     def __init__(self, limit: int, skip_through: StreamId | None = None):
         self.pending: list[bytes] = []
         self.wake = asyncio.Event()
-        self.dropped = False
+        self.dropped = False  # fell behind: cut off, told to come back later
+        self.ended: bytes | None = None  # gone (b""), or the server is stopping (the frame to end with)
         self.skip_through = skip_through  # resumed after an id the feed has not read yet: skip up to it
         self.limit = limit
+
+    def end(self, last_frame: bytes = b"") -> None:
+        """Stop the stream after what is waiting: the browser left (b""), or the server is stopping."""
+        if self.ended is None:
+            self.ended = last_frame
+            self.wake.set()
 
     def offer(self, chunk: bytes) -> bool:
         """Queue a chunk; False (and the viewer dropped) when ``limit`` chunks are already waiting."""
@@ -95,15 +116,24 @@ class Viewer:
         return True
 
     async def next_chunk(self) -> bytes | None:
-        """Everything waiting, as one chunk (one send); None once dropped."""
-        while not self.pending and not self.dropped:
+        """What is waiting, as one chunk (one send) of up to ``SEND_MAX``; None once dropped or ended."""
+        while not self.pending and not self.dropped and self.ended is None:
             self.wake.clear()
             await self.wake.wait()
-        if self.dropped:
-            return None
-        chunk = self.pending[0] if len(self.pending) == 1 else b"".join(self.pending)
-        self.pending.clear()
-        return chunk
+        if self.dropped or self.ended == b"" or (self.ended is not None and not self.pending):
+            return None  # dropped, gone, or stopping with nothing left to send
+        pending = self.pending
+        if len(pending) == 1 or len(pending[0]) >= SEND_MAX:
+            return pending.pop(0)  # the feed's own bytes, no copy
+        size, count = 0, 0
+        for chunk in pending:
+            if count and size + len(chunk) > SEND_MAX:
+                break
+            size += len(chunk)
+            count += 1
+        joined = b"".join(pending[:count])
+        del pending[:count]
+        return joined
 
 
 @dataclass
@@ -123,12 +153,16 @@ class ElectionFeed:
     viewers: set[Viewer] = field(default_factory=set)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     next_tally: float = 0.0
+    next_ping: float = 0.0
+    # Read but not yet fanned out, in order: (an alert's id, its frame), or (None, a tally frame).
+    outbox: list[tuple[StreamId | None, bytes]] = field(default_factory=list)
+    last_fan_out: float = float("-inf")
+    fan_out_handle: asyncio.TimerHandle | None = None
 
     # --- what viewers get (no I/O) -------------------------------------------------------------
 
     def publish_alerts(self, entries: list[tuple[str, dict[str, str]]]) -> None:
-        ids: list[StreamId] = []
-        frames: list[bytes] = []
+        """Queue the alerts read (each encoded once) for the next ``fan_out``."""
         last = self.last_id
         for stream_id, fields in entries:
             ident = parse_stream_id(stream_id)
@@ -138,26 +172,8 @@ class ElectionFeed:
             if "json" not in fields:
                 log.warning("%s: stream entry %s has no json field; skipped", self.election, stream_id)
                 continue
-            ids.append(ident)
-            frames.append(ServerSentEvent(data=fields["json"], id=stream_id).encode())
+            self.outbox.append((ident, ServerSentEvent(data=fields["json"], id=stream_id).encode()))
         self.last_id = last
-        if not frames:
-            return
-        self.ids.extend(ids)
-        self.frames.extend(frames)
-        if len(self.ids) > self.config.history_max:
-            cut = len(self.ids) - self.config.history_max // 2  # trim in halves, not one entry per alert
-            del self.ids[:cut], self.frames[:cut]
-            self.complete = False
-        chunk = b"".join(frames)
-        for viewer in list(self.viewers):
-            if viewer.skip_through is None:
-                self._deliver(viewer, chunk, len(frames))
-            else:
-                start = bisect_right(ids, viewer.skip_through)
-                if start < len(ids):
-                    viewer.skip_through = None
-                    self._deliver(viewer, b"".join(frames[start:]), len(frames) - start)
 
     def publish_seats(self, version: int, winners: dict[str, str]) -> None:
         """The seats whose summary changed since the last read, as one ``seats`` event to every viewer.
@@ -175,10 +191,50 @@ class ElectionFeed:
             self._deliver(viewer, frame, 0)
 
     def publish_tally(self, state: dict) -> None:
+        """Queue the tally for the next ``fan_out``, after the alerts read before it."""
         self.tally_version = state["tally"]["version"] if state["tally"] else -1
-        self.tally_frame = ServerSentEvent(data=json.dumps(state, separators=(",", ":")), event="tally").encode()
+        frame = ServerSentEvent(data=json.dumps(state, separators=(",", ":")), event="tally").encode()
+        self.outbox.append((None, frame))
+
+    def fan_out(self) -> None:
+        """Everything queued since the last call, to the history and to every viewer as one chunk."""
+        items, self.outbox = self.outbox, []
+        if not items:
+            return
+        ids = [ident for ident, _ in items if ident is not None]
+        frames = [frame for ident, frame in items if ident is not None]
+        for ident, frame in items:
+            if ident is None:
+                self.tally_frame = frame
+        if ids:
+            self.ids.extend(ids)
+            self.frames.extend(frames)
+            if len(self.ids) > self.config.history_max:
+                cut = len(self.ids) - self.config.history_max // 2  # trim in halves, not one entry per alert
+                del self.ids[:cut], self.frames[:cut]
+                self.complete = False
+        chunk = b"".join(frame for _, frame in items)
         for viewer in list(self.viewers):
-            self._deliver(viewer, self.tally_frame, 0)
+            if viewer.skip_through is None:
+                self._deliver(viewer, chunk, len(ids))
+            else:
+                self._deliver_after(viewer, items)
+
+    def _deliver_after(self, viewer: Viewer, items: list[tuple[StreamId | None, bytes]]) -> None:
+        """A viewer resumed after an id not fanned out yet: the tallies, and the alerts after that id."""
+        skip = viewer.skip_through
+        assert skip is not None
+        kept = [(ident, frame) for ident, frame in items if ident is None or ident > skip]
+        if any(ident is not None for ident, _ in kept):
+            viewer.skip_through = None
+        if kept:
+            alerts = sum(ident is not None for ident, _ in kept)
+            self._deliver(viewer, b"".join(frame for _, frame in kept), alerts)
+
+    def ping(self) -> None:
+        """A comment to every viewer (the same bytes), which keeps idle streams open through proxies."""
+        for viewer in list(self.viewers):
+            self._deliver(viewer, PING, 0)
 
     def _deliver(self, viewer: Viewer, chunk: bytes, alerts: int) -> None:
         if viewer.offer(chunk):
@@ -187,13 +243,29 @@ class ElectionFeed:
             self.viewers.discard(viewer)
             self.counts.viewers_dropped += 1
 
+    def _fan_out_soon(self) -> None:
+        """Fan out now if the last tick is ``fanout_interval`` old, else once it is (one pending tick)."""
+        if not self.outbox or self.fan_out_handle is not None:
+            return
+        loop = asyncio.get_running_loop()
+        due = self.last_fan_out + self.config.fanout_interval
+        if loop.time() >= due:
+            self._tick()
+        else:
+            self.fan_out_handle = loop.call_at(due, self._tick)
+
+    def _tick(self) -> None:
+        self.fan_out_handle = None
+        self.last_fan_out = asyncio.get_running_loop().time()
+        self.fan_out()
+
     def join(self, viewer: Viewer, after: StreamId) -> StreamId | None:
         """Take on ``viewer``, with every held alert after ``after`` and the latest tally queued for it.
 
         Returns the oldest held id when there are alerts after ``after`` older than the
         history holds: the caller reads those from Redis (``catch_up``) and queues them first.
         """
-        if after > self.last_id:
+        if after > (self.ids[-1] if self.ids else (0, 0)):  # not fanned out yet (or not read yet)
             viewer.skip_through = after
             held: list[bytes] = []
         else:
@@ -216,8 +288,10 @@ class ElectionFeed:
                 if not self.ready.is_set():
                     await self._load(client)
                     await self._read_tally(client)
+                    self.fan_out()  # the history, before the first viewer joins
                     self.ready.set()
                 await self._follow(client)
+                self._fan_out_soon()
                 delay = 0.5
             except RedisError as exc:
                 log.warning("%s: Redis unavailable (%s); retrying in %.1fs", self.election, exc, delay)
@@ -243,6 +317,10 @@ class ElectionFeed:
             if await tally_version(client, self.election) != self.tally_version:
                 await self._read_tally(client)
             self.next_tally = loop.time() + self.config.tally_interval
+        if loop.time() >= self.next_ping:
+            if self.next_ping:
+                self.ping()
+            self.next_ping = loop.time() + self.config.ping_seconds
 
     async def _read_alerts(self, client: Redis, block: int | None) -> list[StreamEntry]:
         entries = await client.xread(
@@ -316,7 +394,7 @@ class Feeds:
     def viewer(self) -> Viewer:
         return Viewer(self.config.viewer_queue)
 
-    async def stream(self, feed: ElectionFeed, viewer: Viewer, after: StreamId) -> AsyncIterator[bytes]:
+    async def stream(self, feed: ElectionFeed, viewer: Viewer, after: StreamId) -> AsyncGenerator[bytes, None]:
         """The viewer's SSE body, until the browser goes away (the task is cancelled) or it is dropped.
 
         The viewer joins the feed only here, once the response is streaming, so a response
@@ -335,10 +413,13 @@ class Feeds:
             while True:
                 chunk = await viewer.next_chunk()
                 if chunk is None:
-                    yield ServerSentEvent(
-                        comment="dropped: this stream fell behind; reconnect with Last-Event-ID to resume",
-                        retry=self.config.drop_retry_ms,
-                    ).encode()
+                    if viewer.dropped:
+                        yield ServerSentEvent(
+                            comment="dropped: this stream fell behind; reconnect with Last-Event-ID to resume",
+                            retry=self.config.drop_retry_ms,
+                        ).encode()
+                    elif viewer.ended:
+                        yield viewer.ended
                     return
                 yield prefix + chunk if prefix else chunk
                 prefix = b""
@@ -370,6 +451,15 @@ class Feeds:
             del self.feeds[election]
             self._tasks.pop(election).cancel()
 
+    def end_all(self) -> None:
+        """The server is stopping: every stream ends after what it has waiting, with a retry hint."""
+        goodbye = ServerSentEvent(
+            comment="the server is stopping; reconnect with Last-Event-ID to resume", retry=self.config.drop_retry_ms
+        ).encode()
+        for feed in self.feeds.values():
+            for viewer in feed.viewers:
+                viewer.end(goodbye)
+
     async def close(self) -> None:
         for handle in self._idle.values():
             handle.cancel()
@@ -382,20 +472,53 @@ class Feeds:
         self._tasks.clear()
 
 
-class ViewerResponse(EventSourceResponse):
-    """One viewer's event stream; a send blocked past ``send_timeout`` closes it quietly, not as an error."""
+class ViewerResponse(Response):
+    """One viewer's event stream as a plain ASGI response: one task sending, one waiting for a disconnect.
 
-    def __init__(self, feeds: Feeds, feed: ElectionFeed, after: StreamId, **kwargs):
+    sse-starlette's ``EventSourceResponse`` runs four tasks per stream, a cancel scope per send
+    and a lock per ping: with 5,000 viewers that was a third of the process's CPU (py-spy,
+    bench/README.md "Viewers"). Here the feed pings every viewer, and a send is bounded by
+    ``asyncio.timeout``: a send blocked for ``send_timeout`` (nothing read) ends the stream.
+    """
+
+    media_type = "text/event-stream"
+
+    def __init__(self, feeds: Feeds, feed: ElectionFeed, after: StreamId, headers: dict[str, str] | None = None):
         self.viewer = feeds.viewer()
         self.feeds = feeds
-        super().__init__(feeds.stream(feed, self.viewer, after), send_timeout=feeds.config.send_timeout, **kwargs)
+        self.feed = feed
+        self.after = after
+        self.status_code = 200
+        self.background = None
+        self.init_headers(headers)
 
-    async def __call__(self, scope, receive, send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        viewer = self.viewer
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        if scope["method"] == "HEAD":
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            return
+        watcher = asyncio.create_task(_until_disconnect(receive, viewer))
+        body = self.feeds.stream(self.feed, viewer, self.after)
         try:
-            await super().__call__(scope, receive, send)
-        except SendTimeoutError:
-            self.feeds.send_timed_out(self.viewer)
-            log.info("a viewer read nothing for %gs: its stream is closed", self.feeds.config.send_timeout)
+            async for chunk in body:
+                try:
+                    async with asyncio.timeout(self.feeds.config.send_timeout):
+                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                except TimeoutError:
+                    self.feeds.send_timed_out(viewer)
+                    log.info("a viewer read nothing for %gs: its stream is closed", self.feeds.config.send_timeout)
+                    return  # the server closes the connection: the response never completed
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            watcher.cancel()
+            await body.aclose()
+
+
+async def _until_disconnect(receive: Receive, viewer: Viewer) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    viewer.end()
 
 
 def resume_point(last_event_id: str | None, after: str | None) -> str:

@@ -249,11 +249,20 @@ def test_a_client_that_goes_away_leaves_no_blocked_redis_read(web):
         reader.until_tally()
         time.sleep(0.5)
         assert blocked_readers(client) >= 1  # the stream is waiting in XREAD BLOCK
-    # The server notices the disconnect at its next send or XREAD wake-up; allow for a loaded CI machine.
+    # The feed stops idle_seconds after its last viewer left; allow for a loaded CI machine. Its
+    # XREAD BLOCK is re-issued every block_ms, so one sample between two reads proves nothing:
+    # the reads must stay gone for longer than a block.
     deadline = time.monotonic() + 15
-    while blocked_readers(client) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert blocked_readers(client) == 0
+    quiet_since = None
+    while time.monotonic() < deadline:
+        if blocked_readers(client):
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since > 3 * FAST.block_ms / 1000:
+            break
+        time.sleep(0.05)
+    assert blocked_readers(client) == 0 and quiet_since is not None
 
 
 def blocked_readers(client) -> int:
