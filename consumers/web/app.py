@@ -4,7 +4,7 @@ Everything comes from the Redis contract (README, "The Redis contract"); the
 page never writes. Routes:
 
 - ``/`` and ``/e/{election}``        the dashboard (HTML, updated live by ``static/dashboard.js``)
-- ``/e/{election}/seat/{ons_id}``    one seat (HTML) with its alerts, 404 page for a seat not declared
+- ``/e/{election}/seat/{ons_id}``    one seat (HTML) with its alerts; a seat to come says so
 
 ``/`` shows TALLYROOM_ELECTION (``tallyroom web --election``), else the only election in Redis;
 an election that is not in Redis (its night not opened) is a 404 on every route.
@@ -183,9 +183,14 @@ def create_web_app(settings: Settings, feed_config: FeedConfig = FeedConfig()) -
         await known(request, election)
         seat = await store.read_seat(redis_of(request), election, ons_id) if re.match(ONS_PATTERN, ons_id) else None
         if seat is None:
-            return not_found(
-                request, f"No result for seat {ons_id} in {election}: not declared yet, or not in this night.", election
-            )
+            # A seat of the night still to declare has its page (the seat list and map link every seat).
+            to_come = (await store.read_night(redis_of(request), election)).get(ons_id)
+            if to_come is None:
+                return not_found(request, f"No seat {ons_id} in {election}'s night.", election)
+            alerts = await seat_alerts.for_seat(redis_of(request), election, ons_id)
+            expected = view.night_clock(to_come.expected_at) if to_come.expected_at else None
+            context = {"election": election, "seat": to_come, "expected": expected, "alerts": alerts}
+            return templates.TemplateResponse(request, "seat_to_come.html", context)
         alerts = await seat_alerts.for_seat(redis_of(request), election, ons_id)
         return templates.TemplateResponse(request, "seat.html", view.seat_context(election, seat, alerts))
 

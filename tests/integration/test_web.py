@@ -21,7 +21,7 @@ from tallyroom.consumers.keys import ElectionKeys
 from tallyroom.consumers.redis_sink import RedisSink, redis_client
 from tallyroom.consumers.web import create_web_app
 from tallyroom.consumers.web.events import FROM_START, FeedConfig
-from tallyroom.schemas import ResultUpdate
+from tallyroom.schemas import NightSeat, ResultUpdate
 from tallyroom.settings import Settings, get_settings
 from tallyroom.streams.count import Count
 from tests.factories import before, cand, decl, night, seat_id
@@ -526,3 +526,15 @@ def test_alerts_older_than_the_history_holds_come_from_redis(web):
             with httpx.stream("GET", f"{server.url}/e/{ELECTION}/events?after={after}", timeout=10) as response:
                 alerts, _ = SseReader(response.iter_lines()).until_tally()
             assert [e.id for e in alerts] == expected
+
+
+def test_a_seat_still_to_declare_has_its_page_and_one_not_in_the_night_is_404(web):
+    # The map and the seat list link every seat of the night, declared or not.
+    server, sink, client, _ = web
+    waiting = NightSeat(ons_id=seat_id(5), constituency="Seat five", expected_at="2024-07-05T04:30:00+01:00")
+    sink.write_update(ResultUpdate(election=ELECTION, night=[waiting]))
+    assert not client.exists(ElectionKeys(ELECTION).seat(seat_id(5)))
+    page = httpx.get(f"{server.url}/e/{ELECTION}/seat/{seat_id(5)}", timeout=10)
+    assert page.status_code == 200
+    assert "Seat five" in page.text and "Not declared yet" in page.text and "04:30" in page.text
+    assert httpx.get(f"{server.url}/e/{ELECTION}/seat/{seat_id(98)}", timeout=10).status_code == 404
