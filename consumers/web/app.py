@@ -82,6 +82,7 @@ def create_web_app(settings: Settings, feed_config: FeedConfig = FeedConfig()) -
         app.state.redis = Redis(connection_pool=pool)
         app.state.feeds = Feeds(app.state.redis, feed_config)
         app.state.seats = store.SeatsCache(feed_config.max_feeds)
+        app.state.parsed_alerts = store.ParsedAlerts()
         try:
             yield
         finally:
@@ -165,7 +166,7 @@ def create_web_app(settings: Settings, feed_config: FeedConfig = FeedConfig()) -
             return not_found(request, f"{election!r} is not an election id.")
         await known(request, election)
         state = await store.read_state(redis_of(request), election)
-        feed = await store.latest_alerts(redis_of(request), election, FEED_ON_PAGE)
+        feed = await store.latest_alerts(redis_of(request), election, FEED_ON_PAGE, request.app.state.parsed_alerts)
         seats = await request.app.state.seats.get(redis_of(request), election)
         return templates.TemplateResponse(request, "index.html", dashboard_context(election, state, feed, seats))
 
