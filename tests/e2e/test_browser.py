@@ -300,7 +300,7 @@ def test_the_page_follows_the_night_live_on_a_desktop_and_a_phone(pipeline, brow
         browser.execute_script("arguments[0].click()", link)
         WebDriverWait(browser, 10).until(lambda d: "/seat/" in d.current_url)
         assert browser.find_element("css selector", "h1").text == constituency
-        assert browser.find_element("id", "verdict").text.startswith("Ind gain from")
+        assert browser.find_element("id", "verdict").text.startswith("Independent gain from")
         screenshot(browser, "seat-phone.png")
         refused = [e["message"] for e in browser.get_log("browser") if "Content Security Policy" in e["message"]]
         assert not refused, refused  # the page's own script, styles and event stream all pass its policy
