@@ -32,6 +32,7 @@ jsonschema = pytest.importorskip("jsonschema")
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 ELECTION = "ge2024"
+CONTRACTS_REDIS_DB = 4  # its own (see test_viewers_load.py for the others)
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas" / "json"
 UNREADABLE = b'{"kind": "declaration", "election": "ge2024"}'
 # What the 2024 night raises, with the correction and the recount sent after it.
@@ -102,7 +103,11 @@ class LiveChannel:
 
 @pytest.fixture(scope="module")
 def night(stack):
-    with running_pipeline(*isolated_settings(stack, "contracts")) as pipe:
+    # Its own Redis DB: running_pipeline flushes it, and DB 15 holds the session's e2e pipeline.
+    settings, env = isolated_settings(stack, "contracts")
+    redis_url = settings.redis_url.rsplit("/", 1)[0] + f"/{CONTRACTS_REDIS_DB}"
+    settings = settings.model_copy(update={"redis_url": redis_url})
+    with running_pipeline(settings, {**env, "TALLYROOM_REDIS_URL": redis_url}) as pipe:
         live = LiveChannel(pipe, ELECTION)
         try:
             replay(pipe, ELECTION)
