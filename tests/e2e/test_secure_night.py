@@ -227,7 +227,7 @@ REFUSALS: dict[str, tuple[str, tuple[str, ...], dict[str, str], tuple[str, str]]
     "kafka-sink": ("sink", ("sink",), {}, _KAFKA),
     "kafka-declare": ("producer", ("declare", "--night", str(NIGHT)), {}, _KAFKA),
     "redis-sink": ("sink", ("sink",), {}, _REDIS),
-    "redis-web": ("reader", ("web", "--port", "0"), {}, _REDIS),
+    "redis-web": ("reader", ("web", "--port", "65000"), {}, _REDIS),
     "redis-watch": ("reader", ("watch", "--election", ELECTION), {}, _REDIS),
     "redis-seats": ("reader", ("seats", "--election", ELECTION), {}, _REDIS),
     "redis-history": ("reader", ("history", "--election", ELECTION), {}, _REDIS),
