@@ -442,6 +442,14 @@ def measure(settings: Settings, env: dict[str, str], election: str, options: Vie
     web = processes.start("web", settings, "--host", LOOPBACK, "--port", str(port), env=env, log_name=f"{election}-web")
     loads: list[subprocess.Popen] = []
     try:
+        # The night opens first: an election is known (and its event stream served) from its opening.
+        opener = DeclarationSender(settings)
+        opener.open_night(night.opened)
+        _, failures = opener.flush()
+        opener.close()
+        if failures:
+            raise RuntimeError(f"the night's opening was not acknowledged: {failures[0]}")
+        wait_for_declared(redis_client(settings), election, 0, options.timeout, version=0)
         _wait_for_web(base_url, web, 60)
         pid = web.process.pid
         idle = {"cpu_seconds": cpu_seconds(pid), **memory_mb(pid)}
@@ -458,7 +466,6 @@ def measure(settings: Settings, env: dict[str, str], election: str, options: Vie
         sender = DeclarationSender(settings)
         replay_start = time.monotonic()
         cpu_start = cpu_seconds(pid)
-        sender.open_night(night.opened)
         for declaration in night.declarations:
             sender.send(declaration)
         acked, failures = sender.flush()
