@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from tallyroom.consumers.keys import DEAD_LETTERS, ElectionKeys, sink_filled
 from tallyroom.consumers.loop import run_consumer
 from tallyroom.lag import serve_lag, sink_lag_checks
-from tallyroom.lifecycle import Stop
+from tallyroom.lifecycle import Stop, authentication_failure
 from tallyroom.metrics import serve_process_metrics, sink_metrics
 from tallyroom.schemas import Alert, DeadLetter, ResultUpdate
 from tallyroom.schemas.common import ELECTION_ID, read_stored
@@ -147,6 +147,17 @@ class RedisSink:
     @property
     def topics(self) -> list[str]:
         return [self.settings.topic_results, self.settings.topic_dead_letters]
+
+    def check_credentials(self) -> None:
+        """A refused password or a missing right ends the sink here, before any Kafka client runs:
+        raised later, with the consumer's IO thread still running, the exit could print its traceback."""
+        try:
+            self.redis.ping()
+            self.redis.info("server")  # the refill reads the server's run_id
+        except redis.RedisError as exc:
+            if (failure := authentication_failure(exc)) is not None:
+                raise failure from None
+            # Not answering: the consumer loop waits for it, as before.
 
     def open(self, consumer: KafkaConsumer) -> RedisFill:
         self.redis.ping()  # a refused password ends the sink here, before it joins the group
@@ -379,6 +390,7 @@ def run_sink(settings: Settings, stop_after: float | None = None, stop: Stop | N
     """Consume until SIGTERM/SIGINT (or ``stop_after`` seconds), committing after each Redis write batch."""
     stop = stop or Stop()
     sink = RedisSink(settings)
+    sink.check_credentials()
     serve_process_metrics(sink.metrics, settings.sink_metrics_port)
     lag = serve_lag(sink.metrics, settings, sink_lag_checks(settings)) if settings.sink_metrics_port else None
     try:
