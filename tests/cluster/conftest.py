@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 from kafka import KafkaAdminClient
+from kafka.errors import KafkaConnectionError
 from rich.console import Console
 
 from tallyroom import stack as local_stack
@@ -82,12 +83,21 @@ class Cluster:
     def _admin(self) -> KafkaAdminClient:
         return KafkaAdminClient(**self.settings.kafka_python_config(), request_timeout_ms=10_000)
 
-    def partitions(self, topics: list[str]) -> list[dict]:
-        admin = self._admin()
-        try:
-            return [{"topic": t["name"], **p} for t in admin.describe_topics(topics) for p in t["partitions"]]
-        finally:
-            admin.close()
+    def partitions(self, topics: list[str], timeout: float = 30) -> list[dict]:
+        # With a broker just killed, a bootstrap can pick it and be refused: ask again, as a client would.
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                admin = self._admin()
+            except KafkaConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+                continue
+            try:
+                return [{"topic": t["name"], **p} for t in admin.describe_topics(topics) for p in t["partitions"]]
+            finally:
+                admin.close()
 
     def topic_configs(self, topics: list[str]) -> dict[str, dict[str, str]]:
         """Each topic's own (non-default) configs, as the brokers hold them."""
