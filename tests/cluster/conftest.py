@@ -84,20 +84,21 @@ class Cluster:
         return KafkaAdminClient(**self.settings.kafka_python_config(), request_timeout_ms=10_000)
 
     def partitions(self, topics: list[str], timeout: float = 30) -> list[dict]:
-        # With a broker just killed, a bootstrap can pick it and be refused: ask again, as a client would.
+        # With a broker just killed, the admin client can pick it, for its bootstrap or its metadata
+        # request, and be refused: ask again, as a client would.
         deadline = time.monotonic() + timeout
         while True:
+            admin = None
             try:
                 admin = self._admin()
+                return [{"topic": t["name"], **p} for t in admin.describe_topics(topics) for p in t["partitions"]]
             except KafkaConnectionError:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.5)
-                continue
-            try:
-                return [{"topic": t["name"], **p} for t in admin.describe_topics(topics) for p in t["partitions"]]
             finally:
-                admin.close()
+                if admin is not None:
+                    admin.close()
 
     def topic_configs(self, topics: list[str]) -> dict[str, dict[str, str]]:
         """Each topic's own (non-default) configs, as the brokers hold them."""
