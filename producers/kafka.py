@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
-from kafka.errors import TopicAlreadyExistsError
+from kafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 
 from tallyroom.lifecycle import check_kafka_login
 from tallyroom.schemas import Declaration, NightOpened, RecountNotice, Rush, Withdrawal
@@ -153,6 +154,27 @@ def ensure_topics(settings: Settings, changelogs: Sequence[str] = ()) -> list[To
     on a broker that is not on loopback.
     """
     check_kafka_login(settings)  # every Kafka command starts here: a refused login ends it at once
+    # A cluster with one broker down still answers, but kafka-python's admin client may pick that
+    # broker for a request and be refused (a worker restarted during a leader election exited on
+    # it in the cluster fault tests): a refused connection is tried again, on a new client.
+    deadline = time.monotonic() + 2 * settings.connect_timeout
+    while True:
+        try:
+            brokers, specs, replicas = _create_topics(settings, changelogs)
+            break
+        except KafkaConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+    for name, count in replicas.items():
+        warning = replication_warning(count, brokers, settings.kafka_bootstrap)
+        if warning:
+            log.warning("\n%s\n%s: %s\n%s", "!" * 100, name, warning, "!" * 100)
+    return specs
+
+
+def _create_topics(settings: Settings, changelogs: Sequence[str]) -> tuple[int, list[TopicSpec], dict[str, int]]:
+    """(brokers, the topics' specs, each topic's replicas) after creating those missing: one admin client."""
     admin = KafkaAdminClient(**settings.kafka_python_config(), **settings.kafka_timeouts())
     try:
         brokers = len(admin.describe_cluster()["brokers"])
@@ -174,11 +196,7 @@ def ensure_topics(settings: Settings, changelogs: Sequence[str] = ()) -> list[To
                 pass
     finally:
         admin.close()
-    for name, count in replicas.items():
-        warning = replication_warning(count, brokers, settings.kafka_bootstrap)
-        if warning:
-            log.warning("\n%s\n%s: %s\n%s", "!" * 100, name, warning, "!" * 100)
-    return specs
+    return brokers, specs, replicas
 
 
 class DeclarationSender:
