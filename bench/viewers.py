@@ -37,6 +37,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tallyroom.bench import loopback
 from tallyroom.settings import REPO_ROOT, Settings
 
 MAX_CLIENTS = 20_000
@@ -63,6 +64,7 @@ class ViewerOptions:
     out: Path = Path("bench-results")
     probe_interval: float = 0.2  # the state API and the page are fetched this often during the replay
     keep: bool = False  # leave the run's topics and Redis keys behind
+    floor: bool = True  # then move the bytes the clients read over raw loopback (bench.loopback): the machine's floor
 
     def check(self) -> None:
         if not 1 <= self.clients <= MAX_CLIENTS:
@@ -576,6 +578,13 @@ def run(base: Settings, options: ViewerOptions, console=None) -> dict:
     finally:
         if not options.keep:
             _clean_up(settings, run_id)
+    if options.floor and figures["megabytes_received"]:
+        # With the pipeline and the web process stopped: the same bytes, nothing else on the cores.
+        floor = asdict(loopback.measure(figures["megabytes_received"], figures["held"] or 1))
+        # The night's last alert lands ``night_landed`` s after the first; every client's bytes take at
+        # least ``floor.seconds`` to move from the first: the last alert's delay can be no shorter than that.
+        floor["last_alert_delay_at_least_s"] = round(max(0.0, floor["seconds"] - figures["seconds"]["night_landed"]), 2)
+        figures["loopback_floor"] = floor
     results = {
         "run_id": run_id,
         "started_at": started,
@@ -602,7 +611,16 @@ def _print(results: dict, console) -> None:
         f"  web: RSS {web['rss_mb_idle']} MB idle, {web['rss_mb_held']} MB holding, peak {web['peak_rss_mb']} MB; "
         f"CPU {web['cpu_seconds_replay']} s over the replay ({web['cpu_percent_of_one_core_replay']}% of a core)\n"
         f"  streams answered {results['stream_statuses']}; state API and page answered {results['page_statuses']}\n"
-        f"  wrote {results['file']}"
+        + (
+            f"  floor: the same {floor['megabytes']:,} MB over {floor['connections']:,} raw loopback sockets "
+            f"(no HTTP, no parsing) took {floor['seconds']} s ({floor['gigabytes_per_second']} GB/s; CPU "
+            f"{floor['sender_cpu_seconds']} s sending + {floor['receiver_cpu_seconds']} s receiving): the night's "
+            f"last alert could reach every client no sooner than {floor['last_alert_delay_at_least_s']} s "
+            "after it landed\n"
+            if (floor := results.get("loopback_floor"))
+            else ""
+        )
+        + f"  wrote {results['file']}"
     )
 
 
@@ -622,6 +640,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--redis-db", type=int, default=defaults.redis_db)
     parser.add_argument("--out", type=Path, default=defaults.out)
     parser.add_argument("--keep", action="store_true", help="leave the run's topics and Redis keys")
+    parser.add_argument("--no-floor", action="store_true", help="skip the raw loopback reference (bench.loopback)")
     args = parser.parse_args(argv)
     if args.mode == "load-process":
         load_process_main(args.url, args.clients, args.ramp_per_s)
@@ -637,6 +656,7 @@ def main(argv: list[str] | None = None) -> None:
         redis_db=args.redis_db,
         out=args.out,
         keep=args.keep,
+        floor=not args.no_floor,
     )
     try:
         options.check()

@@ -123,3 +123,23 @@ def test_kafka_tool_output_is_parsed():
     assert consumer["records"] == 20000 and consumer["records_per_s"] == pytest.approx(22753.1286)
     with pytest.raises(kafka_tools.ToolError, match="EndToEndLatency"):
         kafka_tools.parse_end_to_end("Exception in thread main")
+
+
+def test_the_loopback_floor_moves_every_byte_it_reports():
+    from tallyroom.bench import loopback
+
+    floor = loopback.measure(megabytes=40, connections=4)  # measure() raises unless every byte arrived
+    blocks = round(40e6 / (loopback.BLOCK * 4))
+    assert floor.megabytes == round(blocks * loopback.BLOCK * 4 / 1e6, 1)
+    assert floor.connections == 4
+    assert floor.seconds > 0
+    assert math.isclose(floor.gigabytes_per_second, floor.megabytes / 1e3 / floor.seconds, rel_tol=0.1)
+
+
+def test_the_loopback_floor_is_bounded():
+    from tallyroom.bench import loopback
+
+    with pytest.raises(ValueError, match="connections"):
+        loopback.measure(megabytes=1, connections=0)
+    with pytest.raises(ValueError, match="megabytes"):
+        loopback.measure(megabytes=10**6, connections=1)
