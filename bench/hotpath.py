@@ -5,14 +5,19 @@ runs against a broker and tables held in memory (``tallyroom.streams.inmemory``)
 the sink's parse and re-serialisation of each result follows, so a profiler sees only
 Tallyroom's own code. It is the ceiling the real pipeline cannot beat.
 
-    python -m bench.hotpath --seats 10000 --declarations 20000
+    python -m bench.hotpath --seats 10000 --declarations 20000 [--tune-gc]
     python -m pyinstrument -m bench.hotpath --seats 10000 --declarations 20000
+
+It also times the garbage collector's pauses (``gc.callbacks``) over the run: ``--tune-gc``
+freezes what is alive once the payloads are made, as a worker does at start
+(``tallyroom.lifecycle.tune_gc``), to compare the two.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +58,34 @@ class HotPathRate:
 
 
 SETTINGS = Settings(topic_declarations="hotpath.declarations", topic_results="hotpath.results")
+
+
+class GcPauses:
+    """Each garbage collection's pause, by generation, while installed (``with GcPauses() as pauses``)."""
+
+    def __init__(self) -> None:
+        self.pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}
+        self._started = 0.0
+
+    def _callback(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.pauses[info["generation"]].append(time.perf_counter() - self._started)
+
+    def __enter__(self) -> GcPauses:
+        gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        gc.callbacks.remove(self._callback)
+
+    def summary(self) -> str:
+        return "; ".join(
+            f"gen{generation} {len(pauses)} x, {sum(pauses) * 1000:.0f} ms in all, longest {max(pauses) * 1000:.1f} ms"
+            for generation, pauses in self.pauses.items()
+            if pauses
+        )
 
 
 def hotpath_tallier(count: Count) -> tuple[Tallier, MemoryBroker]:
@@ -110,6 +143,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--declarations", type=int, default=20_000)
     parser.add_argument("--batch", type=int, default=BATCH, help="events per worker batch")
     parser.add_argument("--night", type=Path, default=None, help="a real night directory instead (e.g. data/ge2024)")
+    parser.add_argument("--tune-gc", action="store_true", help="freeze what is alive at start, as a worker does")
     args = parser.parse_args(argv)
     if args.night:
         opened, payloads = ge2024_payloads(args.night)
@@ -117,11 +151,18 @@ def main(argv: list[str] | None = None) -> None:
         night = SyntheticNight(NightSpec("bench-hotpath", args.seats, args.declarations))
         opened = night.opened
         payloads = [d.model_dump_json().encode() for d in night.declarations()]
-    rate = measure(payloads, opened, args.batch)
+    if args.tune_gc:
+        from tallyroom.lifecycle import tune_gc
+
+        tune_gc(SETTINGS)
+    with GcPauses() as pauses:
+        rate = measure(payloads, opened, args.batch)
     print(
         f"{rate.events} declarations: worker path {rate.worker_per_second:,.0f}/s "
         f"({rate.worker_seconds:.2f}s, CPU {rate.worker_cpu_ms_per_event:.3f} ms per declaration), sink path "
-        f"{rate.sink_per_second:,.0f}/s ({rate.sink_seconds:.2f}s, CPU {rate.sink_cpu_ms_per_event:.3f} ms)"
+        f"{rate.sink_per_second:,.0f}/s ({rate.sink_seconds:.2f}s, CPU {rate.sink_cpu_ms_per_event:.3f} ms)\n"
+        f"garbage collector ({'frozen at start' if args.tune_gc else 'as Python sets it'}): "
+        f"{pauses.summary() or 'no collection'}"
     )
 
 

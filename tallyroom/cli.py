@@ -502,11 +502,14 @@ def web(
     ),
 ) -> None:
     """The read-only web page: seat bars, alert feed, live over Server-Sent Events."""
+    from tallyroom import lifecycle
     from tallyroom.consumers.web.app import create_web_app, serve_web
 
     settings = _settings(election)
     _redis(settings)  # a page that starts without Redis says so and exits; one that loses it answers 503
-    serve_web(create_web_app(settings), host, port)
+    web_app = create_web_app(settings)
+    lifecycle.tune_gc(settings)
+    serve_web(web_app, host, port)
 
 
 @app.command()
@@ -514,6 +517,7 @@ def worker() -> None:
     """Run the Faust worker: tallies and upset rules (stops cleanly on SIGTERM)."""
     from faust import Worker
 
+    from tallyroom import lifecycle
     from tallyroom.lag import serve_lag, worker_lag_checks
     from tallyroom.metrics import serve_process_metrics
     from tallyroom.producers.kafka import ensure_topics
@@ -528,6 +532,7 @@ def worker() -> None:
     serve_process_metrics(counting.tallier.metrics, settings.worker_metrics_port)
     if settings.worker_metrics_port:
         serve_lag(counting.tallier.metrics, settings, worker_lag_checks(settings))
+    lifecycle.tune_gc(settings)
     Worker(counting.app, loglevel="info").execute_from_commandline()
 
 
@@ -536,12 +541,14 @@ def sink() -> None:
     """Run the Redis sink: alerts, tallies and seat results into Redis (stops on SIGTERM)."""
     import logging
 
+    from tallyroom import lifecycle
     from tallyroom.consumers.redis_sink import run_sink
     from tallyroom.producers.kafka import ensure_topics
 
     ensure_topics(get_settings())
     _redis()  # at start, Redis must answer; later, an outage is waited out
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    lifecycle.tune_gc(get_settings())
     counts = run_sink(get_settings())
     console.print(f"sink stopped: {counts}")
 

@@ -215,6 +215,21 @@ async def retrying_async(action: Callable[[], Awaitable[T]], stop: Stop | None =
             delay = min(delay * 2, MAX_DELAY)
 
 
+def tune_gc(settings: Settings) -> None:
+    """Freeze what a long-running process holds once it has started out of the garbage collector's scans.
+
+    Everything alive now (imported libraries, the app, pydantic's schemas) is moved to the
+    permanent generation with ``gc.freeze()``, so a full collection scans only what the process
+    made since. In ``bench.hotpath`` (5,000 seats, 20,000 declarations) the worker's three full
+    collections paused it for 128-140 ms each; frozen, the longest was 3 ms (bench/README.md).
+    """
+    import gc
+
+    if settings.gc_freeze:
+        gc.collect()  # what is garbage already is not frozen with the rest
+        gc.freeze()
+
+
 KAFKA_LOGIN_TIMEOUT_MS = 10_000
 
 

@@ -129,6 +129,9 @@ class Settings(BaseSettings):
     # client keeps one fetch in flight per broker, so a fetch parked on a quiet partition
     # holds up a busy one for this long (faust-streaming's own is 1,500, kafka-python's 500).
     fetch_max_wait_ms: int = Field(20, ge=1, le=1500)
+    # The long-running processes' garbage collector (tallyroom.lifecycle.tune_gc): what they hold at
+    # start (libraries, the app, its models) is frozen out of the collector's full scans.
+    gc_freeze: bool = Field(True, description="freeze what a worker, sink or web holds at start out of GC scans")
 
     # Test only (tallyroom/streams/faults.py): switch a fault on in a real worker
     fault_rule_seat: str | None = Field(None, description="test only: the rules raise for this seat's declarations")

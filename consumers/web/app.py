@@ -68,7 +68,8 @@ REDIS_WAIT_SECONDS = 5.0  # a request waits this long for a free connection befo
 
 def create_web_app(settings: Settings, feed_config: FeedConfig = FeedConfig()) -> FastAPI:
     configured = settings.election  # else the only election in Redis, looked up per request
-    seat_alerts = SeatAlerts()
+    parsed_alerts = store.ParsedAlerts()  # one parse of each alert for every page and API route
+    seat_alerts = SeatAlerts(parsed_alerts)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -82,7 +83,6 @@ def create_web_app(settings: Settings, feed_config: FeedConfig = FeedConfig()) -
         app.state.redis = Redis(connection_pool=pool)
         app.state.feeds = Feeds(app.state.redis, feed_config)
         app.state.seats = store.SeatsCache(feed_config.max_feeds)
-        app.state.parsed_alerts = store.ParsedAlerts()
         try:
             yield
         finally:
@@ -166,7 +166,7 @@ def create_web_app(settings: Settings, feed_config: FeedConfig = FeedConfig()) -
             return not_found(request, f"{election!r} is not an election id.")
         await known(request, election)
         state = await store.read_state(redis_of(request), election)
-        feed = await store.latest_alerts(redis_of(request), election, FEED_ON_PAGE, request.app.state.parsed_alerts)
+        feed = await store.latest_alerts(redis_of(request), election, FEED_ON_PAGE, parsed_alerts)
         seats = await request.app.state.seats.get(redis_of(request), election)
         return templates.TemplateResponse(request, "index.html", dashboard_context(election, state, feed, seats))
 
@@ -239,7 +239,7 @@ def create_web_app(settings: Settings, feed_config: FeedConfig = FeedConfig()) -
         await known(request, election)
         entries = await store.alerts_after(redis_of(request), election, after, limit)
         return [
-            {"stream_id": sid, **store.feed_item((sid, fields)).alert.model_dump(mode="json")}
+            {"stream_id": sid, **store.feed_item((sid, fields), parsed_alerts).alert.model_dump(mode="json")}
             for sid, fields in entries
         ]
 

@@ -8,7 +8,7 @@ the entries after the last one read (``XRANGE (last +``), at most once per ``ref
 however many pages are served, with concurrent views waiting on the one read.
 
 Alerts are keyed by their id, so a Redis refilled by the sink (the same alerts under new
-stream ids) lists each once.
+stream ids) lists each once. Each alert is parsed by the web process's one ``ParsedAlerts``.
 """
 
 from __future__ import annotations
@@ -21,9 +21,8 @@ from dataclasses import dataclass, field
 from redis.asyncio import Redis
 
 from tallyroom.consumers.keys import ElectionKeys, stream_entries
+from tallyroom.consumers.web.store import ParsedAlerts
 from tallyroom.consumers.web.view import FeedItem
-from tallyroom.schemas import Alert
-from tallyroom.schemas.common import read_stored
 
 READ_PAGE = 1000  # stream entries per XRANGE
 
@@ -37,20 +36,21 @@ class ElectionIndex:
     by_seat: dict[str, dict[str, FeedItem]] = field(default_factory=dict)  # ons_id -> alert id -> alert
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
-    def take(self, entries: list[tuple[str, dict[str, str]]]) -> None:
+    def take(self, entries: list[tuple[str, dict[str, str]]], parsed: ParsedAlerts) -> None:
         for stream_id, fields in entries:
             self.last_id = stream_id
             ons_id, raw = fields.get("ons_id"), fields.get("json")
             if not ons_id or not raw:
                 continue  # a night-wide alert (majority, hung parliament) names no seat
-            alert = read_stored(Alert, raw)
+            alert = parsed.alert(raw)
             self.by_seat.setdefault(ons_id, {}).setdefault(alert.id, FeedItem(stream_id, alert))
 
 
 class SeatAlerts:
     """``for_seat(client, election, ons_id)``: that seat's alerts, oldest first."""
 
-    def __init__(self, refresh_seconds: float = 0.5, max_elections: int = 64):
+    def __init__(self, parsed: ParsedAlerts, refresh_seconds: float = 0.5, max_elections: int = 64):
+        self.parsed = parsed
         self.refresh_seconds = refresh_seconds
         self.max_elections = max_elections
         self.indexes: OrderedDict[str, ElectionIndex] = OrderedDict()
@@ -76,7 +76,7 @@ class SeatAlerts:
             start = "-" if index.last_id == "-" else f"({index.last_id}"
             entries = stream_entries(await client.xrange(stream, min=start, max="+", count=READ_PAGE))
             self.reads += 1
-            index.take(entries)
+            index.take(entries, self.parsed)
             if len(entries) < READ_PAGE:
                 break
         index.read_at = time.monotonic()

@@ -96,7 +96,8 @@ async def read_seat(client: Redis, election: str, ons_id: str) -> SeatResult | N
 
 
 class ParsedAlerts:
-    """Each alert's JSON parsed once per web process, kept for the last ``size`` alerts read.
+    """Each alert's JSON parsed once per web process, kept for the last ``size`` alerts read: the one
+    parse of the page's feed, the alerts API and the seat pages' index (``seat_alerts.SeatAlerts``).
 
     An alert's JSON never changes, so it is the key. Re-validating the page's whole feed with
     pydantic on every page view was 43% of the web process's CPU in the viewers bench (a page
@@ -121,7 +122,7 @@ class ParsedAlerts:
         return alert
 
 
-async def latest_alerts(client: Redis, election: str, count: int, parsed: ParsedAlerts | None = None) -> list[FeedItem]:
+async def latest_alerts(client: Redis, election: str, count: int, parsed: ParsedAlerts) -> list[FeedItem]:
     """The newest ``count`` alerts, newest first."""
     entries = stream_entries(await client.xrevrange(ElectionKeys(election).alerts, count=count))
     return [feed_item(entry, parsed) for entry in entries]
@@ -132,10 +133,9 @@ async def alerts_after(client: Redis, election: str, after: str, count: int) -> 
     return stream_entries(await client.xrange(ElectionKeys(election).alerts, min=f"({after}", max="+", count=count))
 
 
-def feed_item(entry: StreamEntry, parsed: ParsedAlerts | None = None) -> FeedItem:
+def feed_item(entry: StreamEntry, parsed: ParsedAlerts) -> FeedItem:
     stream_id, fields = entry
-    raw = fields["json"]
-    return FeedItem(stream_id=stream_id, alert=parsed.alert(raw) if parsed else read_stored(Alert, raw))
+    return FeedItem(stream_id=stream_id, alert=parsed.alert(fields["json"]))
 
 
 def redis_problem(exc: RedisError, settings: Settings) -> str:

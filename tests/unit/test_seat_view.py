@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tallyroom.consumers.web.store import ParsedAlerts
 from tallyroom.consumers.web.view import seat_context, seat_verdict, turnout_text
 from tallyroom.schemas import PartyTally, TallySnapshot
 from tallyroom.schemas.parties import party_name
@@ -74,9 +75,9 @@ def test_the_seat_alert_index_keeps_each_alert_once_in_stream_order():
 
     seat, alerts = declared()
     entries = [(f"1-{n}", {"ons_id": a.ons_id or "", "json": a.model_dump_json()}) for n, a in enumerate(alerts)]
-    index = ElectionIndex()
-    index.take(entries)
-    index.take([(f"2-{n}", fields) for n, (_, fields) in enumerate(entries)])  # the refill
+    index, parsed = ElectionIndex(), ParsedAlerts()
+    index.take(entries, parsed)
+    index.take([(f"2-{n}", fields) for n, (_, fields) in enumerate(entries)], parsed)  # the refill
     held = list(index.by_seat[seat.ons_id].values())
     assert [item.alert.id for item in held] == [a.id for a in alerts] and len(alerts) >= 2
     assert [item.stream_id for item in held] == [sid for sid, _ in entries] and index.last_id == f"2-{len(alerts) - 1}"
