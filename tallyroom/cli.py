@@ -858,7 +858,7 @@ def run(
 
 @app.command()
 def bench(
-    seats: int = typer.Option(10_000, "--seats", min=1, help="seats in the synthetic night"),
+    seats: int = typer.Option(5_000, "--seats", min=1, help="seats in the synthetic night"),
     declarations: int = typer.Option(100_000, "--declarations", min=1, help="declarations, corrections included"),
     rates: str = typer.Option(
         "500,2000,max", "--rates", help="declarations per second, comma-separated; max = unpaced"

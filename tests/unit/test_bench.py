@@ -143,3 +143,11 @@ def test_the_loopback_floor_is_bounded():
         loopback.measure(megabytes=1, connections=0)
     with pytest.raises(ValueError, match="megabytes"):
         loopback.measure(megabytes=10**6, connections=1)
+
+
+def test_the_default_synthetic_night_fits_one_kafka_message():
+    from tallyroom.bench.runner import BenchOptions, _check_night_fits
+
+    _check_night_fits(SyntheticNight(NightSpec("bench-defaults", BenchOptions().seats, 1)))
+    with pytest.raises(ValueError, match="seats: 10,000 seats make a night message"):
+        _check_night_fits(SyntheticNight(NightSpec("bench-defaults", 10_000, 1)))
