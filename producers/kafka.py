@@ -13,7 +13,7 @@ from kafka.admin import NewTopic
 from kafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 
 from tallyroom.lifecycle import check_kafka_login
-from tallyroom.schemas import Declaration, NightOpened, RecountNotice, Rush, Withdrawal
+from tallyroom.schemas import NightOpened, SeatEvent
 from tallyroom.settings import Settings
 
 log = logging.getLogger("tallyroom.kafka")
@@ -217,7 +217,7 @@ class DeclarationSender:
     def open_night(self, night: NightOpened):
         return self._send(night.election, night.model_dump_json().encode())
 
-    def send(self, event: Declaration | RecountNotice | Rush | Withdrawal):
+    def send(self, event: SeatEvent):
         return self._send(event.election, event.model_dump_json().encode())
 
     def _send(self, election: str, payload: bytes):

@@ -19,6 +19,7 @@ from tallyroom.schemas.events import (
     RecountNotice,
     Rush,
     SeatBaseline,
+    SeatEvent,
     Withdrawal,
     parse_event,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "ResultUpdate",
     "Rush",
     "SeatBaseline",
+    "SeatEvent",
     "SeatResult",
     "SeatSummary",
     "Swing",

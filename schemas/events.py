@@ -90,14 +90,28 @@ class SeatBaseline(Record):
     )
 
 
-class NightOpened(Record):
-    """Opens an election: the seats in play and who held each before the night."""
+class EventHeader(Record):
+    """What every event on the declarations topic starts with: its kind, the contract's version,
+    the election, and who entered it how. ``kind`` is each event's own literal (the discriminator);
+    declared here first, it keeps its place first in every event's JSON."""
 
-    kind: Literal["night"] = "night"
+    kind: str
     schema_version: SchemaVersion = SCHEMA_VERSION
     election: ElectionId
     entered_by: Name | None = Field(None, description=ENTERED_BY_DESCRIPTION)
     source: Source | None = Field(None, description="how it was entered: replay, cli, http or console")
+
+
+class SeatEvent(EventHeader):
+    """An event about one seat: a declaration, a recount, a rush or a withdrawal."""
+
+    ons_id: OnsId
+
+
+class NightOpened(EventHeader):
+    """Opens an election: the seats in play and who held each before the night."""
+
+    kind: Literal["night"] = "night"
     title: Name | None = None
     opened_at: Timestamp
     seats: list[SeatBaseline] = Field(min_length=1, max_length=MAX_SEATS)
@@ -117,15 +131,10 @@ class NightOpened(Record):
         return len(self.seats)
 
 
-class Declaration(Record):
+class Declaration(SeatEvent):
     """A returning officer's declaration of one seat's result."""
 
     kind: Literal["declaration"] = "declaration"
-    schema_version: SchemaVersion = SCHEMA_VERSION
-    election: ElectionId
-    entered_by: Name | None = Field(None, description=ENTERED_BY_DESCRIPTION)
-    source: Source | None = Field(None, description="how it was entered: replay, cli, http or console")
-    ons_id: OnsId
     revision: Revision = Field(1, description="a later revision of the same seat replaces an earlier one")
     constituency: Name
     nation: Name | None = None
@@ -162,44 +171,29 @@ class Declaration(Record):
         return sum(c.votes for c in self.candidates)
 
 
-class RecountNotice(Record):
+class RecountNotice(SeatEvent):
     """A recount has been called for a seat (before or after a declaration)."""
 
     kind: Literal["recount"] = "recount"
-    schema_version: SchemaVersion = SCHEMA_VERSION
-    election: ElectionId
-    entered_by: Name | None = Field(None, description=ENTERED_BY_DESCRIPTION)
-    source: Source | None = Field(None, description="how it was entered: replay, cli, http or console")
-    ons_id: OnsId
     constituency: Name | None = None
     announced_at: Timestamp
     reason: Annotated[str, Field(max_length=500)] | None = None
 
 
-class Rush(Record):
+class Rush(SeatEvent):
     """A seat's winner, flashed before its figures; the full declaration replaces it."""
 
     kind: Literal["rush"] = "rush"
-    schema_version: SchemaVersion = SCHEMA_VERSION
-    election: ElectionId
-    entered_by: Name | None = Field(None, description=ENTERED_BY_DESCRIPTION)
-    source: Source | None = Field(None, description="how it was entered: replay, cli, http or console")
-    ons_id: OnsId
     constituency: Name | None = None
     party: PartyCode = Field(description="the winning party")
     candidate: Name | None = Field(None, description="the winning candidate, when known")
     announced_at: Timestamp
 
 
-class Withdrawal(Record):
+class Withdrawal(SeatEvent):
     """A seat's result withdrawn (admin only): the seat is undeclared again until a later revision."""
 
     kind: Literal["withdrawal"] = "withdrawal"
-    schema_version: SchemaVersion = SCHEMA_VERSION
-    election: ElectionId
-    entered_by: Name | None = Field(None, description=ENTERED_BY_DESCRIPTION)
-    source: Source | None = Field(None, description="how it was entered: replay, cli, http or console")
-    ons_id: OnsId
     revision: Annotated[int, Field(strict=True, ge=2, le=1_000_000)] = Field(
         description="newer than the revision it withdraws; a re-declaration must be newer still"
     )

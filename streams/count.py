@@ -25,6 +25,7 @@ from tallyroom.schemas import (
     RecountNotice,
     ResultUpdate,
     Rush,
+    SeatEvent,
     SeatResult,
     TallySnapshot,
     Withdrawal,
@@ -44,7 +45,7 @@ class RecordAt:
     offset: int
 
 
-def provenance(event: Declaration | RecountNotice | Rush | Withdrawal, at: RecordAt | None) -> Provenance | None:
+def provenance(event: SeatEvent, at: RecordAt | None) -> Provenance | None:
     """Who entered ``event`` and which record it was, for the seat result and alerts it leads to."""
     if at is None:
         return None
