@@ -104,10 +104,7 @@ class LiveChannel:
 @pytest.fixture(scope="module")
 def night(stack):
     # Its own Redis DB: running_pipeline flushes it, and DB 15 holds the session's e2e pipeline.
-    settings, env = isolated_settings(stack, "contracts")
-    redis_url = settings.redis_url.rsplit("/", 1)[0] + f"/{CONTRACTS_REDIS_DB}"
-    settings = settings.model_copy(update={"redis_url": redis_url})
-    with running_pipeline(settings, {**env, "TALLYROOM_REDIS_URL": redis_url}) as pipe:
+    with running_pipeline(*isolated_settings(stack, "contracts", CONTRACTS_REDIS_DB)) as pipe:
         live = LiveChannel(pipe, ELECTION)
         try:
             replay(pipe, ELECTION)

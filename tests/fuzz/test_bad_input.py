@@ -288,16 +288,14 @@ def test_http_entry_answers_each_bad_record_by_number_and_field(corpus, stack, n
 @pytest.fixture(scope="module")
 def fuzz_pipeline(stack):
     """A real worker and sink with the test's limits, on topics and Redis DB 14 of their own."""
-    settings, env = isolated_settings(stack, "fuzz")
-    redis_url = settings.redis_url.rsplit("/", 1)[0] + f"/{FUZZ_REDIS_DB}"
+    settings, env = isolated_settings(stack, "fuzz", FUZZ_REDIS_DB)
     settings = settings.model_copy(
         update={
-            "redis_url": redis_url,
             "max_payload_bytes": LIMITS.max_payload_bytes,
             "max_candidates": LIMITS.max_candidates,
         }
     )
-    env = {**env, **LIMIT_ENV, "TALLYROOM_REDIS_URL": redis_url}
+    env = {**env, **LIMIT_ENV}
     with running_pipeline(settings, env) as pipe:
         yield pipe
 

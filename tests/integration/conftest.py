@@ -43,9 +43,11 @@ class Pipeline:
         self.worker = start_worker(self.settings, self.env)
 
 
-def isolated_settings(base: Settings, tag: str) -> tuple[Settings, dict[str, str]]:
+def isolated_settings(base: Settings, tag: str, redis_db: int = TEST_REDIS_DB) -> tuple[Settings, dict[str, str]]:
+    """Topics, groups and a Redis DB (``redis_db``) of a test's own: as settings, and as the
+    environment of the processes it starts. A test that flushes Redis takes a DB no other uses."""
     run = f"{tag}-{uuid.uuid4().hex[:8]}"
-    redis_url = base.redis_url.rsplit("/", 1)[0] + f"/{TEST_REDIS_DB}"
+    redis_url = base.redis_url.rsplit("/", 1)[0] + f"/{redis_db}"
     values = {
         "topic_declarations": f"test.{run}.declarations",
         "topic_alerts": f"test.{run}.alerts",

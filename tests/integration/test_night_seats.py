@@ -33,10 +33,8 @@ NAMES = {ABERAFAN: "Aberafan Maesteg", ABERDEEN_N: "Aberdeen North", ISLINGTON_N
 
 @pytest.fixture
 def seats(stack):
-    settings, _ = isolated_settings(stack, "seats")
-    settings = settings.model_copy(
-        update={"redis_url": settings.redis_url.rsplit("/", 1)[0] + f"/{SEATS_REDIS_DB}", "election": ELECTION}
-    )
+    settings, _ = isolated_settings(stack, "seats", SEATS_REDIS_DB)
+    settings = settings.model_copy(update={"election": ELECTION})
     client = redis_client(settings)
     client.flushdb()
     count = Count()

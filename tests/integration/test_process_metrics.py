@@ -89,12 +89,9 @@ def receiver() -> Iterator[int]:
 
 
 def test_worker_sink_and_webhooks_metrics_over_http(stack, receiver):
-    settings, env = isolated_settings(stack, "metrics")
-    redis_url = settings.redis_url.rsplit("/", 1)[0] + f"/{METRICS_REDIS_DB}"
-    settings = settings.model_copy(update={"redis_url": redis_url})
+    settings, env = isolated_settings(stack, "metrics", METRICS_REDIS_DB)
     ports = {name: free_port() for name in ("worker", "sink", "webhooks")}
     env |= {
-        "TALLYROOM_REDIS_URL": redis_url,
         "TALLYROOM_WORKER_METRICS_PORT": str(ports["worker"]),
         "TALLYROOM_SINK_METRICS_PORT": str(ports["sink"]),
         "TALLYROOM_WEBHOOKS_METRICS_PORT": str(ports["webhooks"]),

@@ -25,10 +25,8 @@ SEATS = 120
 
 @pytest.fixture(scope="module")
 def refill_pipeline(stack):
-    settings, env = isolated_settings(stack, "refill")
-    redis_url = settings.redis_url.rsplit("/", 1)[0] + f"/{REDIS_DB}"
-    settings = settings.model_copy(update={"redis_url": redis_url})
-    with running_pipeline(settings, {**env, "TALLYROOM_REDIS_URL": redis_url}) as pipe:
+    settings, env = isolated_settings(stack, "refill", REDIS_DB)
+    with running_pipeline(settings, env) as pipe:
         night = load_night(NIGHT, ELECTION)
         sender = DeclarationSender(settings)
         replay_night(replace(night, declarations=night.declarations[:SEATS]), sender, None)

@@ -42,10 +42,7 @@ WIDTH, HEIGHT = 110, 45
 @pytest.fixture(scope="module")
 def watch_pipeline(stack):
     """A worker and sink of this module alone, writing to Redis DB 11 under a fresh election id."""
-    settings, env = isolated_settings(stack, "watch")
-    redis_url = settings.redis_url.rsplit("/", 1)[0] + f"/{WATCH_REDIS_DB}"
-    settings = settings.model_copy(update={"redis_url": redis_url})
-    env = {**env, "TALLYROOM_REDIS_URL": redis_url}
+    settings, env = isolated_settings(stack, "watch", WATCH_REDIS_DB)
     worker = start_worker(settings, env)
     sink = processes.start("sink", settings, env=env, log_name=f"{settings.worker_id}-sink")
     processes.wait_alive(sink, 2)

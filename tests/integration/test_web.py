@@ -157,10 +157,8 @@ def night_updates(election: str) -> list[ResultUpdate]:
 
 @pytest.fixture(scope="module")
 def web(stack):
-    settings, _ = isolated_settings(stack, "web")
-    settings = settings.model_copy(
-        update={"redis_url": settings.redis_url.rsplit("/", 1)[0] + f"/{WEB_REDIS_DB}", "election": ELECTION}
-    )
+    settings, _ = isolated_settings(stack, "web", WEB_REDIS_DB)
+    settings = settings.model_copy(update={"election": ELECTION})
     client = redis_client(settings)
     client.flushdb()
     updates = night_updates(ELECTION)

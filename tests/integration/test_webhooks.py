@@ -122,12 +122,10 @@ def make_alerts(election: str, n: int) -> list[Alert]:
 
 @pytest.fixture
 def webhook_settings(stack):
-    settings, env = isolated_settings(stack, "webhooks")
-    redis_url = settings.redis_url.rsplit("/", 1)[0] + f"/{WEBHOOK_REDIS_DB}"
+    settings, env = isolated_settings(stack, "webhooks", WEBHOOK_REDIS_DB)
     election = f"webhooks-{uuid.uuid4().hex[:8]}"
     settings = settings.model_copy(
         update={
-            "redis_url": redis_url,
             "webhook_secret": SecretStr(SECRET),
             "webhook_max_attempts": MAX_ATTEMPTS,
             "webhook_backoff_seconds": 0.01,
@@ -135,7 +133,7 @@ def webhook_settings(stack):
             "webhook_timeout_seconds": GATE_SECONDS + 30,
         }
     )
-    yield settings, {**env, "TALLYROOM_REDIS_URL": redis_url}, election
+    yield settings, env, election
     client = redis_client(settings)
     for key in client.scan_iter(f"tallyroom:{election}:*"):  # the stream, the tally and the failures
         client.delete(key)
