@@ -13,7 +13,8 @@ For election ``E``:
 - ``tallyroom:E:night``    hash ons_id -> NightSeat JSON (name, expected time): every seat of the night
 - ``tallyroom:E:audit``    stream; every write attempt of live entry: who, what, accepted or refused and why
 - ``tallyroom:audit``      the same, for attempts refused before their election was known
-- ``tallyroom:dead-letters`` stream of refused events (DeadLetter JSON), for operators
+- ``tallyroom:dead-letters`` stream of refused events (DeadLetter JSON), for operators, each once
+  (``tallyroom:dead-letters:seen`` holds their identities)
 - ``tallyroom:sink:<group>:filled`` hash "topic/partition" -> 1: what this Redis has been
   filled from; a partition missing from it is read again from its start
 """
@@ -63,6 +64,9 @@ class ElectionKeys:
 
 
 DEAD_LETTERS = f"{PREFIX}:dead-letters"
+# identity of each dead letter in DEAD_LETTERS -> 1: a record refused or quarantined again (a worker
+# re-reading what it had not committed, a rebuild meeting the same stored record) is listed once
+DEAD_LETTERS_SEEN = f"{PREFIX}:dead-letters:seen"
 AUDIT_UNATTRIBUTED = f"{PREFIX}:audit"
 
 

@@ -12,6 +12,7 @@ written when it is newer than what Redis holds.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Sequence
@@ -21,7 +22,7 @@ import redis
 from kafka import ConsumerRebalanceListener, KafkaConsumer
 from pydantic import ValidationError
 
-from tallyroom.consumers.keys import DEAD_LETTERS, ElectionKeys, sink_filled
+from tallyroom.consumers.keys import DEAD_LETTERS, DEAD_LETTERS_SEEN, ElectionKeys, sink_filled
 from tallyroom.consumers.loop import run_consumer
 from tallyroom.lag import serve_lag, sink_lag_checks
 from tallyroom.lifecycle import Stop, authentication_failure
@@ -93,6 +94,26 @@ return written
 """
 
 
+# A dead letter, once: KEYS seen hash, the dead-letters stream; ARGV identity, json, maxlen.
+# The worker dead-letters the same record again when it re-reads what it had not committed, and
+# quarantines the same stored record at each rebuild; an operator's list names each once.
+DEAD_LETTER_ONCE = """
+if redis.call('HSETNX', KEYS[1], ARGV[1], '1') == 0 then return 0 end
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'json', ARGV[2])
+return 1
+"""
+DEAD_LETTERS_MAX = 100_000  # entries kept in the stream (approximately)
+
+
+def dead_letter_identity(letter: DeadLetter | None, value: bytes) -> str:
+    """Which refusal a dead letter records: its record (topic, partition, offset), election and reason;
+    the bytes themselves for a letter that cannot be read."""
+    if letter is None:
+        return "raw:" + hashlib.sha1(value).hexdigest()
+    what = f"{letter.topic}/{letter.partition}/{letter.offset}/{letter.key}/{letter.reason}"
+    return hashlib.sha1(what.encode("utf-8", "backslashreplace")).hexdigest()
+
+
 @dataclass
 class Steps:
     """One poll's alerts, seats and tallies: the keys, arguments and kinds of ``WRITE_RESULTS``' steps."""
@@ -109,6 +130,7 @@ class SinkCounts:
     tallies: int = 0
     seats: int = 0
     dead_letters: int = 0
+    dead_letters_duplicate: int = 0
 
 
 def redis_client(settings: Settings) -> redis.Redis:
@@ -125,6 +147,7 @@ class RedisSink:
         self.settings = settings
         self.redis = client or redis_client(settings)
         self._write_results = self.redis.register_script(WRITE_RESULTS)
+        self._dead_letter_once = self.redis.register_script(DEAD_LETTER_ONCE)
         self.rules = RuleConfig.from_settings(settings)  # what the seat summaries call marginal
         self.counts = SinkCounts()
         self.metrics = sink_metrics(self.counted)
@@ -140,6 +163,7 @@ class RedisSink:
             "seat": c.seats,
             "tally": c.tallies,
             "dead_letter": c.dead_letters,
+            "dead_letter_duplicate": c.dead_letters_duplicate,
         }
 
     # --- as a sink of the consumer loop ----------------------------------------------------------
@@ -220,9 +244,12 @@ class RedisSink:
         if not tags and not steps.kinds:
             return 0
         results = pipe.execute()
-        for tag in tags:
+        for tag, result in zip(tags, results):  # one tag per command queued before WRITE_RESULTS
             if tag == "dead_letter":
-                self.counts.dead_letters += 1
+                if result:
+                    self.counts.dead_letters += 1
+                else:
+                    self.counts.dead_letters_duplicate += 1
         written = results[-1] if steps.kinds else []
         for kind, result in zip(steps.kinds, written):
             if kind == "alert":
@@ -284,9 +311,13 @@ class RedisSink:
     def _queue_record(self, pipe, tags: list[str], steps: Steps, topic: str, value: bytes) -> None:
         text = value.decode("utf-8", "backslashreplace")
         if topic == self.settings.topic_dead_letters:
-            pipe.xadd(DEAD_LETTERS, {"json": text}, maxlen=100_000)
+            letter = _read_dead_letter(value)
+            identity = dead_letter_identity(letter, value)
+            self._dead_letter_once(
+                keys=[DEAD_LETTERS_SEEN, DEAD_LETTERS], args=[identity, text, DEAD_LETTERS_MAX], client=pipe
+            )
             tags.append("dead_letter")
-            if refused := _refused_in_election(value):
+            if letter is not None and (refused := _refused_in_election(letter)):
                 key, where, reason = refused
                 pipe.hset(key, where, reason)  # idempotent: a refill or a repeated quarantine adds nothing
                 tags.append("refused")
@@ -296,18 +327,21 @@ class RedisSink:
         except ValidationError as exc:
             # Not written by a Tallyroom worker; keep it where an operator looks.
             log.error("unreadable record on %s: %s", topic, exc.errors()[:1])
-            pipe.xadd(DEAD_LETTERS, {"json": text, "reason": f"unreadable on {topic}"}, maxlen=100_000)
+            pipe.xadd(DEAD_LETTERS, {"json": text, "reason": f"unreadable on {topic}"}, maxlen=DEAD_LETTERS_MAX)
             tags.append("dead_letter")
             return
         self._queue_update(steps, update)
 
 
-def _refused_in_election(value: bytes) -> tuple[str, str, str] | None:
-    """(the election's refused hash, "topic/partition/offset", reason) of a dead letter keyed by election."""
+def _read_dead_letter(value: bytes) -> DeadLetter | None:
     try:
-        letter = read_stored(DeadLetter, value)
+        return read_stored(DeadLetter, value)
     except ValidationError:
         return None
+
+
+def _refused_in_election(letter: DeadLetter) -> tuple[str, str, str] | None:
+    """(the election's refused hash, "topic/partition/offset", reason) of a dead letter keyed by election."""
     if not letter.key or not ELECTION_ID.match(letter.key):
         return None
     return ElectionKeys(letter.key).refused, f"{letter.topic}/{letter.partition}/{letter.offset}", letter.reason

@@ -16,7 +16,7 @@ Names (README, "Metrics"):
                                                      ``could_not_count``, ``quarantined``, ``wrong_partition``)
 - ``tallyroom_worker_batch_seconds``                 histogram: one batch, from its events to the store
 - ``tallyroom_sink_writes_total{what}``              the sink's Redis writes: ``alert_added``, ``alert_duplicate``,
-                                                     ``seat``, ``tally``, ``dead_letter``
+                                                     ``seat``, ``tally``, ``dead_letter``, ``dead_letter_duplicate``
 - ``tallyroom_sink_flush_seconds``                   histogram: one poll's records written to Redis
 - ``tallyroom_consumer_lag{group, topic, partition}``  worker and sink: records on the partition their
                                                      group has not committed (sampled by ``tallyroom.lag.LagSampler``)
