@@ -353,16 +353,9 @@ def test_the_worker_sigkilled_during_a_leader_election_loses_and_doubles_nothing
     time.sleep(1)
     pipe.worker.kill()
     still_led_by_the_dead = cluster.leader(topic) == leader
-    # What `tallyroom serve` does, with its back-off: a worker started while the election settles
-    # can exit (aiokafka's NodeNotReadyError at start-up, seen in CI); serve starts it again.
-    for attempt in range(3):
-        try:
-            pipe.restart_worker()
-            break
-        except RuntimeError:
-            if attempt == 2:
-                raise
-            time.sleep(2)
+    # Started once: a worker starting while the election settles retries its start-up (Faust's
+    # topic declarations met aiokafka's NodeNotReadyError on the dead broker and exited 1, in CI).
+    pipe.restart_worker()
     restarted_at = at()
     cluster.start(leader)
     sent = load.finish()
