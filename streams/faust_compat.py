@@ -114,8 +114,8 @@ def retry_topic_creation(app: faust.App, deadline: float) -> None:
     transport._tallyroom_wrapped = True  # type: ignore[attr-defined]
 
 
-def start_up_error(exited: SystemExit) -> BaseException | None:
-    """The error a Faust worker exited on, or None if it exited cleanly.
+def exited_on(exited: SystemExit) -> BaseException | None:
+    """The error a Faust worker exited on (at start-up or later), or None if it exited cleanly.
 
     mode's ``Worker.execute_from_commandline`` logs the error with its traceback and exits 1
     from inside its handler (mode-streaming 0.7.1, ``mode.worker.exiting``), so the error is the

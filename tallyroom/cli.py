@@ -539,7 +539,7 @@ def worker() -> None:
     except SystemExit as exited:
         # Faust has logged the error and its traceback; one still named in one line (an unreachable
         # cluster once the start-up deadline passed: 69; a refused login: 78) exits with its status.
-        error = faust_compat.start_up_error(exited)
+        error = faust_compat.exited_on(exited)
         if error is not None and (failure := one_line_failure(error, settings)) is not None:
             raise failure from error
         raise

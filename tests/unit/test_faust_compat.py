@@ -133,11 +133,11 @@ def test_the_error_a_faust_worker_exits_on_is_found_for_its_one_line_failure():
     with pytest.raises(SystemExit) as exited:
         with mode_exiting():  # what Worker.execute_from_commandline runs in
             raise error
-    assert exited.value.code == 1 and faust_compat.start_up_error(exited.value) is error
+    assert exited.value.code == 1 and faust_compat.exited_on(exited.value) is error
     failure = one_line_failure(error, Settings(_env_file=None, kafka_bootstrap="127.0.0.1:29192"))
     assert failure is not None and failure.exit_status == UNREACHABLE_EXIT_STATUS
 
     with pytest.raises(SystemExit) as clean:
         with mode_exiting():
             pass
-    assert clean.value.code == 0 and faust_compat.start_up_error(clean.value) is None
+    assert clean.value.code == 0 and faust_compat.exited_on(clean.value) is None
