@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
-from kafka.errors import KafkaConnectionError, TopicAlreadyExistsError
+from kafka.errors import TopicAlreadyExistsError
 
-from tallyroom.lifecycle import check_kafka_login
+from tallyroom.lifecycle import check_kafka_login, kafka_transient, retrying
 from tallyroom.schemas import NightOpened, SeatEvent
 from tallyroom.settings import Settings
 
@@ -146,9 +146,10 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def ensure_topics(settings: Settings, changelogs: Sequence[str] = ()) -> list[TopicSpec]:
+def ensure_topics(settings: Settings, changelogs: Sequence[str] = (), deadline: float | None = None) -> list[TopicSpec]:
     """Create Tallyroom's topics as ``tallyroom_topics`` says (a no-op for those that exist),
-    and ``changelogs`` (the worker's tables) compacted and replicated the same way.
+    and ``changelogs`` (the worker's tables) compacted and replicated the same way; a transient
+    Kafka error is retried until ``deadline`` (a ``time.monotonic()``; default: kafka_start_timeout on).
 
     Warns loudly when a topic (new or existing) has one replica on a multi-broker cluster or
     on a broker that is not on loopback.
@@ -156,16 +157,15 @@ def ensure_topics(settings: Settings, changelogs: Sequence[str] = ()) -> list[To
     check_kafka_login(settings)  # every Kafka command starts here: a refused login ends it at once
     # A cluster with one broker down still answers, but kafka-python's admin client may pick that
     # broker for a request and be refused (a worker restarted during a leader election exited on
-    # it in the cluster fault tests): a refused connection is tried again, on a new client.
-    deadline = time.monotonic() + 2 * settings.connect_timeout
-    while True:
-        try:
-            brokers, specs, replicas = _create_topics(settings, changelogs)
-            break
-        except KafkaConnectionError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
+    # it in the cluster fault tests): a transient error is tried again, on a new client.
+    brokers, specs, replicas = retrying(
+        lambda: _create_topics(settings, changelogs),
+        what="Kafka (making topics)",
+        transient=kafka_transient,
+        deadline=deadline if deadline is not None else time.monotonic() + settings.kafka_start_timeout,
+        # Expected while a cluster elects; a start-up that gives up says so in one line (and 69).
+        level=logging.INFO,
+    )
     for name, count in replicas.items():
         warning = replication_warning(count, brokers, settings.kafka_bootstrap)
         if warning:

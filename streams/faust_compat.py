@@ -1,6 +1,7 @@
 """Every reach into faust-streaming's and aiokafka's private parts, in one place.
 
-Checked against faust-streaming 0.15.3 and aiokafka 0.14.0 (pinned in pyproject).
+Checked against faust-streaming 0.15.3 and aiokafka 0.14.0 (pinned in pyproject), and the
+mode-streaming (0.7.1) faust-streaming brings.
 ``check()`` fails loudly, naming the attribute, when an upgrade removes one of the
 private names used here; ``tests/unit/test_faust_compat.py`` calls it.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 import weakref
 from collections.abc import Awaitable, Iterable, Iterator, MutableMapping
 from contextlib import contextmanager
@@ -20,16 +22,20 @@ import faust.streams as faust_streams
 from faust.serializers import codecs as faust_codecs
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
-CHECKED_WITH = {"faust-streaming": "0.15.3", "aiokafka": "0.14.0"}
+from tallyroom.lifecycle import kafka_transient, retrying_async
+
+CHECKED_WITH = {"faust-streaming": "0.15.3", "aiokafka": "0.14.0", "mode-streaming": "0.7.1"}
 
 # (object, attribute): the private names this module relies on.
 _PRIVATE_NAMES: list[tuple[object, str]] = [
     (faust_streams, "_current_event"),
     (faust_aiokafka.AIOKafkaConsumerThread, "_create_worker_consumer"),
+    (faust_aiokafka.Transport, "_create_topic"),
     (faust.Table, "apply_changelog_batch"),
     (faust.Table, "data"),
 ]
 _FETCH_WAIT_ATTRIBUTE = "_tallyroom_fetch_max_wait_ms"
+_START_DEADLINE_ATTRIBUTE = "_tallyroom_start_deadline"
 
 
 def check() -> None:
@@ -70,6 +76,55 @@ def shorten_fetch_wait(app: faust.App, max_wait_ms: int) -> None:
 
     thread._create_worker_consumer = create_worker_consumer  # type: ignore[method-assign]
     thread._tallyroom_wrapped = True  # type: ignore[attr-defined]
+
+
+def retry_topic_creation(app: faust.App, deadline: float) -> None:
+    """Make ``app`` retry a topic declaration that fails on a transient Kafka error, until ``deadline``
+    (a ``time.monotonic()``); after it, or on any other error, the error is raised as before.
+
+    At start-up Faust declares its assignor's topic and the changelogs (faust-streaming 0.15.3,
+    ``Transport._really_create_topic``), sending a MetadataRequest to the first broker its
+    producer's metadata lists and then CreateTopics to the ``controller_id`` the answer names.
+    A KRaft broker names any broker it thinks alive, and one just killed stays "alive" until its
+    session lapses (9 s): aiokafka then raises ``NodeNotReadyError``, Faust's worker crashes and
+    exits 1 (seen in the cluster fault tests). Asked again, after aiokafka's own metadata refresh,
+    another broker is named, or the dead one is no longer listed.
+
+    Wrapped once per process, like ``shorten_fetch_wait``; each app carries its own deadline.
+    """
+    setattr(app, _START_DEADLINE_ATTRIBUTE, deadline)
+    transport = faust_aiokafka.Transport
+    if getattr(transport, "_tallyroom_wrapped", False):
+        return
+    original = transport._create_topic
+
+    async def create_topic(self: Any, owner: Any, client: Any, topic: str, *args: Any, **kwargs: Any) -> None:
+        until = getattr(self.app, _START_DEADLINE_ATTRIBUTE, None)
+        if until is None or time.monotonic() >= until:
+            return await original(self, owner, client, topic, *args, **kwargs)  # type: ignore[no-any-return]
+        return await retrying_async(  # type: ignore[no-any-return]
+            lambda: original(self, owner, client, topic, *args, **kwargs),
+            what=f"Kafka (declaring topic {topic})",
+            transient=kafka_transient,
+            deadline=until,
+            level=logging.INFO,
+        )
+
+    transport._create_topic = create_topic  # type: ignore[method-assign]
+    transport._tallyroom_wrapped = True  # type: ignore[attr-defined]
+
+
+def exited_on(exited: SystemExit) -> BaseException | None:
+    """The error a Faust worker exited on (at start-up or later), or None if it exited cleanly.
+
+    mode's ``Worker.execute_from_commandline`` logs the error with its traceback and exits 1
+    from inside its handler (mode-streaming 0.7.1, ``mode.worker.exiting``), so the error is the
+    ``SystemExit``'s context; the command can still report a refused login or an unreachable
+    cluster in one line and with its own exit status.
+    """
+    if not exited.code:
+        return None
+    return exited.__context__
 
 
 @contextmanager

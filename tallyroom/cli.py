@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
+import time
 from pathlib import Path
 
 import typer
@@ -521,19 +522,31 @@ def worker() -> None:
     from tallyroom.lag import serve_lag, worker_lag_checks
     from tallyroom.metrics import serve_process_metrics
     from tallyroom.producers.kafka import ensure_topics
+    from tallyroom.streams import faust_compat
     from tallyroom.streams.app import build_worker, changelog_topics
 
     settings = get_settings()
+    # One deadline for the whole start-up: a broker down or an election in progress is waited out.
+    start_deadline = time.monotonic() + settings.kafka_start_timeout
     # Faust subscribes only to topics that exist when it starts, and creates the changelogs it
     # lacks with one replica and no compaction: both are made here first, replicated for the cluster.
-    specs = ensure_topics(settings, changelog_topics(settings))
+    specs = ensure_topics(settings, changelog_topics(settings), deadline=start_deadline)
     replicated = settings.model_copy(update={"topic_replication_factor": specs[0].replication_factor})
     counting = build_worker(replicated)
+    faust_compat.retry_topic_creation(counting.app, start_deadline)
     serve_process_metrics(counting.tallier.metrics, settings.worker_metrics_port)
     if settings.worker_metrics_port:
         serve_lag(counting.tallier.metrics, settings, worker_lag_checks(settings))
     lifecycle.tune_gc(settings)
-    Worker(counting.app, loglevel="info").execute_from_commandline()
+    try:
+        Worker(counting.app, loglevel="info").execute_from_commandline()
+    except SystemExit as exited:
+        # Faust has logged the error and its traceback; one still named in one line (an unreachable
+        # cluster once the start-up deadline passed: 69; a refused login: 78) exits with its status.
+        error = faust_compat.exited_on(exited)
+        if error is not None and (failure := lifecycle.one_line_failure(error, settings)) is not None:
+            raise failure from error
+        raise
 
 
 @app.command()

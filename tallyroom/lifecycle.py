@@ -5,8 +5,13 @@
   signal never raises inside Rich, redis-py or kafka-python; the command finishes
   what it has in hand and leaves cleanly.
 - ``retrying`` / ``retrying_async``: a service going away must not lose a record.
-  The call is repeated (0.2 s, 0.4 s, ... at most 5 s apart) until it succeeds or
-  the process is stopping. Every write retried this way is idempotent.
+  The call is repeated (0.2 s, 0.4 s, ... at most 5 s apart) while it fails on an error
+  its ``transient`` says will pass (by default Redis's connection errors; ``kafka_transient``
+  for Kafka's), until it succeeds, the process is stopping or the optional ``deadline``
+  (a ``time.monotonic()``) has passed: then the last error is raised. Every write retried
+  this way is idempotent. A command's start-up on Kafka retries within
+  ``TALLYROOM_KAFKA_START_TIMEOUT``: a cluster with a broker down or a leader being
+  elected answers again within the brokers' session timeout.
 - An authentication failure is never retried: no wait makes a wrong password right.
   It is raised as ``AuthenticationFailed``, which the CLI turns into one line naming
   the service and the setting, and exit status ``AUTH_EXIT_STATUS``.
@@ -31,8 +36,15 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, TypeVar
 
 import redis
+from aiokafka.errors import KafkaError as AIOKafkaError
 from aiokafka.errors import SaslAuthenticationFailed as AIOKafkaSaslFailed
-from kafka.errors import KafkaConnectionError, KafkaTimeoutError, NodeNotReadyError, SaslAuthenticationFailedError
+from kafka.errors import (
+    KafkaConnectionError,
+    KafkaError,
+    KafkaTimeoutError,
+    NodeNotReadyError,
+    SaslAuthenticationFailedError,
+)
 
 from tallyroom.settings import Settings
 
@@ -46,7 +58,19 @@ T = TypeVar("T")
 AUTH_EXIT_STATUS = 78  # EX_CONFIG: a supervisor does not restart a process that exits with it
 UNREACHABLE_EXIT_STATUS = 69  # EX_UNAVAILABLE: `serve` restarts it (with its back-off), the service may come back
 FIRST_DELAY, MAX_DELAY = 0.2, 5.0
-TRANSIENT: tuple[type[Exception], ...] = (redis.ConnectionError, redis.TimeoutError)
+REDIS_TRANSIENT: tuple[type[Exception], ...] = (redis.ConnectionError, redis.TimeoutError)
+Transient = Callable[[BaseException], bool]  # True for an error that waiting may cure
+
+
+def redis_transient(exc: BaseException) -> bool:
+    """A Redis connection that failed or timed out (a refused password is one too: told apart first)."""
+    return isinstance(exc, REDIS_TRANSIENT)
+
+
+def kafka_transient(exc: BaseException) -> bool:
+    """An error kafka-python or aiokafka marks retriable: a broker down or refusing connections, a
+    partition or controller being elected, a request or bootstrap timed out, no broker answering."""
+    return isinstance(exc, KafkaError | AIOKafkaError) and bool(exc.retriable)
 
 
 class Stop:
@@ -139,9 +163,9 @@ def one_line_failure(exc: BaseException, settings: Settings) -> OneLineFailure |
             return failure
         if isinstance(current, OneLineFailure):
             return current
-        if isinstance(current, TRANSIENT):
+        if redis_transient(current):
             return redis_unreachable(settings)
-        if isinstance(current, KAFKA_UNREACHABLE):
+        if isinstance(current, KAFKA_UNREACHABLE) or kafka_transient(current):
             return kafka_unreachable(settings)
         current = current.__cause__ or current.__context__
     return None
@@ -151,7 +175,7 @@ def check_redis(client: redis.Redis, settings: Settings) -> None:
     """One PING at start: a Redis that does not answer (within ``connect_timeout``) is a ``ServiceUnreachable``."""
     try:
         client.ping()
-    except TRANSIENT as exc:
+    except REDIS_TRANSIENT as exc:
         if (failure := authentication_failure(exc)) is not None:
             raise failure from exc
         raise redis_unreachable(settings) from exc
@@ -175,44 +199,77 @@ def authentication_failure(exc: BaseException) -> AuthenticationFailed | None:
     return None
 
 
-def _transient(exc: Exception) -> bool:
-    if (failure := authentication_failure(exc)) is not None:
-        raise failure from exc
-    return isinstance(exc, TRANSIENT)
+class _Retries:
+    """One call's retries: whether an error is tried again, and after how long."""
+
+    def __init__(self, what: str, stop: Stop | None, transient: Transient, deadline: float | None, level: int):
+        self.what, self.stop, self.transient, self.deadline, self.level = what, stop, transient, deadline, level
+        self.delay = FIRST_DELAY
+
+    def wait_after(self, exc: Exception) -> float | None:
+        """Seconds to wait before trying again, or None to give up (the caller re-raises ``exc``).
+
+        A refused login is raised at once, as ``AuthenticationFailed``, whatever ``transient`` says.
+        """
+        if (failure := authentication_failure(exc)) is not None:
+            raise failure from exc
+        if not self.transient(exc) or (self.stop is not None and self.stop.is_set()):
+            return None
+        wait = self.delay
+        if self.deadline is not None:
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                log.log(self.level, "%s still unavailable (%s); giving up", self.what, exc)
+                return None
+            wait = min(wait, left)
+        log.log(self.level, "%s unavailable (%s); retrying in %.1fs", self.what, exc, wait)
+        self.delay = min(self.delay * 2, MAX_DELAY)
+        return wait
 
 
-def retrying(action: Callable[[], T], stop: Stop | None = None, what: str = "Redis") -> T:
-    """``action()``, repeated while it fails on a connection; raises once ``stop`` is set."""
-    delay = FIRST_DELAY
+def retrying(
+    action: Callable[[], T],
+    stop: Stop | None = None,
+    what: str = "Redis",
+    *,
+    transient: Transient = redis_transient,
+    deadline: float | None = None,
+    level: int = logging.WARNING,
+) -> T:
+    """``action()``, repeated while it fails on a ``transient`` error; raises once ``stop`` is set
+    or ``deadline`` (a ``time.monotonic()``) has passed. Each retry is logged at ``level``."""
+    retries = _Retries(what, stop, transient, deadline, level)
     while True:
         try:
             return action()
         except Exception as exc:
-            if not _transient(exc) or (stop is not None and stop.is_set()):
-                raise
-            log.warning("%s unavailable (%s); retrying in %.1fs", what, exc, delay)
-            if stop is not None and stop.wait(delay):
+            wait = retries.wait_after(exc)
+            if wait is None or (stop is not None and stop.wait(wait)):
                 raise
             if stop is None:
-                time.sleep(delay)
-            delay = min(delay * 2, MAX_DELAY)
+                time.sleep(wait)
 
 
-async def retrying_async(action: Callable[[], Awaitable[T]], stop: Stop | None = None, what: str = "Redis") -> T:
+async def retrying_async(
+    action: Callable[[], Awaitable[T]],
+    stop: Stop | None = None,
+    what: str = "Redis",
+    *,
+    transient: Transient = redis_transient,
+    deadline: float | None = None,
+    level: int = logging.WARNING,
+) -> T:
     """``retrying`` for coroutines."""
-    delay = FIRST_DELAY
+    retries = _Retries(what, stop, transient, deadline, level)
     while True:
         try:
             return await action()
         except Exception as exc:
-            if not _transient(exc) or (stop is not None and stop.is_set()):
-                raise
-            log.warning("%s unavailable (%s); retrying in %.1fs", what, exc, delay)
-            if stop is not None and await stop.wait_async(delay):
+            wait = retries.wait_after(exc)
+            if wait is None or (stop is not None and await stop.wait_async(wait)):
                 raise
             if stop is None:
-                await asyncio.sleep(delay)
-            delay = min(delay * 2, MAX_DELAY)
+                await asyncio.sleep(wait)
 
 
 def tune_gc(settings: Settings) -> None:

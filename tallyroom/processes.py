@@ -44,6 +44,21 @@ class Background:
             return ""
 
 
+def stop_together(backgrounds: list[Background], timeout: float = 30) -> None:
+    """``stop`` each of ``backgrounds``, SIGTERMed at once and then waited for: each takes its own
+    seconds to leave (Faust's shutdown, a consumer's final commit), which then overlap."""
+    running = [b for b in backgrounds if b.process.poll() is None]
+    for background in running:
+        background.process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for background in running:
+        try:
+            background.process.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            background.process.kill()
+            background.process.wait()
+
+
 def start(
     name: str, settings: Settings, *args: str, env: dict[str, str] | None = None, log_name: str | None = None
 ) -> Background:
@@ -120,6 +135,5 @@ def supervise(names: list[str], settings: Settings, console=None, poll: float = 
                     delays[name] = min(delays[name] * 2, 30.0)
                     children[name] = start(name, settings)
     finally:
-        for child in children.values():
-            child.stop()
+        stop_together(list(children.values()))
     return 0

@@ -72,6 +72,12 @@ class Settings(BaseSettings):
     connect_timeout: float = Field(
         5.0, gt=0, le=300, description="seconds to wait for Kafka or Redis to answer before giving up"
     )
+    # A cluster with a broker down, or electing a partition's or the controller's new leader, answers
+    # some requests and refuses others until the dead broker's session lapses (9 s by default): a
+    # command starting then (making its topics; the worker's Faust start-up) tries again this long.
+    kafka_start_timeout: float = Field(
+        20.0, gt=0, le=600, description="seconds a command's start-up retries Kafka errors that pass, then exits 69"
+    )
     debug: bool = Field(False, description="tracebacks instead of one-line errors (the --debug option sets it)")
 
     # Elections

@@ -9,6 +9,7 @@ from __future__ import annotations
 import fcntl
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -93,15 +94,16 @@ def pipeline_on(stack: Settings, tag: str) -> Iterator[Pipeline]:
     settings, env = isolated_settings(stack, tag)
     settings = settings.model_copy(update={"redis_url": stack.redis_url})
     env = {**env, **stack_env(stack)}
-    worker = start_worker(settings, env)
+    # The sink starts while the worker gets ready: it has lived its first 2 s by then.
+    sink_started = time.monotonic()
     sink = processes.start("sink", settings, env=env, log_name=f"{settings.worker_id}-sink")
-    processes.wait_alive(sink, 2)
+    worker = start_worker(settings, env)
+    processes.wait_alive(sink, max(0.2, 2 - (time.monotonic() - sink_started)))
     pipe = Pipeline(settings, env, worker, sink, redis_client(settings))
     try:
         yield pipe
     finally:
-        for proc in (pipe.worker, pipe.sink):
-            proc.stop()
+        processes.stop_together([pipe.worker, pipe.sink])
 
 
 @pytest.fixture

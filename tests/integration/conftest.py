@@ -79,8 +79,7 @@ def running_pipeline(settings: Settings, env: dict[str, str]) -> Iterator[Pipeli
     try:
         yield pipe
     finally:
-        for proc in (pipe.worker, pipe.sink):
-            proc.stop()
+        processes.stop_together([pipe.worker, pipe.sink])
 
 
 @pytest.fixture(scope="session")

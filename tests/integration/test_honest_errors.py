@@ -132,7 +132,11 @@ def test_several_elections_ask_for_one_and_the_setting_picks_it(redis_env):
 def test_redis_and_kafka_not_answering_are_one_line_each(stack):
     redis_port, kafka_port = closed_port(), closed_port()
     no_redis = {"TALLYROOM_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0", "TALLYROOM_CONNECT_TIMEOUT": "2"}
-    no_kafka = {"TALLYROOM_KAFKA_BOOTSTRAP": f"127.0.0.1:{kafka_port}", "TALLYROOM_CONNECT_TIMEOUT": "2"}
+    no_kafka = {
+        "TALLYROOM_KAFKA_BOOTSTRAP": f"127.0.0.1:{kafka_port}",
+        "TALLYROOM_CONNECT_TIMEOUT": "2",
+        "TALLYROOM_KAFKA_START_TIMEOUT": "3",  # retried that long, then one line
+    }
     redis_line = f"tallyroom: Redis at 127.0.0.1:{redis_port} is not answering (TALLYROOM_REDIS_URL)"
     kafka_line = f"tallyroom: Kafka at 127.0.0.1:{kafka_port} is not answering (TALLYROOM_KAFKA_BOOTSTRAP)"
     got = run_all(

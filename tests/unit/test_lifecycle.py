@@ -5,12 +5,28 @@ import os
 import signal
 import time
 
+import aiokafka.errors as aiokafka_errors
+import kafka.errors as kafka_errors
 import pytest
 import redis
+from aiokafka.errors import NodeNotReadyError as AIOKafkaNodeNotReady
 from aiokafka.errors import SaslAuthenticationFailed as AIOKafkaSaslFailed
 from kafka.errors import SaslAuthenticationFailedError
 
-from tallyroom.lifecycle import AuthenticationFailed, Stop, authentication_failure, retrying, retrying_async
+from tallyroom.lifecycle import (
+    AUTH_EXIT_STATUS,
+    UNREACHABLE_EXIT_STATUS,
+    AuthenticationFailed,
+    ServiceUnreachable,
+    Stop,
+    authentication_failure,
+    kafka_transient,
+    one_line_failure,
+    redis_transient,
+    retrying,
+    retrying_async,
+)
+from tallyroom.settings import Settings
 
 
 def failing(times: int, error: Exception):
@@ -131,3 +147,93 @@ def test_the_kafka_login_check_is_a_no_op_without_sasl_and_leaves_an_unreachable
             kafka_sasl_password=SecretStr("secret"),
         )
     )  # no broker there: not a refused password, so no AuthenticationFailed
+
+
+# ------------------------------------------------------------------ transient errors, deadlines
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        AIOKafkaNodeNotReady("Attempt to send a request to node which is not ready (node id 1)."),
+        aiokafka_errors.KafkaConnectionError("Unable to connect"),
+        aiokafka_errors.RequestTimedOutError(),
+        aiokafka_errors.NotControllerError(),
+        kafka_errors.KafkaConnectionError("111 ECONNREFUSED"),
+        kafka_errors.KafkaTimeoutError("Unable to bootstrap from ['127.0.0.1:1']"),
+        kafka_errors.NodeNotReadyError(1),
+        kafka_errors.LeaderNotAvailableError(),
+    ],
+)
+def test_a_kafka_error_its_library_marks_retriable_is_transient_and_retried(error):
+    assert kafka_transient(error) and not redis_transient(error)
+    action, calls = failing(2, error)
+    assert retrying(action, transient=kafka_transient) == 3 and len(calls) == 3
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        kafka_errors.TopicAlreadyExistsError(),
+        kafka_errors.InvalidReplicationFactorError(),
+        aiokafka_errors.UnsupportedVersionError(),
+        redis.ConnectionError("gone"),
+        RuntimeError("a bug"),
+    ],
+)
+def test_other_errors_are_not_kafka_transient_and_raised_at_once(error):
+    assert not kafka_transient(error)
+    action, calls = failing(5, error)
+    with pytest.raises(type(error)):
+        retrying(action, transient=kafka_transient)
+    assert len(calls) == 1
+
+
+@pytest.mark.parametrize("error", [SaslAuthenticationFailedError("bad"), AIOKafkaSaslFailed("bad")])
+def test_a_refused_kafka_login_is_never_retried_whatever_the_transient_test(error):
+    action, calls = failing(5, error)
+    with pytest.raises(AuthenticationFailed, match="TALLYROOM_KAFKA_SASL_PASSWORD"):
+        retrying(action, transient=lambda exc: True, deadline=time.monotonic() + 60)
+    assert len(calls) == 1
+
+
+def test_the_deadline_ends_the_retries_with_the_last_error():
+    action, calls = failing(1000, AIOKafkaNodeNotReady("node 1"))
+    started = time.monotonic()
+    with pytest.raises(AIOKafkaNodeNotReady):
+        retrying(action, transient=kafka_transient, deadline=started + 1.0)
+    took = time.monotonic() - started
+    # tries at 0, 0.2, 0.6 and the last wait cut to the deadline: never past it by more than a try
+    assert 1.0 <= took < 1.5 and 3 <= len(calls) <= 5
+
+
+def test_the_async_retries_keep_the_deadline_too():
+    action, calls = failing(1000, aiokafka_errors.KafkaConnectionError("refused"))
+
+    async def attempt():
+        return action()
+
+    started = time.monotonic()
+    with pytest.raises(aiokafka_errors.KafkaConnectionError):
+        asyncio.run(retrying_async(attempt, transient=kafka_transient, deadline=started + 0.5))
+    assert 0.5 <= time.monotonic() - started < 1.0 and len(calls) >= 2
+
+    action, calls = failing(2, aiokafka_errors.KafkaConnectionError("refused"))
+    assert asyncio.run(retrying_async(attempt, transient=kafka_transient, deadline=time.monotonic() + 30)) == 3
+
+
+def test_a_deadline_already_passed_tries_once():
+    action, calls = failing(5, kafka_errors.KafkaConnectionError("refused"))
+    with pytest.raises(kafka_errors.KafkaConnectionError):
+        retrying(action, transient=kafka_transient, deadline=time.monotonic() - 1)
+    assert len(calls) == 1
+
+
+def test_a_transient_kafka_error_left_at_the_deadline_is_the_one_line_unreachable_failure():
+    settings = Settings(_env_file=None, kafka_bootstrap="127.0.0.1:29192,127.0.0.1:29194")
+    for error in (AIOKafkaNodeNotReady("node 1"), aiokafka_errors.RequestTimedOutError()):
+        failure = one_line_failure(error, settings)
+        assert isinstance(failure, ServiceUnreachable) and failure.exit_status == UNREACHABLE_EXIT_STATUS
+        assert str(failure) == "Kafka at 127.0.0.1:29192,127.0.0.1:29194 is not answering (TALLYROOM_KAFKA_BOOTSTRAP)"
+    assert one_line_failure(AIOKafkaSaslFailed("bad"), settings).exit_status == AUTH_EXIT_STATUS
+    assert one_line_failure(RuntimeError("a bug"), settings) is None
