@@ -38,13 +38,7 @@ from typing import TYPE_CHECKING, TypeVar
 import redis
 from aiokafka.errors import KafkaError as AIOKafkaError
 from aiokafka.errors import SaslAuthenticationFailed as AIOKafkaSaslFailed
-from kafka.errors import (
-    KafkaConnectionError,
-    KafkaError,
-    KafkaTimeoutError,
-    NodeNotReadyError,
-    SaslAuthenticationFailedError,
-)
+from kafka.errors import KafkaError, SaslAuthenticationFailedError
 
 from tallyroom.settings import Settings
 
@@ -148,11 +142,6 @@ def kafka_unreachable(settings: Settings) -> ServiceUnreachable:
     return ServiceUnreachable("Kafka", settings.kafka_bootstrap, "TALLYROOM_KAFKA_BOOTSTRAP")
 
 
-# kafka-python's ways of saying no broker answered: no bootstrap ("Unable to bootstrap"),
-# no metadata within max_block_ms, a connection that failed.
-KAFKA_UNREACHABLE: tuple[type[Exception], ...] = (KafkaTimeoutError, KafkaConnectionError, NodeNotReadyError)
-
-
 def one_line_failure(exc: BaseException, settings: Settings) -> OneLineFailure | None:
     """The ``OneLineFailure`` an exception (or one it was raised from) amounts to, or None for a real bug."""
     seen: set[int] = set()
@@ -165,7 +154,9 @@ def one_line_failure(exc: BaseException, settings: Settings) -> OneLineFailure |
             return current
         if redis_transient(current):
             return redis_unreachable(settings)
-        if isinstance(current, KAFKA_UNREACHABLE) or kafka_transient(current):
+        # No broker answered (no bootstrap, no metadata in time, a refused connection) or one that
+        # would pass: kafka-python and aiokafka mark every such error retriable.
+        if kafka_transient(current):
             return kafka_unreachable(settings)
         current = current.__cause__ or current.__context__
     return None

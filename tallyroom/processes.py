@@ -22,13 +22,8 @@ class Background:
     log_start: int = 0  # this run's output begins here; the log file is appended to
 
     def stop(self, timeout: float = 30) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        """SIGTERM, then SIGKILL if it has not left within ``timeout``; its exit status."""
+        stop_together([self], timeout)
         return self.process.returncode
 
     def kill(self) -> None:
