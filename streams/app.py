@@ -311,7 +311,11 @@ class Tallier:
         update = outcome.update
         if update is None:
             return
-        if update.alerts is not outcome.alerts:
+        # The update holds the same alerts in a list of its own (pydantic copies a list it validates):
+        # serialise again only if they are other alerts.
+        if len(update.alerts) != len(outcome.alerts) or any(
+            mine is not theirs for mine, theirs in zip(update.alerts, outcome.alerts)
+        ):
             alerts = [alert.model_dump_json().encode() for alert in update.alerts]
         seat, raw_seat = update.seat, None
         if seat is not None:

@@ -55,7 +55,16 @@ def provenance(event: SeatEvent, at: RecordAt | None) -> Provenance | None:
 
 
 def _traced(alerts: list[Alert], origin: Provenance | None) -> list[Alert]:
-    return alerts if origin is None else [alert.model_copy(update={"provenance": origin}) for alert in alerts]
+    """The alerts, each with ``origin`` as its provenance. The rules build a seat's alerts with
+    the seat's provenance, which is already ``origin``: only the others are copied."""
+    if origin is None:
+        return alerts
+    return [
+        alert
+        if alert.provenance is origin or alert.provenance == origin
+        else alert.model_copy(update={"provenance": origin})
+        for alert in alerts
+    ]
 
 
 @dataclass

