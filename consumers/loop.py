@@ -1,5 +1,6 @@
-"""The one loop from Kafka to somewhere: it polls, hands each batch to a sink, commits after
-the sink has flushed it, retries a sink whose service is away, and stops on ``Stop``.
+"""The one loop from Kafka to somewhere: it polls, hands each batch to a sink, commits once the
+sink has flushed it (at most every ``TALLYROOM_SINK_COMMIT_SECONDS``), retries a sink whose
+service is away, and stops on ``Stop``.
 
 A sink is anything with these five methods (``RedisSink`` is one):
 
@@ -68,6 +69,7 @@ def run_consumer(
         **settings.kafka_python_config(),
         **settings.kafka_timeouts(),
     )
+    commits = Commits(consumer, sink, settings.sink_commit_seconds, stop, what)
     try:
         listener = retrying(lambda: sink.open(consumer), stop, what)
         consumer.subscribe(list(topics), listener=listener) if listener else consumer.subscribe(list(topics))
@@ -75,17 +77,52 @@ def run_consumer(
         while not stop and (stop_after is None or time.monotonic() - started < stop_after):
             batches = consumer.poll(timeout_ms=POLL_MS)
             records = [(tp.topic, record.value) for tp, batch in batches.items() for record in batch]
-            if not retrying(lambda: sink.write(records), stop, what) or not records:
+            if not retrying(lambda: sink.write(records), stop, what):
+                commits.dropped()
                 continue
-            retrying(sink.flush, stop, what)
-            try:
-                consumer.commit()
-            except KafkaError as exc:  # a rebalance: the records will come again, writes are idempotent
-                log.warning("offset commit failed (%s); records will be re-delivered", exc)
-                continue
-            retrying(sink.committed, stop, what)
+            if records:
+                retrying(sink.flush, stop, what)
+                commits.flushed()
+            commits.when_due()
+        commits.now()  # a sink stopped in good order leaves nothing flushed uncommitted
     finally:
         try:
             consumer.close()
         finally:
             sink.close()
+
+
+class Commits:
+    """When the loop commits: what the sink has flushed, at most every ``interval`` seconds.
+
+    Only ever right after a flush or after a poll that returned nothing, so the consumer's
+    positions (what ``commit()`` sends) are exactly what the sink has flushed. At 200 results
+    a second a commit per poll was a broker round trip every few records in the sink's loop.
+    """
+
+    def __init__(self, consumer: KafkaConsumer, sink: Sink, interval: float, stop: Stop, what: str):
+        self.consumer, self.sink, self.interval, self.stop, self.what = consumer, sink, interval, stop, what
+        self.pending = False
+        self.last = time.monotonic()
+
+    def flushed(self) -> None:
+        self.pending = True
+
+    def dropped(self) -> None:
+        # The sink rewound the consumer: its positions are no longer what was flushed.
+        self.pending = False
+
+    def when_due(self) -> None:
+        if self.pending and time.monotonic() - self.last >= self.interval:
+            self.now()
+
+    def now(self) -> None:
+        if not self.pending:
+            return
+        self.pending, self.last = False, time.monotonic()
+        try:
+            self.consumer.commit()
+        except KafkaError as exc:  # a rebalance: the records will come again, writes are idempotent
+            log.warning("offset commit failed (%s); records will be re-delivered", exc)
+            return
+        retrying(self.sink.committed, self.stop, self.what)

@@ -421,7 +421,7 @@ class RedisFill(ConsumerRebalanceListener):
 
 
 def run_sink(settings: Settings, stop_after: float | None = None, stop: Stop | None = None) -> SinkCounts:
-    """Consume until SIGTERM/SIGINT (or ``stop_after`` seconds), committing after each Redis write batch."""
+    """Consume until SIGTERM/SIGINT (or ``stop_after`` seconds), committing what Redis holds (``consumers.loop``)."""
     stop = stop or Stop()
     sink = RedisSink(settings)
     sink.check_credentials()

@@ -135,6 +135,9 @@ class Settings(BaseSettings):
     # client keeps one fetch in flight per broker, so a fetch parked on a quiet partition
     # holds up a busy one for this long (faust-streaming's own is 1,500, kafka-python's 500).
     fetch_max_wait_ms: int = Field(20, ge=1, le=1500)
+    # How often a sink commits what it has flushed: a commit is a broker round trip in the sink's
+    # loop. Its writes are idempotent, so a crash re-delivers at most this much again.
+    sink_commit_seconds: float = Field(1.0, ge=0, description="a sink commits at most this often; 0: every poll")
     # The long-running processes' garbage collector (tallyroom.lifecycle.tune_gc): what they hold at
     # start (libraries, the app, its models) is frozen out of the collector's full scans.
     gc_freeze: bool = Field(True, description="freeze what a worker, sink or web holds at start out of GC scans")
