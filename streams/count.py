@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 from pydantic import ValidationError
 
@@ -283,12 +282,13 @@ class Count:
             return Outcome(ignored=f"revision {declaration.revision} <= held revision {held_revision}")
         previous = book.result(declaration.ons_id)
         origin = provenance(declaration, at)
-        seat = seat_result(declaration, book.baseline[declaration.ons_id], book.previous[declaration.ons_id])
-        carried: dict[str, Any] = {"provenance": origin} if origin is not None else {}
-        if previous is not None and previous.interim_steps:
-            carried["interim_steps"] = previous.interim_steps  # the tally version keeps growing
-        if carried:
-            seat = seat.model_copy(update=carried)
+        seat = seat_result(
+            declaration,
+            book.baseline[declaration.ons_id],
+            book.previous[declaration.ons_id],
+            provenance=origin,
+            interim_steps=previous.interim_steps if previous is not None else 0,  # the tally version keeps growing
+        )
         as_of = book.tally.as_of
         change = seat_change(book.tally, previous, seat, book.parties_holding_seats)
         try:

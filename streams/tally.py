@@ -16,6 +16,7 @@ from tallyroom.schemas import (
     Declaration,
     PartyTally,
     PreviousResult,
+    Provenance,
     SeatResult,
     Swing,
     TallySnapshot,
@@ -66,7 +67,13 @@ def night_verdict(tally: TallySnapshot) -> NightVerdict | None:
     return None
 
 
-def seat_result(declaration: Declaration, held_by: str | None, previous: PreviousResult | None = None) -> SeatResult:
+def seat_result(
+    declaration: Declaration,
+    held_by: str | None,
+    previous: PreviousResult | None = None,
+    provenance: Provenance | None = None,
+    interim_steps: int = 0,
+) -> SeatResult:
     """Winner, runner-up and majority from the candidates' votes (the primary fact), with each
     candidate's share, turnout, and change and swing against ``previous`` (the seat last time).
 
@@ -113,6 +120,8 @@ def seat_result(declaration: Declaration, held_by: str | None, previous: Previou
         party_votes=dict(party_votes),
         candidates=ranked,
         flaws=list(declaration.flaws),
+        provenance=provenance,
+        interim_steps=interim_steps,
     )
 
 
