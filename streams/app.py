@@ -305,18 +305,13 @@ class Tallier:
         handled.messages.append((self.topics.results, night.election, opened))
 
     def _emit(self, handled: Handled, received: Received, outcome: Outcome) -> None:
-        alerts = [alert.model_dump_json().encode() for alert in outcome.alerts]
-        for alert, raw in zip(outcome.alerts, alerts):
-            handled.messages.append((self.topics.alerts, alert.election, raw))
         update = outcome.update
         if update is None:
             return
-        # The update holds the same alerts in a list of its own (pydantic copies a list it validates):
-        # serialise again only if they are other alerts.
-        if len(update.alerts) != len(outcome.alerts) or any(
-            mine is not theirs for mine, theirs in zip(update.alerts, outcome.alerts)
-        ):
-            alerts = [alert.model_dump_json().encode() for alert in update.alerts]
+        # Each alert serialised once: the same bytes go on the alerts topic and in the update.
+        alerts = [alert.model_dump_json().encode() for alert in update.alerts]
+        for alert, raw in zip(update.alerts, alerts):
+            handled.messages.append((self.topics.alerts, alert.election, raw))
         seat, raw_seat = update.seat, None
         if seat is not None:
             raw_seat = outcome.stored if outcome.stored is not None else seat.model_dump_json().encode()

@@ -68,11 +68,15 @@ def _traced(alerts: list[Alert], origin: Provenance | None) -> list[Alert]:
 
 @dataclass
 class Outcome:
-    alerts: list[Alert] = field(default_factory=list)
     update: ResultUpdate | None = None
     rejected: str | None = None
     ignored: str | None = None
     stored: bytes | None = None  # the seat's new result as kept: SeatResult JSON
+
+    @property
+    def alerts(self) -> list[Alert]:
+        """The alerts raised, in order: the ones the update carries."""
+        return self.update.alerts if self.update is not None else []
 
 
 @dataclass
@@ -208,7 +212,7 @@ class Count:
         self._replaces_quarantined(book, seat)
         tally = book.tally.snapshot() if snapshot else None
         update = ResultUpdate(election=seat.election, alerts=alerts, seat=seat, tally=tally)
-        return Outcome(alerts=alerts, update=update, stored=stored)
+        return Outcome(update=update, stored=stored)
 
     def rush(self, rush: Rush, at: RecordAt | None = None, snapshot: bool = True) -> Outcome:
         """A winner flashed before the figures: counted in seats (and gains), not in declared or votes."""
@@ -310,7 +314,7 @@ class Count:
         alerts = _traced(alerts, origin)
         tally = book.tally.snapshot() if snapshot else None
         update = ResultUpdate(election=seat.election, alerts=alerts, seat=seat, tally=tally)
-        return Outcome(alerts=alerts, update=update, stored=stored)
+        return Outcome(update=update, stored=stored)
 
     @staticmethod
     def _replaces_quarantined(book: Book, seat: SeatResult) -> None:
@@ -324,7 +328,7 @@ class Count:
         if notice.ons_id not in book.baseline:
             return Outcome(rejected=f"seat {notice.ons_id} is not one of the seats of {notice.election}")
         alerts = _traced([recount(notice, book.names.get(notice.ons_id))], provenance(notice, at))
-        return Outcome(alerts=alerts, update=ResultUpdate(election=notice.election, alerts=alerts))
+        return Outcome(update=ResultUpdate(election=notice.election, alerts=alerts))
 
 
 def _first_error(exc: ValidationError) -> str:
