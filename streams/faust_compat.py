@@ -19,6 +19,7 @@ from typing import Any
 
 import faust
 import faust.streams as faust_streams
+from aiokafka import TopicPartition
 from faust.serializers import codecs as faust_codecs
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
@@ -30,6 +31,7 @@ CHECKED_WITH = {"faust-streaming": "0.15.3", "aiokafka": "0.14.0", "mode-streami
 _PRIVATE_NAMES: list[tuple[object, str]] = [
     (faust_streams, "_current_event"),
     (faust_aiokafka.AIOKafkaConsumerThread, "_create_worker_consumer"),
+    (faust_aiokafka.AIOKafkaConsumerThread, "_ensure_consumer"),
     (faust_aiokafka.Transport, "_create_topic"),
     (faust.Table, "apply_changelog_batch"),
     (faust.Table, "data"),
@@ -161,6 +163,24 @@ async def send(app: faust.App, topic: str, key: bytes | None, value: bytes | Non
     FutureMessage/callback machinery, a third of the worker's CPU in a profile.
     """
     return await app.producer.send(topic, key, value, partition, None, None)  # type: ignore[no-any-return]
+
+
+async def resume_offset(app: faust.App, topic: str, partition: int) -> int:
+    """Where ``app``'s consumer group resumes ``topic``/``partition``: its committed offset, or the
+    partition's first offset if the group has committed none (``auto_offset_reset`` is earliest).
+
+    Asked of the broker through the aiokafka consumer that Faust runs in a thread of its own
+    (``AIOKafkaConsumerThread``): Faust's own ``_committed_offset`` is filled by the very seek
+    whose race ``streams.app.Positions`` guards against.
+    """
+    tp = TopicPartition(topic, partition)
+    thread = app.consumer._thread  # type: ignore[attr-defined]
+    consumer = thread._ensure_consumer()
+    committed = await thread.call_thread(consumer.committed, tp)
+    if committed is not None and committed >= 0:
+        return int(committed)
+    first = await thread.call_thread(consumer.beginning_offsets, [tp])
+    return int(first[tp])
 
 
 Origin = tuple[str, int, int]  # topic, partition, offset

@@ -32,6 +32,15 @@ class Background:
             self.process.kill()
             self.process.wait()
 
+    def this_run_log(self) -> str:
+        """What this run of the process has logged (the log file holds earlier runs too)."""
+        try:
+            with self.log_path.open("rb") as handle:
+                handle.seek(self.log_start)
+                return handle.read().decode(errors="replace")
+        except FileNotFoundError:
+            return ""
+
     def log_tail(self, lines: int = 30) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])

@@ -100,10 +100,11 @@ def pipeline_on(stack: Settings, tag: str) -> Iterator[Pipeline]:
     worker = start_worker(settings, env)
     processes.wait_alive(sink, max(0.2, 2 - (time.monotonic() - sink_started)))
     pipe = Pipeline(settings, env, worker, sink, redis_client(settings))
+    pipe.watch_for_holes()
     try:
         yield pipe
     finally:
-        processes.stop_together([pipe.worker, pipe.sink])
+        pipe.stop()
 
 
 @pytest.fixture

@@ -59,7 +59,10 @@ def alert_signature(alert: Alert) -> tuple[str, str | None, str | None]:
 def assert_books_balance(pipe, night: Night) -> None:
     """650 declared, exact seats and votes, and each expected alert exactly once."""
     election = night.election
-    wait_for_declared(pipe.redis, election, len(night.declarations), 240)
+    try:
+        wait_for_declared(pipe.redis, election, len(night.declarations), 240)
+    except TimeoutError as exc:
+        raise AssertionError(f"{exc}\n{where_the_missing_seats_went(pipe, night)}") from None
     wait_until_caught_up(pipe.settings, timeout=240)
 
     state = read_state(pipe.redis, election)
@@ -81,6 +84,34 @@ def assert_each_alert_once(pipe, election: str, expected: list[Alert]) -> None:
     # count knows no Kafka record, so provenance is compared apart: each landed alert names one.
     assert {a.id: a.model_copy(update={"provenance": None}) for a in landed} == {a.id: a for a in expected}
     assert {a.provenance.topic for a in landed} == {pipe.settings.topic_declarations}
+
+
+def where_the_missing_seats_went(pipe, night: Night) -> str:
+    """For a failed run: each seat Redis lacks, traced through the declarations and results topics,
+    with the worker's committed offset, the tally Redis holds, and the worker's warnings."""
+    keys = ElectionKeys(night.election)
+    missing = {d.ons_id for d in night.declarations if not pipe.redis.exists(keys.seat(d.ons_id))}
+    lines = [f"seats missing in Redis: {sorted(missing)}"]
+    declared = [r for r in read_topic(pipe.settings, pipe.settings.topic_declarations) if r.value]
+    for record in declared:
+        event = json.loads(record.value)
+        if event.get("ons_id") in missing:
+            lines.append(f"  declarations@{record.offset}: {event['ons_id']} revision {event.get('revision')}")
+    results = [json.loads(r.value) for r in read_topic(pipe.settings, pipe.settings.topic_results)]
+    for offset, update in enumerate(results):
+        seat = update.get("seat") or {}
+        if seat.get("ons_id") in missing:
+            lines.append(f"  results@{offset}: {seat['ons_id']} revision {seat.get('revision')}")
+    tallies = [(u["tally"]["version"], u["tally"]["declared"]) for u in results if u.get("tally")]
+    lines.append(f"results: {len(results)} records; last tallies (version, declared): {tallies[-5:]}")
+    lines.append(f"highest tally version sent: {max(tallies, default=None)}")
+    state = read_state(pipe.redis, night.election)
+    lines.append(f"Redis: declared {state.declared}, tally version {state.tally.version if state.tally else None}")
+    lines.append(f"worker's committed offset: {committed_offset(pipe.settings)} of {len(declared)} records")
+    log = pipe.worker.log_path.read_text(errors="replace")  # every run of the worker in this test
+    marks = ("WARN", "ERROR", "CRIT", "rebuilt", "Ready", "generation")
+    lines += [line for line in log.splitlines() if any(mark in line for mark in marks)][-40:]
+    return "\n".join(lines)
 
 
 def recounted_seats(settings: Settings, election: str) -> int:
@@ -164,9 +195,7 @@ def assert_running(*processes) -> None:
 
 
 def this_run_log(proc) -> str:
-    with proc.log_path.open("rb") as handle:
-        handle.seek(proc.log_start)
-        return handle.read().decode(errors="replace")
+    return proc.this_run_log()
 
 
 # ------------------------------------------------------------------------------- tests

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pytest
 import redis
@@ -29,18 +30,47 @@ def stack() -> Settings:
     return settings
 
 
+# What a worker logs when Faust handed it a record past a hole in the offsets (streams.app.Positions).
+OFFSET_HOLE = "never reached the worker"
+
+
 @dataclass
 class Pipeline:
-    """A real worker and sink, on topics and a Redis database of this test session alone."""
+    """A real worker and sink, on topics and a Redis database of this test session alone.
+
+    A worker that stops on a hole in the offsets Faust handed it is started again at once, as
+    ``tallyroom serve`` does; ``hole_restarts`` counts those, for a test's report.
+    """
 
     settings: Settings
     env: dict[str, str]
     worker: processes.Background
     sink: processes.Background
     redis: redis.Redis
+    hole_restarts: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _stopped: threading.Event = field(default_factory=threading.Event)
 
     def restart_worker(self) -> None:
-        self.worker = start_worker(self.settings, self.env)
+        with self._lock:
+            self.worker = start_worker(self.settings, self.env)
+
+    def watch_for_holes(self) -> None:
+        threading.Thread(target=self._restart_on_holes, daemon=True).start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        with self._lock:
+            processes.stop_together([self.worker, self.sink])
+
+    def _restart_on_holes(self) -> None:
+        while not self._stopped.wait(0.5):
+            with self._lock:
+                if not stopped_on_a_hole(self.worker):
+                    continue
+                self.hole_restarts += 1
+                print(f"\nthe worker stopped on a hole in its offsets; started again ({self.hole_restarts})")
+                self.worker = start_worker(self.settings, self.env)
 
 
 def isolated_settings(base: Settings, tag: str, redis_db: int = TEST_REDIS_DB) -> tuple[Settings, dict[str, str]]:
@@ -61,7 +91,24 @@ def isolated_settings(base: Settings, tag: str, redis_db: int = TEST_REDIS_DB) -
     return base.model_copy(update=values), env
 
 
-def start_worker(settings: Settings, env: dict[str, str]) -> processes.Background:
+def stopped_on_a_hole(worker: processes.Background) -> bool:
+    from tallyroom.streams.app import EXIT_WORKER_FAULT
+
+    return worker.process.poll() == EXIT_WORKER_FAULT and OFFSET_HOLE in worker.this_run_log()
+
+
+def start_worker(settings: Settings, env: dict[str, str], starts: int = 5) -> processes.Background:
+    """A worker, ready; started again if it stops on a hole in its offsets before it is ready
+    (its first batch can come before Faust's "Ready"), as ``tallyroom serve`` would."""
+    for _ in range(starts - 1):
+        worker = processes.start("worker", settings, env=env, log_name=f"{settings.worker_id}-worker")
+        try:
+            processes.wait_for_log(worker, "Worker]: Ready", 120)
+            return worker
+        except RuntimeError:
+            if not stopped_on_a_hole(worker):
+                raise
+            print("\nthe worker stopped on a hole in its offsets before it was ready; starting it again")
     worker = processes.start("worker", settings, env=env, log_name=f"{settings.worker_id}-worker")
     processes.wait_for_log(worker, "Worker]: Ready", 120)
     return worker
@@ -76,10 +123,11 @@ def running_pipeline(settings: Settings, env: dict[str, str]) -> Iterator[Pipeli
     sink = processes.start("sink", settings, env=env, log_name=f"{settings.worker_id}-sink")
     processes.wait_alive(sink, 2)
     pipe = Pipeline(settings, env, worker, sink, client)
+    pipe.watch_for_holes()
     try:
         yield pipe
     finally:
-        processes.stop_together([pipe.worker, pipe.sink])
+        pipe.stop()
 
 
 @pytest.fixture(scope="session")

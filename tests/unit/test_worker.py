@@ -11,7 +11,7 @@ import pytest
 from tallyroom.schemas import DeadLetter, RecountNotice, ResultUpdate
 from tallyroom.settings import Settings
 from tallyroom.streams import faults
-from tallyroom.streams.app import Received, Tallier
+from tallyroom.streams.app import OffsetHole, Received, Tallier
 from tallyroom.streams.count import Count
 from tallyroom.streams.inmemory import MemoryBroker, MemoryTables
 from tallyroom.streams.rules import evaluate
@@ -96,7 +96,7 @@ def test_a_night_sent_again_unchanged_publishes_nothing_new():
     t = tallier(broker, tables)
     run(t, three_seats())
     before = len(updates(broker))
-    asyncio.run(t.count_batch(received([night(HELD)], start=10)))
+    asyncio.run(t.count_batch(received([night(HELD)], start=4)))
     assert len(updates(broker)) == before
 
 
@@ -157,7 +157,7 @@ def stored_tables(*, bad_party: str | None = None, garbage: bool = False) -> tup
     other = [night(HELD, election="other")] + [
         decl(ons_id, cand("A", "Lab", 10), cand("B", "Con", 20), election="other") for ons_id in HELD
     ]
-    asyncio.run(t.count_batch(received(other, start=10)))
+    asyncio.run(t.count_batch(received(other, start=4)))
     key = "test/E14000002"
     value = json.loads(tables.seats[key])
     if bad_party:
@@ -255,3 +255,41 @@ def test_the_worker_counts_its_events_by_outcome_and_its_dead_letters_by_reason(
     assert sample(t, "tallyroom_worker_dead_letters_total", reason="could_not_count") == 1
     assert sample(t, "tallyroom_worker_dead_letters_total", reason="invalid") == 1
     assert sample(t, "tallyroom_worker_batch_seconds_count") == 1
+
+
+def test_a_batch_past_a_hole_in_the_offsets_is_refused_whole_and_nothing_of_it_counted():
+    broker, tables = MemoryBroker(), MemoryTables()
+    t = tallier(broker, tables)
+    seats = three_seats()
+    run(t, seats[:2])  # offsets 0 and 1
+    sent = len(broker.records)
+    later = received(seats[2:], start=2)
+    with pytest.raises(OffsetHole, match="handed offset 3 while the next is 2: records 2-2 never reached"):
+        asyncio.run(t.count_batch(later[1:]))
+    assert len(broker.records) == sent and list(tables.seats) == ["test/E14000001"]
+
+
+def test_a_record_handed_again_after_a_seek_back_is_not_a_hole():
+    broker = MemoryBroker()
+    t = tallier(broker)
+    events = received(three_seats())
+    asyncio.run(t.count_batch(events[:3]))
+    asyncio.run(t.count_batch(events[1:]))  # 1 and 2 again, then 3
+    assert len(updates(broker)) == 1 + 3  # the opening, then each seat once: the repeats were ignored
+
+
+def test_the_first_record_after_a_rebalance_must_be_where_the_group_resumes():
+    resumes = {("decl", 0): 5}
+
+    async def committed(topic: str, partition: int) -> int | None:
+        return resumes.get((topic, partition))
+
+    broker = MemoryBroker()
+    t = Tallier(SETTINGS, Count(), broker.send, MemoryTables(), lambda topic: 1, committed=committed)
+    with pytest.raises(OffsetHole, match="records 5-6 never reached"):
+        asyncio.run(t.count_batch(received(three_seats(), start=7)))
+    asyncio.run(t.count_batch(received(three_seats(), start=5)))
+    t.books_stale = True  # a rebalance: the group resumes at 9 now
+    resumes[("decl", 0)] = 9
+    asyncio.run(t.count_batch(received(three_seats()[1:2], start=9)))
+    assert len(updates(broker)) == 1 + 3
