@@ -1,12 +1,15 @@
 """Faults on a three-broker cluster: nothing lost and nothing doubled when a broker dies.
 
-Each fault is tried twice: during the 2024 night replayed at pace (checked against the
-published result: 650 seats, exact seats and votes, every alert of the night once), and
-under a sustained synthetic load of 500 declarations/s from the bench's night generator
-(checked against the pure count of exactly what was sent: seats, votes, tally version,
-every alert once). The producers use acks=all and idempotence; the topics have three
-replicas and ``min.insync.replicas`` 2, so a write acknowledged before a broker dies is on
-another broker too.
+Each fault meets two loads at once, each into an election of its own: the 2024 night
+replayed at pace (checked against the published result: 650 seats, exact seats and votes,
+every alert of the night once), and a sustained synthetic load of 500 declarations/s from
+the bench's night generator (checked against the pure count of exactly what was sent:
+seats, votes, tally version, every alert once). Both at once, not one after the other:
+a broker restart is a JVM start of 20-40 s, and each fault's restarts are paid once.
+
+The producers use acks=all and idempotence; the topics have three replicas and
+``min.insync.replicas`` 2, so a write acknowledged before a broker dies is on another
+broker too.
 
 - the leader of the declarations partition SIGKILLed (no controlled shutdown) and restarted;
 - each broker restarted in turn, waiting for every replica to be in sync before the next
@@ -61,7 +64,6 @@ SYNTHETIC_SECONDS = 20  # the synthetic load of a kill: 10,000 declarations at R
 # streaming when its broker goes down (a restart then takes 20-40 s: the part is over before it ends).
 ROLLING_PART_SECONDS = 10
 KILLED_FOR = 5.0  # seconds a SIGKILLed broker stays down once another leads
-LOADS = ("ge2024", "synthetic")
 
 
 # ------------------------------------------------------------------------------- loads
@@ -277,15 +279,49 @@ class NightReplay:
         assert_books_balance(pipe, self.night)
 
 
-def start_load(
-    kind: str, pipe, name: str, seconds: float = NIGHT_SECONDS, parts: int = 1, part_seconds: float = SYNTHETIC_SECONDS
-):
-    """The 2024 night, its bulk paced over ``seconds`` (or in ``parts`` streamed at full speed one at a
-    time), or the synthetic load at ``RATE``: ``parts`` of ``part_seconds`` each."""
-    election = f"{kind}-cluster-{name}"
-    if kind == "ge2024":
-        return NightReplay.start(pipe, election, seconds, parts)
-    return SyntheticLoad.start(pipe, election, part_seconds, parts)
+@dataclass
+class Loads:
+    """The 2024 night and the synthetic load, streaming at the same time into elections of their own."""
+
+    night: NightReplay
+    synthetic: SyntheticLoad
+
+    @classmethod
+    def start(
+        cls, pipe, name: str, parts: int = 1, part_seconds: float = SYNTHETIC_SECONDS, under_way: bool = True
+    ) -> Loads:
+        """The 2024 night, its bulk paced over ``NIGHT_SECONDS`` (or in ``parts`` streamed at full speed
+        one at a time), and the synthetic load at ``RATE``: ``parts`` of ``part_seconds`` each.
+
+        With ``under_way``, the synthetic load starts once the night is well under way, so that a
+        fault that follows meets both streaming (the night's 150th seat lands ~17 s in; the
+        synthetic load's 1,000th declaration 2 s after it starts).
+        """
+        night = NightReplay.start(pipe, f"ge2024-cluster-{name}", NIGHT_SECONDS, parts)
+        if under_way:
+            well_under_way(pipe, night)
+        return cls(night, SyntheticLoad.start(pipe, f"synthetic-cluster-{name}", part_seconds, parts))
+
+    @property
+    def each(self) -> tuple[NightReplay, SyntheticLoad]:
+        return self.night, self.synthetic
+
+    def stream_next(self) -> None:
+        for load in self.each:
+            load.stream_next()
+
+    def finish(self) -> str:
+        return "; ".join(f"{load.election}: {load.finish()}" for load in self.each)
+
+    def assert_exact(self, pipe) -> None:
+        for load in self.each:
+            load.assert_exact(pipe)
+
+    def declared(self, pipe) -> str:
+        return ", ".join(f"{read_state(pipe.redis, load.election).declared} of {load.election}" for load in self.each)
+
+    def recounted(self, pipe) -> str:
+        return ", ".join(f"{recounted_seats(pipe.settings, load.election)} of {load.election}" for load in self.each)
 
 
 def well_under_way(pipe, load, timeout: float = 90) -> int:
@@ -295,6 +331,12 @@ def well_under_way(pipe, load, timeout: float = 90) -> int:
     while read_state(pipe.redis, load.election).declared < enough and time.monotonic() < deadline:
         time.sleep(0.2)
     return under_way(pipe, load)
+
+
+def both_under_way(pipe, loads: Loads) -> str:
+    for load in loads.each:
+        well_under_way(pipe, load)
+    return loads.declared(pipe)
 
 
 def landing(pipe, load, timeout: float = 90) -> None:
@@ -346,14 +388,11 @@ def test_every_topic_and_changelog_has_three_replicas_two_in_sync(cluster_pipeli
     assert {configs[f"{s.worker_id}-{t}-changelog"]["cleanup.policy"] for t in ("seats", "nights")} == {"compact"}
 
 
-@pytest.mark.parametrize("kind", LOADS)
-def test_the_declarations_leader_sigkilled_and_restarted_loses_and_doubles_nothing(
-    kind, cluster_pipeline, cluster: Cluster
-):
+def test_the_declarations_leader_sigkilled_and_restarted_loses_and_doubles_nothing(cluster_pipeline, cluster: Cluster):
     pipe = cluster_pipeline
     at = timed(time.monotonic())
-    load = start_load(kind, pipe, "leader")
-    declared = well_under_way(pipe, load)
+    loads = Loads.start(pipe, "leader")
+    declared = both_under_way(pipe, loads)
     leader = cluster.leader(pipe.settings.topic_declarations)
     cluster.kill(leader)
     killed_at = at()
@@ -361,52 +400,49 @@ def test_the_declarations_leader_sigkilled_and_restarted_loses_and_doubles_nothi
     time.sleep(KILLED_FOR)
     cluster.start(leader)
     back_at = at()
-    sent = load.finish()
+    sent = loads.finish()
     assert_running(pipe.worker, pipe.sink)
-    load.assert_exact(pipe)
+    loads.assert_exact(pipe)
     in_sync = cluster.wait_in_sync(topics_of(pipe))
     print(
-        f"\n{kind}: leader kafka-{leader} SIGKILLed at {killed_at} with {declared} declared, kafka-{new_leader} "
+        f"\nleader kafka-{leader} SIGKILLed at {killed_at} with {declared} declared, kafka-{new_leader} "
         f"elected {elected_in:.1f} s later; answering again at {back_at}; {sent}; books balanced at {at()}, "
-        f"replicas in sync {in_sync:.0f} s later; {recounted_seats(pipe.settings, load.election)} seat(s) re-counted"
+        f"replicas in sync {in_sync:.0f} s later; seats re-counted: {loads.recounted(pipe)}"
     )
 
 
-@pytest.mark.parametrize("kind", LOADS)
-def test_a_rolling_restart_of_every_broker_loses_and_doubles_nothing(kind, cluster_pipeline, cluster: Cluster):
+def test_a_rolling_restart_of_every_broker_loses_and_doubles_nothing(cluster_pipeline, cluster: Cluster):
     pipe = cluster_pipeline
     at = timed(time.monotonic())
-    # The load in one part per broker: each broker goes down while its part streams (a restart
+    # Both loads in one part per broker: each broker goes down while its parts stream (a restart
     # takes 20-120 s on this shared machine, longer than a part).
-    load = start_load(kind, pipe, "rolling", parts=len(cluster.nodes), part_seconds=ROLLING_PART_SECONDS)
+    parts = len(cluster.nodes)
+    loads = Loads.start(pipe, "rolling", parts=parts, part_seconds=ROLLING_PART_SECONDS, under_way=False)
     steps = []
     for index, node in enumerate(cluster.nodes):
         if index:
-            load.stream_next()
-        landing(pipe, load)
-        assert load.streaming(), f"the load's part {index + 1} was sent before kafka-{node} went down"
-        declared = read_state(pipe.redis, load.election).declared
+            loads.stream_next()
+        for load in loads.each:
+            landing(pipe, load)
+            assert load.streaming(), f"{load.election}: part {index + 1} was sent before kafka-{node} went down"
+        declared = loads.declared(pipe)
         cluster.stop(node)
         cluster.start(node)
         cluster.wait_in_sync([*topics_of(pipe), "__consumer_offsets"])  # before the next goes
         steps.append(f"kafka-{node} at {declared} declared, in sync by {at()}")
-    sent = load.finish()
+    sent = loads.finish()
     assert_running(pipe.worker, pipe.sink)
-    load.assert_exact(pipe)
+    loads.assert_exact(pipe)
     print(
-        f"\n{kind}: restarted {'; '.join(steps)}; {sent}; books balanced at {at()}; "
-        f"{recounted_seats(pipe.settings, load.election)} seat(s) re-counted"
+        f"\nrestarted {'; '.join(steps)}; {sent}; books balanced at {at()}; seats re-counted: {loads.recounted(pipe)}"
     )
 
 
-@pytest.mark.parametrize("kind", LOADS)
-def test_the_worker_sigkilled_during_a_leader_election_loses_and_doubles_nothing(
-    kind, cluster_pipeline, cluster: Cluster
-):
+def test_the_worker_sigkilled_during_a_leader_election_loses_and_doubles_nothing(cluster_pipeline, cluster: Cluster):
     pipe = cluster_pipeline
     at = timed(time.monotonic())
-    load = start_load(kind, pipe, "worker")
-    declared = well_under_way(pipe, load)
+    loads = Loads.start(pipe, "worker")
+    declared = both_under_way(pipe, loads)
     topic = pipe.settings.topic_declarations
     leader = cluster.leader(topic)
     cluster.kill(leader)
@@ -419,15 +455,15 @@ def test_the_worker_sigkilled_during_a_leader_election_loses_and_doubles_nothing
     # topic declarations met aiokafka's NodeNotReadyError on the dead broker and exited 1, in CI).
     pipe.restart_worker()
     restarted_at = at()
-    # The dead broker comes back (a JVM start, 10-20 s) while the rest of the load lands and is checked.
+    # The dead broker comes back (a JVM start, 10-20 s) while the rest of the loads land and are checked.
     broker_back = InThread(lambda: cluster.start(leader))
-    sent = load.finish()
+    sent = loads.finish()
     assert_running(pipe.worker, pipe.sink)
-    load.assert_exact(pipe)
+    loads.assert_exact(pipe)
     broker_back.result()
     print(
-        f"\n{kind}: kafka-{leader} SIGKILLed with {declared} declared, the worker 1 s later "
+        f"\nkafka-{leader} SIGKILLed with {declared} declared, the worker 1 s later "
         f"(the partition {'still' if still_led_by_the_dead else 'no longer'} led by the dead broker then), "
         f"a new worker ready at {restarted_at}; {sent}; books balanced at {at()}; "
-        f"{recounted_seats(pipe.settings, load.election)} seat(s) re-counted"
+        f"seats re-counted: {loads.recounted(pipe)}"
     )
