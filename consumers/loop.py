@@ -14,7 +14,8 @@ A sink is anything with these five methods (``RedisSink`` is one):
 
 Delivery is at-least-once: a batch flushed but not committed comes again after a restart or
 a rebalance, so a sink's writes must be idempotent. ``write``, ``flush`` and ``committed`` are
-retried (``lifecycle.retrying``) while their service is unreachable; a refused password is not.
+retried (``lifecycle.retrying``) while their service is unreachable, and the consumer's poll while
+Kafka is; a refused password is not.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Protocol
 from kafka import ConsumerRebalanceListener, KafkaConsumer
 from kafka.errors import KafkaError
 
-from tallyroom.lifecycle import Stop, check_kafka_login, retrying
+from tallyroom.lifecycle import Stop, check_kafka_login, kafka_transient, retrying
 from tallyroom.settings import Settings
 
 log = logging.getLogger("tallyroom.loop")
@@ -75,7 +76,9 @@ def run_consumer(
         consumer.subscribe(list(topics), listener=listener) if listener else consumer.subscribe(list(topics))
         started = time.monotonic()
         while not stop and (stop_after is None or time.monotonic() - started < stop_after):
-            batches = consumer.poll(timeout_ms=POLL_MS)
+            # A broker going away can raise out of poll (the sink died so, exit 69, in the broker
+            # restart fault test in CI): it is waited out like Redis, until the stop.
+            batches = retrying(lambda: consumer.poll(timeout_ms=POLL_MS), stop, "Kafka", transient=kafka_transient)
             records = [(tp.topic, record.value) for tp, batch in batches.items() for record in batch]
             if not retrying(lambda: sink.write(records), stop, what):
                 commits.dropped()

@@ -57,6 +57,7 @@ from tallyroom.streams.rules import RuleConfig, evaluate
 log = logging.getLogger("tallyroom.worker")
 RAW_LIMIT = 2000
 EXIT_WORKER_FAULT = 70  # EX_SOFTWARE: `tallyroom serve` restarts a worker that ends so
+LEAVE_GROUP_SECONDS = 2.0  # a faulted worker's last word to the broker; a broker that is away costs this
 
 
 @dataclass(frozen=True)
@@ -710,6 +711,10 @@ def build_worker(settings: Settings) -> Worker:
             log.critical(
                 "the worker cannot go on, exiting without a commit (%s): %s", type(exc).__name__, exc, exc_info=exc
             )
+            try:  # so that the worker restarted in its place is not kept waiting for this one's session
+                await faust_compat.leave_group(app, LEAVE_GROUP_SECONDS)
+            except BaseException as failed:  # noqa: BLE001  (nothing may keep the worker from exiting)
+                log.warning("could not leave the consumer group before exiting: %r", failed)
             faust_compat.exit_now(EXIT_WORKER_FAULT)
 
     return Worker(settings, app, declarations, seats_table, nights_table, tallier)

@@ -52,7 +52,10 @@ class Pipeline:
     _stopped: threading.Event = field(default_factory=threading.Event)
 
     def restart_worker(self) -> None:
+        """A new worker in place of the current one, which is killed if it still runs: one the
+        watcher started after the one a test killed had already stopped on a hole."""
         with self._lock:
+            self.worker.kill()  # nothing if it has stopped
             self.worker = start_worker(self.settings, self.env)
 
     def watch_for_holes(self) -> None:
