@@ -19,7 +19,7 @@ import logging
 import re
 from contextlib import asynccontextmanager
 from pathlib import Path as FilePath
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import FastAPI, Header, HTTPException, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -308,23 +308,15 @@ def dashboard_context(election: str, state: dict, feed: list[view.FeedItem], sea
     }
 
 
-def web_server(config: Any) -> Any:
-    """A uvicorn server for ``config`` (a ``uvicorn.Config`` of the web app) whose shutdown ends every
-    event stream first, with a retry hint: else open streams hold it up until the graceful timeout."""
-    import uvicorn
-
-    class Server(uvicorn.Server):
-        async def shutdown(self, sockets=None) -> None:
-            feeds: Feeds | None = getattr(config.app.state, "feeds", None)
-            if feeds is not None:
-                feeds.end_all()
-            await super().shutdown(sockets)
-
-    return Server(config)
-
-
 def serve_web(app: FastAPI, host: str, port: int) -> None:
     """Run ``app`` under uvicorn; on SIGTERM/SIGINT every event stream ends first, with a retry hint."""
     import uvicorn
 
-    web_server(uvicorn.Config(app, host=host, port=port, timeout_graceful_shutdown=5)).run()
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets=None) -> None:
+            feeds: Feeds | None = getattr(app.state, "feeds", None)
+            if feeds is not None:
+                feeds.end_all()  # else open streams hold the server up until the graceful timeout
+            await super().shutdown(sockets)
+
+    Server(uvicorn.Config(app, host=host, port=port, timeout_graceful_shutdown=5)).run()

@@ -20,7 +20,6 @@ import uvicorn
 from tallyroom.consumers.keys import ElectionKeys
 from tallyroom.consumers.redis_sink import RedisSink, redis_client
 from tallyroom.consumers.web import create_web_app
-from tallyroom.consumers.web.app import web_server
 from tallyroom.consumers.web.events import FROM_START, FeedConfig
 from tallyroom.schemas import NightSeat, ResultUpdate
 from tallyroom.settings import Settings, get_settings
@@ -43,7 +42,7 @@ class WebServer:
         self.socket.bind(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.socket.getsockname()[1]}"
         config = uvicorn.Config(create_web_app(settings, feed_config), log_level="warning", timeout_graceful_shutdown=3)
-        self.server = web_server(config)  # stopped as `tallyroom web` stops: its event streams ended first
+        self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True)
 
     def __enter__(self) -> WebServer:
