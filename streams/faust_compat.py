@@ -168,6 +168,11 @@ async def send(app: faust.App, topic: str, key: bytes | None, value: bytes | Non
     return await app.producer.send(topic, key, value, partition, None, None)  # type: ignore[no-any-return]
 
 
+def _consumer_thread(app: faust.App) -> Any:
+    """The ``AIOKafkaConsumerThread`` that runs ``app``'s aiokafka consumer in a loop of its own."""
+    return app.consumer._thread  # type: ignore[attr-defined]
+
+
 async def resume_offset(app: faust.App, topic: str, partition: int) -> int:
     """Where ``app``'s consumer group resumes ``topic``/``partition``: its committed offset, or the
     partition's first offset if the group has committed none (``auto_offset_reset`` is earliest).
@@ -177,7 +182,7 @@ async def resume_offset(app: faust.App, topic: str, partition: int) -> int:
     whose race ``streams.app.Positions`` guards against.
     """
     tp = TopicPartition(topic, partition)
-    thread = app.consumer._thread  # type: ignore[attr-defined]
+    thread = _consumer_thread(app)
     consumer = thread._ensure_consumer()
     committed = await thread.call_thread(consumer.committed, tp)
     if committed is not None and committed >= 0:
@@ -196,7 +201,7 @@ async def leave_group(app: faust.App, timeout: float) -> None:
     ``take_events`` has not acknowledged the batch) may be committed by Faust meanwhile, which
     is safe. Best effort: a broker that does not answer only costs the timeout.
     """
-    thread = app.consumer._thread  # type: ignore[attr-defined]
+    thread = _consumer_thread(app)
     coordinator = thread._ensure_consumer()._coordinator
     await asyncio.wait_for(thread.call_thread(coordinator._maybe_leave_group), timeout)
 

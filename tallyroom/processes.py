@@ -91,10 +91,8 @@ def wait_for_log(background: Background, text: str, seconds: float) -> None:
             raise RuntimeError(
                 f"{background.name} exited with {background.process.returncode}:\n{background.log_tail()}"
             )
-        with background.log_path.open("rb") as handle:
-            handle.seek(background.log_start)
-            if text.encode() in handle.read():
-                return
+        if text in background.this_run_log():
+            return
         time.sleep(0.2)
     raise TimeoutError(f"{background.name} did not log {text!r} within {seconds:.0f}s:\n{background.log_tail()}")
 
