@@ -6,6 +6,8 @@ which no other test uses, and served by a real uvicorn on a free port.
 
 from __future__ import annotations
 
+import asyncio
+import io
 import json
 import socket
 import threading
@@ -43,7 +45,16 @@ class WebServer:
         self.url = f"http://127.0.0.1:{self.socket.getsockname()[1]}"
         config = uvicorn.Config(create_web_app(settings, feed_config), log_level="warning", timeout_graceful_shutdown=3)
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True)
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        async def serve() -> None:
+            self.loop = asyncio.get_running_loop()
+            await self.server.serve(sockets=[self.socket])
+
+        with asyncio.Runner(loop_factory=self.server.config.get_loop_factory()) as runner:
+            runner.run(serve())
 
     def __enter__(self) -> WebServer:
         self.thread.start()
@@ -57,7 +68,14 @@ class WebServer:
     def __exit__(self, *exc) -> None:
         self.server.should_exit = True
         self.thread.join(15)
-        assert not self.thread.is_alive(), "the web server did not stop"
+        assert not self.thread.is_alive(), f"the web server did not stop; its tasks:\n{self.task_stacks()}"
+
+    def task_stacks(self) -> str:
+        """Where each of the server's tasks waits: what a stop that hangs is stuck on."""
+        stacks = io.StringIO()
+        for task in asyncio.all_tasks(self.loop) if self.loop else ():
+            task.print_stack(file=stacks)
+        return stacks.getvalue()
 
 
 @dataclass
