@@ -7,7 +7,6 @@ which no other test uses, and served by a real uvicorn on a free port.
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import socket
 import threading
@@ -71,11 +70,24 @@ class WebServer:
         assert not self.thread.is_alive(), f"the web server did not stop; its tasks:\n{self.task_stacks()}"
 
     def task_stacks(self) -> str:
-        """Where each of the server's tasks waits: what a stop that hangs is stuck on."""
-        stacks = io.StringIO()
+        """Where each of the server's tasks waits, down its chain of awaits: what a stop that hangs is stuck on.
+
+        (``Task.print_stack`` shows a coroutine's outermost frame only.)"""
+        lines = []
         for task in asyncio.all_tasks(self.loop) if self.loop else ():
-            task.print_stack(file=stacks)
-        return stacks.getvalue()
+            lines.append(repr(task))
+            awaited: object = task.get_coro()
+            while awaited is not None:
+                frames = (getattr(awaited, a) for a in ("cr_frame", "ag_frame", "gi_frame") if hasattr(awaited, a))
+                frame = next(frames, None)
+                if frame is None:
+                    lines.append(f"    waiting on {awaited!r}")
+                    break
+                lines.append(f"    {frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}")
+                awaited = next(
+                    (getattr(awaited, a) for a in ("cr_await", "ag_await", "gi_yieldfrom") if hasattr(awaited, a)), None
+                )
+        return "\n".join(lines)
 
 
 @dataclass
