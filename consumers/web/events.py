@@ -40,6 +40,7 @@ from starlette.types import Receive, Scope, Send
 from tallyroom.consumers.keys import ElectionKeys, StreamEntry, read_entries, stream_entries
 from tallyroom.consumers.web.store import read_state, read_winners, tally_version
 from tallyroom.consumers.web.stream_ids import StreamId, format_stream_id, parse_stream_id
+from tallyroom.lifecycle import raise_if_cancelled
 
 log = logging.getLogger("tallyroom.web.events")
 
@@ -284,6 +285,7 @@ class ElectionFeed:
         """Follow the election until cancelled; a Redis outage is waited out, the viewers kept."""
         delay = 0.5
         while True:
+            raise_if_cancelled()  # redis-py may have turned the cancel into an error caught below
             try:
                 if not self.ready.is_set():
                     await self._load(client)
@@ -294,10 +296,12 @@ class ElectionFeed:
                 self._fan_out_soon()
                 delay = 0.5
             except RedisError as exc:
+                raise_if_cancelled()
                 log.warning("%s: Redis unavailable (%s); retrying in %.1fs", self.election, exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
             except Exception:  # noqa: BLE001 - the feed outlives a bad read; its viewers wait for the next
+                raise_if_cancelled()
                 log.exception("%s: the feed failed; retrying in %.1fs", self.election, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)

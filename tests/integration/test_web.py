@@ -566,3 +566,39 @@ def test_a_seat_still_to_declare_has_its_page_and_one_not_in_the_night_is_404(we
     assert page.status_code == 200
     assert "Seat five" in page.text and "Not declared yet" in page.text and "04:30" in page.text
     assert httpx.get(f"{server.url}/e/{ELECTION}/seat/{seat_id(98)}", timeout=10).status_code == 404
+
+
+def test_a_feed_ends_when_cancelled_at_any_moment_of_its_redis_reads():
+    """redis-py can turn a cancel that lands during a command into a ConnectionError, which the feed
+    catches and retries: 66 of 1,000 such loops outlived their cancel before the feed checked for it."""
+    import random
+
+    from redis.asyncio import BlockingConnectionPool, Redis
+
+    from tallyroom.consumers.web.events import ElectionFeed
+
+    settings = settings_on_db(WEB_REDIS_DB)
+    config = FeedConfig(block_ms=20, tally_interval=0.01)
+    rounds = random.Random(9)
+
+    async def cancel_feeds() -> list[int]:
+        pool = BlockingConnectionPool.from_url(settings.redis_url, max_connections=20, **settings.redis_kwargs())
+        client = Redis(connection_pool=pool)
+        survivors = []
+        try:
+            for round_ in range(300):
+                task = asyncio.create_task(ElectionFeed("web-cancel", config).run(client))
+                await asyncio.sleep(rounds.uniform(0, 0.06))
+                task.cancel()
+                done, _ = await asyncio.wait([task], timeout=2.0)
+                if not done:
+                    survivors.append(round_)
+                    while not task.done():  # end it for good, so the next round starts clean
+                        task.cancel()
+                        await asyncio.wait([task], timeout=0.1)
+        finally:
+            await client.aclose()
+            await pool.aclose()
+        return survivors
+
+    assert asyncio.run(cancel_feeds()) == []

@@ -22,6 +22,7 @@ from tallyroom.lifecycle import (
     authentication_failure,
     kafka_transient,
     one_line_failure,
+    raise_if_cancelled,
     redis_transient,
     retrying,
     retrying_async,
@@ -237,3 +238,58 @@ def test_a_transient_kafka_error_left_at_the_deadline_is_the_one_line_unreachabl
         assert str(failure) == "Kafka at 127.0.0.1:29192,127.0.0.1:29194 is not answering (TALLYROOM_KAFKA_BOOTSTRAP)"
     assert one_line_failure(AIOKafkaSaslFailed("bad"), settings).exit_status == AUTH_EXIT_STATUS
     assert one_line_failure(RuntimeError("a bug"), settings) is None
+
+
+async def _swallows_a_cancel() -> None:
+    """What redis-py can do: a cancel that lands during a command comes out as a ConnectionError."""
+    try:
+        await asyncio.sleep(10)
+    except asyncio.CancelledError:
+        raise redis.ConnectionError("Connection closed by server.") from None
+
+
+def test_a_cancel_a_library_turned_into_an_error_still_ends_the_task():
+    async def loop_that_catches_errors() -> str:
+        for _ in range(3):
+            raise_if_cancelled()
+            try:
+                await _swallows_a_cancel()
+            except redis.ConnectionError:
+                pass
+        return "went on"
+
+    async def main() -> tuple[bool, bool]:
+        task = asyncio.create_task(loop_that_catches_errors())
+        await asyncio.sleep(0.01)
+        task.cancel()
+        done, _ = await asyncio.wait([task], timeout=1)
+        return task in done, task.cancelled()
+
+    assert asyncio.run(main()) == (True, True)
+
+
+def test_retrying_async_does_not_retry_a_cancel_that_came_out_as_a_transient_error():
+    attempts = 0
+
+    async def attempt() -> None:
+        nonlocal attempts
+        attempts += 1
+        await _swallows_a_cancel()
+
+    async def main() -> bool:
+        task = asyncio.create_task(retrying_async(attempt))
+        await asyncio.sleep(0.01)
+        task.cancel()
+        await asyncio.wait([task], timeout=2)
+        return task.cancelled()
+
+    assert asyncio.run(main()) is True
+    assert attempts == 1
+
+
+def test_raise_if_cancelled_lets_a_task_that_was_not_cancelled_go_on():
+    async def main() -> str:
+        raise_if_cancelled()
+        return "went on"
+
+    assert asyncio.run(main()) == "went on"
