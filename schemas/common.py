@@ -72,6 +72,10 @@ PartyCode = Annotated[
     _at_most(LABEL_MAX),
     Field(json_schema_extra={"maxLength": LABEL_MAX}),
 ]
+# A label Tallyroom copied from a declared one (a counted candidate's name and party): the live-entry bound
+# held when it was declared. Checked in Rust only, since the Python check above ran for every label of every
+# candidate the worker counts and the sink reads again (bench/README.md, session 9).
+CopiedLabel = Annotated[str, StringConstraints(min_length=1)]
 # Strict so that "12", 12.5 and true are refused rather than coerced.
 Count = Annotated[int, Field(strict=True, ge=0, le=1_000_000_000)]
 # What Tallyroom itself counts or sums (seats, versions, a seat's or the night's votes): never negative,

@@ -155,9 +155,10 @@ class Declaration(SeatEvent):
     def _candidates_unique(cls, candidates: list[Candidate]) -> list[Candidate]:
         seen: set[tuple[str, str]] = set()
         for candidate in candidates:
-            if candidate.identity in seen:
+            identity = candidate.identity
+            if identity in seen:
                 raise ValueError(f"candidate {candidate.name!r} ({candidate.party}) appears twice")
-            seen.add(candidate.identity)
+            seen.add(identity)
         return candidates
 
     @model_validator(mode="after")

@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 from tallyroom.schemas.alerts import Alert, Provenance
 from tallyroom.schemas.common import (
     SCHEMA_VERSION,
+    CopiedLabel,
     Count,
     ElectionId,
     Fraction,
@@ -27,6 +28,11 @@ __all__ = ["CandidateResult", "DeadLetter", "PartyTally", "ResultUpdate", "SeatR
 
 class CandidateResult(Candidate):
     """A candidate as counted: the declared figures plus the ones worked out from them."""
+
+    # Copied from the declared candidate, whose labels were checked against the live-entry bound.
+    name: CopiedLabel
+    party: CopiedLabel = Field(description="party abbreviation, e.g. Lab; 'Ind' for an independent")
+    party_name: CopiedLabel | None = None
 
     share: Fraction = Field(description="of the seat's valid votes, 0..1 (the Library's Share)")
     share_change: FractionChange | None = Field(

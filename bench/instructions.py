@@ -1,0 +1,98 @@
+"""Instructions per declaration of the worker's and the sink's own work, counted by valgrind.
+
+CPU time on a shared 2-core machine moves by ±15-20% between identical runs; the number of
+instructions a build executes does not. This runs the worker path of ``bench.hotpath`` (parse,
+count, rules, serialise, table value) and the sink's real queueing of each results record
+(``RedisSink._queue_record``: parse, seat summary, each part serialised for Redis; no Redis call)
+under ``valgrind --tool=callgrind``, once with one pass over a night and once with two, and
+takes the difference: start-up, imports and loading the night cancel out. The runs go two at a time.
+
+    python -m bench.instructions [--night data/ge2024] [--path worker|sink|both]
+
+It takes about three minutes per path for the 2024 night. Compare two builds by these figures
+(bench/README.md's lever tables).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+PATHS = ("worker", "sink")
+
+
+def run_passes(night: Path, path: str, passes: int) -> None:
+    """The measured work itself: ``passes`` passes of one path over the night (run under valgrind)."""
+    from tallyroom.bench.hotpath import SETTINGS, ge2024_payloads, hotpath_tallier, worker_batch
+    from tallyroom.consumers.redis_sink import RedisSink, Steps
+    from tallyroom.streams.count import Count
+
+    opened, payloads = ge2024_payloads(night)
+
+    def worker_pass() -> list[bytes]:
+        count = Count()
+        count.open_night(opened)
+        tallier, broker = hotpath_tallier(count)
+        for start in range(0, len(payloads), 500):
+            worker_batch(tallier, payloads[start : start + 500], start)
+        return broker.on(SETTINGS.topic_results)
+
+    if path == "worker":
+        for _ in range(passes):
+            worker_pass()
+        return
+    updates = worker_pass()
+    sink = RedisSink(SETTINGS)  # no connection is made: only the steps are built
+    for _ in range(passes):
+        for raw in updates:
+            sink._queue_record(None, [], Steps(), SETTINGS.topic_results, raw)
+
+
+def instructions(night: Path, path: str, passes: list[int]) -> list[int]:
+    """Each count of passes' total instructions, the runs side by side (one core each)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        outs = [Path(scratch) / f"callgrind.{n}.out" for n in passes]
+        runs = []
+        for n, out in zip(passes, outs):
+            command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, "-m"]
+            command += ["tallyroom.bench.instructions", "--night", str(night), "--path", path, "--passes", str(n)]
+            runs.append(subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
+        totals = []
+        for run, out in zip(runs, outs):
+            _, stderr = run.communicate()
+            if run.returncode:
+                raise RuntimeError(f"valgrind failed ({run.returncode}): {stderr.decode()[-2000:]}")
+            found = re.search(rb"^(?:summary|totals): (\d+)", out.read_bytes(), re.MULTILINE)
+            if found is None:
+                raise RuntimeError(f"no instruction total in {out}")
+            totals.append(int(found.group(1)))
+        return totals
+
+
+def declarations(night: Path) -> int:
+    from tallyroom.bench.hotpath import ge2024_payloads
+
+    return len(ge2024_payloads(night)[1])
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--night", type=Path, default=Path("data/ge2024"))
+    parser.add_argument("--path", choices=(*PATHS, "both"), default="both")
+    parser.add_argument("--passes", type=int, default=None, help=argparse.SUPPRESS)  # the run under valgrind
+    args = parser.parse_args(argv)
+    if args.passes is not None:
+        run_passes(args.night, args.path, args.passes)
+        return
+    n = declarations(args.night)
+    for path in PATHS if args.path == "both" else (args.path,):
+        one, two = instructions(args.night, path, [1, 2])
+        print(f"{path}: {(two - one) / n:,.0f} instructions per declaration ({n} declarations, {args.night})")
+
+
+if __name__ == "__main__":
+    main()
