@@ -103,6 +103,16 @@ def worker_batch(tallier: Tallier, raws: list[bytes], first_offset: int) -> None
     asyncio.run(tallier.count_batch(events))
 
 
+def worker_pass(night: NightOpened, payloads: list[bytes], batch_size: int = BATCH) -> list[bytes]:
+    """The worker path over a night's declarations, in batches: the results records it sends."""
+    count = Count()
+    count.open_night(night)
+    tallier, broker = hotpath_tallier(count)
+    for start in range(0, len(payloads), batch_size):
+        worker_batch(tallier, payloads[start : start + batch_size], start)
+    return broker.on(SETTINGS.topic_results)
+
+
 def sink_step(raw_update: bytes) -> None:
     """What the sink does to one results record before its Redis calls."""
     update = ResultUpdate.model_validate_json(raw_update)

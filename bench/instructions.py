@@ -27,25 +27,15 @@ PATHS = ("worker", "sink")
 
 def run_passes(night: Path, path: str, passes: int) -> None:
     """The measured work itself: ``passes`` passes of one path over the night (run under valgrind)."""
-    from tallyroom.bench.hotpath import SETTINGS, ge2024_payloads, hotpath_tallier, worker_batch
+    from tallyroom.bench.hotpath import SETTINGS, ge2024_payloads, worker_pass
     from tallyroom.consumers.redis_sink import RedisSink, Steps
-    from tallyroom.streams.count import Count
 
     opened, payloads = ge2024_payloads(night)
-
-    def worker_pass() -> list[bytes]:
-        count = Count()
-        count.open_night(opened)
-        tallier, broker = hotpath_tallier(count)
-        for start in range(0, len(payloads), 500):
-            worker_batch(tallier, payloads[start : start + 500], start)
-        return broker.on(SETTINGS.topic_results)
-
     if path == "worker":
         for _ in range(passes):
-            worker_pass()
+            worker_pass(opened, payloads)
         return
-    updates = worker_pass()
+    updates = worker_pass(opened, payloads)
     sink = RedisSink(SETTINGS)  # no connection is made: only the steps are built
     for _ in range(passes):
         for raw in updates:
