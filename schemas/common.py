@@ -72,6 +72,10 @@ PartyCode = Annotated[
     _at_most(LABEL_MAX),
     Field(json_schema_extra={"maxLength": LABEL_MAX}),
 ]
+# A label of a declaration's candidate. A declaration is only ever read as live entry (``parse_event``), never
+# back from storage, so its bound is pydantic's own, checked in Rust, not ``_at_most``'s Python check (three
+# a candidate, 24 a declaration of the 2024 night). Its error reads the same.
+DeclaredLabel = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=LABEL_MAX)]
 # A label Tallyroom copied from a declared one (a counted candidate's name and party): the live-entry bound
 # held when it was declared. Checked in Rust only, since the Python check above ran for every label of every
 # candidate the worker counts and the sink reads again (bench/README.md, session 9).

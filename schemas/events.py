@@ -9,6 +9,7 @@ from pydantic import Field, StrictBool, StringConstraints, TypeAdapter, field_va
 from tallyroom.schemas.common import (
     SCHEMA_VERSION,
     Count,
+    DeclaredLabel,
     ElectionId,
     Fraction,
     Name,
@@ -31,9 +32,9 @@ MAX_SEATS = 50_000
 
 
 class Candidate(Record):
-    name: Name
-    party: PartyCode = Field(description="party abbreviation, e.g. Lab; 'Ind' for an independent")
-    party_name: Name | None = None
+    name: DeclaredLabel
+    party: DeclaredLabel = Field(description="party abbreviation, e.g. Lab; 'Ind' for an independent")
+    party_name: DeclaredLabel | None = None
     votes: Count
     # Strict: lax pydantic would read "yes", "off" and 1 as booleans.
     sitting_mp: StrictBool = False
