@@ -29,7 +29,7 @@ from tallyroom.lag import serve_lag, sink_lag_checks
 from tallyroom.lifecycle import Stop, authentication_failure
 from tallyroom.metrics import serve_process_metrics, sink_metrics
 from tallyroom.schemas import Alert, DeadLetter, ResultUpdate
-from tallyroom.schemas.common import ELECTION_ID, STORED, read_stored
+from tallyroom.schemas.common import ELECTION_ID, read_stored, read_stored_as_written
 from tallyroom.settings import Settings
 from tallyroom.streams.rules import RuleConfig, seat_summary
 
@@ -344,20 +344,17 @@ class RedisSink:
                 tags.append("refused")
             return
         try:
-            # A record this release reads as it is goes to Redis as written; one that needs
-            # read_stored's upgrade (fields missing or unknown here) is serialised again, upgraded.
-            update, written = ResultUpdate.model_validate_json(value, context=STORED), WRITTEN_PARTS.decode(value)
-        except (ValidationError, msgspec.DecodeError):
-            try:
-                update, written = read_stored(ResultUpdate, value), None
-            except ValidationError as exc:
-                # Not written by a Tallyroom worker; keep it where an operator looks.
-                log.error("unreadable record on %s: %s", topic, exc.errors()[:1])
-                text = value.decode("utf-8", "backslashreplace")
-                pipe.xadd(DEAD_LETTERS, {"json": text, "reason": f"unreadable on {topic}"}, maxlen=DEAD_LETTERS_MAX)
-                tags.append("dead_letter")
-                return
-        self._queue_update(steps, update, written)
+            update, as_written = read_stored_as_written(ResultUpdate, value)
+        except ValidationError as exc:
+            # Not written by a Tallyroom worker; keep it where an operator looks.
+            log.error("unreadable record on %s: %s", topic, exc.errors()[:1])
+            text = value.decode("utf-8", "backslashreplace")
+            pipe.xadd(DEAD_LETTERS, {"json": text, "reason": f"unreadable on {topic}"}, maxlen=DEAD_LETTERS_MAX)
+            tags.append("dead_letter")
+            return
+        # A record this release reads as it is goes to Redis as written; one that needed
+        # read_stored's upgrade (fields missing or unknown here) is serialised again, upgraded.
+        self._queue_update(steps, update, WRITTEN_PARTS.decode(value) if as_written else None)
 
 
 def _read_dead_letter(value: bytes) -> DeadLetter | None:

@@ -150,7 +150,13 @@ R = TypeVar("R", bound=BaseModel)
 
 
 def read_stored(model: type[R], raw: str | bytes) -> R:
-    """A record read back from storage (a table, a topic, Redis), as ``model``.
+    """A record read back from storage (a table, a topic, Redis), as ``model``: ``read_stored_as_written``'s record."""
+    return read_stored_as_written(model, raw)[0]
+
+
+def read_stored_as_written(model: type[R], raw: str | bytes) -> tuple[R, bool]:
+    """A record read back from storage (a table, a topic, Redis), as ``model``, and whether it was read
+    as written (True), or only once fields were dropped or worked out (False).
 
     Limits that protect live entry are not applied (``context=STORED``), and fields
     that a newer release of the same schema major version added are dropped, and
@@ -161,7 +167,7 @@ def read_stored(model: type[R], raw: str | bytes) -> R:
     still raises.
     """
     try:
-        return model.model_validate_json(raw, context=STORED)
+        return model.model_validate_json(raw, context=STORED), True
     except ValidationError as exc:
         errors = exc.errors()
         if not all(e["type"] in ("extra_forbidden", "missing") for e in errors):
@@ -172,7 +178,7 @@ def read_stored(model: type[R], raw: str | bytes) -> R:
             _drop(value, error["loc"])
     if issubclass(model, Record) and isinstance(value, dict):
         value = model.upgrade_stored(value)
-    return model.model_validate(value, context=STORED)
+    return model.model_validate(value, context=STORED), False
 
 
 def _drop(value: Any, loc: tuple[int | str, ...]) -> None:

@@ -78,16 +78,18 @@ class WebServer:
             lines.append(repr(task))
             awaited: object = task.get_coro()
             while awaited is not None:
-                frames = (getattr(awaited, a) for a in ("cr_frame", "ag_frame", "gi_frame") if hasattr(awaited, a))
-                frame = next(frames, None)
+                frame = _first_attribute(awaited, "cr_frame", "ag_frame", "gi_frame")
                 if frame is None:
                     lines.append(f"    waiting on {awaited!r}")
                     break
                 lines.append(f"    {frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}")
-                awaited = next(
-                    (getattr(awaited, a) for a in ("cr_await", "ag_await", "gi_yieldfrom") if hasattr(awaited, a)), None
-                )
+                awaited = _first_attribute(awaited, "cr_await", "ag_await", "gi_yieldfrom")
         return "\n".join(lines)
+
+
+def _first_attribute(thing: object, *names: str):
+    """A coroutine's, async generator's or generator's frame or awaited object, whichever kind it is."""
+    return next((getattr(thing, name) for name in names if hasattr(thing, name)), None)
 
 
 @dataclass
