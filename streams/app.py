@@ -36,6 +36,7 @@ import asyncio
 import json
 import logging
 import ssl
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -265,6 +266,8 @@ class Tallier:
         events = list(events)
         await self.positions.check(events)
         batch = Batch()
+        outcomes: Counter[str] = Counter()
+        refusals: Counter[str] = Counter()
         for received in events:
             try:
                 handled = self.handle(received)
@@ -281,14 +284,19 @@ class Tallier:
                 handled = Handled()
                 reason = f"could not count: {type(exc).__name__}: {exc}"
                 self._dead_letter(handled, received, _election_of(received.value), reason, kind="could_not_count")
-            self.metrics.events.labels(handled.outcome).inc()
+            outcomes[handled.outcome] += 1
             if handled.refusal is not None:
-                self.metrics.dead_letters.labels(handled.refusal).inc()
+                refusals[handled.refusal] += 1
             batch.messages += handled.messages
             if handled.night is not None:
                 batch.nights.append(handled.night)
             if handled.seat is not None:
                 batch.seats.append(handled.seat)
+        # Counted once per batch: a labelled child looked up per event was 1.3% of bench.hotpath's worker.
+        for outcome, taken in outcomes.items():
+            self.metrics.events.labels(outcome).inc(taken)
+        for refusal, letters in refusals.items():
+            self.metrics.dead_letters.labels(refusal).inc(letters)
         # The broker must hold every alert and update before the seat is
         # recorded as counted: a crash in between re-counts instead of losing alerts.
         await self.flush(batch)
@@ -357,7 +365,7 @@ class Tallier:
             night.election,
             alerts=[],
             seat=None,
-            tally=self.count.snapshot(night.election).model_dump_json().encode(),
+            tally=self.count.snapshot_json(night.election),
             night=b"[" + b",".join(seat.model_dump_json().encode() for seat in seats) + b"]",
         )
         handled.messages.append((self.topics.results, night.election, opened))
@@ -392,7 +400,7 @@ class Tallier:
             if isinstance(value, UpdateParts) and value.seat is not None:
                 last[value.election] = value
         for election, parts in last.items():
-            parts.tally = self.count.snapshot(election).model_dump_json().encode()
+            parts.tally = self.count.snapshot_json(election)
         futures = []
         for topic, key, value in batch.messages:
             payload = value if isinstance(value, bytes) else value.to_json()

@@ -175,6 +175,10 @@ class Count:
     def snapshot(self, election: str) -> TallySnapshot:
         return self.books[election].tally.snapshot()
 
+    def snapshot_json(self, election: str) -> bytes:
+        """The election's tally as ``TallySnapshot`` JSON, without building the model (once per batch)."""
+        return self.books[election].tally.snapshot_json()
+
     def count(self, event: Declaration | RecountNotice | Rush | Withdrawal, at: RecordAt | None = None) -> Outcome:
         """Count any seat event read from ``at`` (the tally is left for the caller to attach once per batch)."""
         if isinstance(event, Declaration):

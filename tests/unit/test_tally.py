@@ -1,3 +1,11 @@
+from pathlib import Path
+
+import pytest
+
+from tallyroom.bench.night import NightSpec, SyntheticNight
+from tallyroom.producers.nights import load_night
+from tallyroom.schemas import Declaration, NightOpened, Withdrawal
+from tallyroom.streams.count import Count
 from tallyroom.streams.tally import Tally, majority_line, seat_result
 from tests.factories import cand, decl
 
@@ -57,3 +65,55 @@ def test_a_correction_replaces_the_earlier_contribution_exactly():
     assert snap.parties["Lab"].gains == 0 and snap.parties["Con"].losses == 0
     assert snap.valid_votes == 105
     assert snap.version == 2
+
+
+# --- the snapshot a worker sends: plain data serialised by pydantic-core, byte for byte the model's ------------
+
+DATA = Path(__file__).resolve().parents[2] / "data"
+
+
+def _nights() -> list[tuple[NightOpened, list[Declaration]]]:
+    nights = []
+    for name in ("ge2024", "ge2019"):
+        if (DATA / name).is_dir():
+            loaded = load_night(DATA / name, f"{name}-snapshot")
+            nights.append((loaded.opened, list(loaded.declarations)))
+    # Corrections of earlier revisions, and more seats than a real night.
+    synthetic = SyntheticNight(NightSpec("snapshot-synthetic", 900, 1400))
+    nights.append((synthetic.opened, list(synthetic.declarations())))
+    return nights
+
+
+@pytest.mark.parametrize("night_index", range(3))
+def test_the_snapshot_json_a_worker_sends_is_the_validated_snapshot_byte_for_byte(night_index):
+    nights = _nights()
+    if night_index >= len(nights):
+        pytest.skip("data/ge2019 is not shipped in this checkout")
+    opened, declarations = nights[night_index]
+    count = Count()
+    count.open_night(opened)
+    book = count.books[opened.election]
+    assert book.tally.snapshot_json() == book.tally.snapshot().model_dump_json().encode()  # nothing declared
+    corrections = 0
+    for declaration in declarations:
+        outcome = count.declare(declaration, snapshot=False)
+        corrections += declaration.revision > 1 and outcome.update is not None
+        assert book.tally.snapshot_json() == book.tally.snapshot().model_dump_json().encode(), declaration.ons_id
+    snapshot = book.tally.snapshot()
+    assert snapshot.declared == len({d.ons_id for d in declarations}) and snapshot.parties
+    if opened.election.startswith("snapshot-synthetic"):
+        assert corrections > 0
+    else:
+        assert snapshot.swing is not None and snapshot.compared > 0  # the real nights carry previous figures
+    # A withdrawn result leaves the tally; the bytes still agree.
+    first = declarations[0]
+    withdrawal = Withdrawal(
+        election=first.election,
+        ons_id=first.ons_id,
+        revision=book.revisions[first.ons_id] + 1,
+        reason="a test",
+        withdrawn_at=first.declared_at,
+    )
+    assert count.withdraw(withdrawal, snapshot=False).update is not None
+    assert book.tally.snapshot().declared == snapshot.declared - 1
+    assert book.tally.snapshot_json() == book.tally.snapshot().model_dump_json().encode()
