@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from kafka import KafkaProducer
 
-from tallyroom.bench import stats
+from tallyroom.bench import stages, stats
 from tallyroom.bench.probe import LandingProbe
 from tallyroom.consumers.keys import ElectionKeys
 from tallyroom.lag import LagProbe
@@ -44,8 +44,10 @@ def offer(
     rate: float | None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    receipts: list | None = None,
 ) -> list[float]:
     """Send ``items`` at ``rate`` per second (None: as fast as possible); returns each send time.
+    ``receipts``, if given, gets each send's future (its record's partition and offset once sent).
 
     Sends are scheduled against the start, not the previous send, so a slow
     moment is caught up rather than stretching the run (open-loop load).
@@ -58,7 +60,9 @@ def offer(
             if wait > 0:
                 sleep(wait)
         sent_at.append(clock())
-        producer.send(topic, key=key, value=value)
+        future = producer.send(topic, key=key, value=value)
+        if receipts is not None:
+            receipts.append(future)
     return sent_at
 
 
@@ -76,6 +80,7 @@ class LoadResult:
     sustained_per_s: float
     latency: dict
     payload_bytes_mean: float
+    stages: dict = field(default_factory=dict)  # tallyroom.bench.stages.split: where the latency goes
     cpu_ms_per_declaration: dict[str, float] = field(default_factory=dict)
     sent_at: list[float] = field(repr=False, default_factory=list)
     trace: list[tuple[float, int]] = field(repr=False, default_factory=list)
@@ -96,6 +101,7 @@ class LoadResult:
             "throughput_per_s": round(self.throughput_per_s, 1),
             "sustained_per_s": None if self.sustained_per_s != self.sustained_per_s else round(self.sustained_per_s, 1),
             "latency": self.latency,
+            "latency_stages": self.stages,
             "payload_bytes_mean": round(self.payload_bytes_mean, 1),
             "cpu_ms_per_declaration": self.cpu_ms_per_declaration,
         }
@@ -141,13 +147,17 @@ def run_load(
     key = ElectionKeys(night.election).version
     password = settings.redis_password.get_secret_value() if settings.redis_password else None
     probe = LandingProbe.start(settings.redis_url, password, key, target_version, timeout)
+    clocks = stages.ClockPair.now()
+    receipts: list = []
     started = time.monotonic()
-    sent_at = offer(producer, settings.topic_declarations, items, rate)
+    sent_at = offer(producer, settings.topic_declarations, items, rate, receipts=receipts)
     producer.flush()
     offer_seconds = time.monotonic() - started
     trace = probe.finish(max(timeout - offer_seconds, 1))
     cpu_after = cpu()
     landed_at = stats.landing_times(len(items), trace)
+    positions = [(sent.value.partition, sent.value.offset) for sent in receipts]  # all sent: flushed above
+    worker_sent = stages.worker_send_times(settings, night.election, since_wall=clocks.wall - 1)
     landed = sum(t is not None for t in landed_at)
     last = max((t for t in landed_at if t is not None), default=started)
     return LoadResult(
@@ -163,6 +173,7 @@ def run_load(
         sustained_per_s=stats.sustained_rate(landed_at),
         latency=stats.latency_summary(stats.latencies_ms(sent_at, landed_at)),
         payload_bytes_mean=sum(len(v) for _, v in items) / len(items) if items else 0.0,
+        stages=stages.split(clocks, sent_at, positions, landed_at, worker_sent),
         cpu_ms_per_declaration={
             name: round((cpu_after[name] - cpu_before[name]) * 1000 / landed, 3) for name in cpu_after
         }

@@ -244,6 +244,9 @@ METHOD = {
     "sees the election's tally version reach the declaration's position in send order; each "
     "declaration adds exactly 1 to the version (consecutive revisions), and one partition keeps send "
     "order. The tally is written once per worker batch, after that batch's alerts and seats.",
+    "latency_stages": "each landed declaration's latency split at the worker's send of its result (the results "
+    "record's Kafka CreateTime, found by its seat's provenance offset): to_worker_send and worker_send_to_redis; "
+    "wall clock and monotonic clock noted together once per load",
     "throughput": "declarations landed / (last landing - first send); sustained: between the 10% and 90% landings",
     "memory": "worker process VmRSS and VmHWM from /proc/<pid>/status after each load",
     "cpu": "worker and sink user+system CPU seconds (/proc/<pid>/stat) over the timed part of a load, "
@@ -313,6 +316,12 @@ def _report(console: Console, result: LoadResult) -> None:
         f"{result.seconds_to_last_landing:.2f}s; latency p50 {lat['p50_ms']:.1f} p95 {lat['p95_ms']:.1f} "
         f"p99 {lat['p99_ms']:.1f} ms; CPU per declaration {_cpu_text(result)}{state}"
     )
+    if result.stages.get("matched"):
+        to_worker, to_redis = result.stages["to_worker_send"], result.stages["worker_send_to_redis"]
+        console.print(
+            f"    of which to the worker's send p50 {to_worker['p50_ms']:.1f} p99 {to_worker['p99_ms']:.1f} ms, "
+            f"from there into Redis p50 {to_redis['p50_ms']:.1f} p99 {to_redis['p99_ms']:.1f} ms"
+        )
 
 
 def _cpu_text(result: LoadResult) -> str:

@@ -62,6 +62,17 @@ def test_latencies_and_rates_are_sane(results):
         assert [v for _, v in curve] == sorted(v for _, v in curve)
 
 
+def test_each_landed_declarations_latency_is_split_at_the_workers_send(results):
+    for load in results["loads"]:
+        stages = load["latency_stages"]
+        assert stages["matched"] == load["landed"], load["label"]  # every result found by its provenance
+        to_worker, to_redis = stages["to_worker_send"], stages["worker_send_to_redis"]
+        assert to_worker["count"] == to_redis["count"] == load["landed"]
+        # The worker's timestamps are whole milliseconds: each stage may read up to 1 ms short.
+        assert to_worker["p50_ms"] > -1 and to_redis["p50_ms"] > -1
+        assert to_worker["mean_ms"] + to_redis["mean_ms"] == pytest.approx(load["latency"]["mean_ms"], abs=0.01)
+
+
 def test_kafka_tools_ran_on_the_same_broker(results):
     kafka = results["kafka"]
     assert kafka["producer_performance"]["records"] == 2_000

@@ -7,11 +7,14 @@ from collections import Counter
 
 import pytest
 
-from tallyroom.bench import kafka_tools, stats
+from tallyroom.bench import kafka_tools, stages, stats
 from tallyroom.bench.load import offer
 from tallyroom.bench.night import NightSpec, SyntheticNight, ons_id
 from tallyroom.bench.runner import parse_rates
-from tallyroom.schemas import Declaration
+from tallyroom.bench.stages import ClockPair
+from tallyroom.schemas import Declaration, Provenance, ResultUpdate
+from tallyroom.streams.tally import seat_result
+from tests.factories import cand, decl
 
 
 def test_ons_ids_move_to_the_next_letter_past_a_million():
@@ -151,3 +154,36 @@ def test_the_default_synthetic_night_fits_one_kafka_message():
     _check_night_fits(SyntheticNight(NightSpec("bench-defaults", BenchOptions().seats, 1)))
     with pytest.raises(ValueError, match="seats: 10,000 seats make a night message"):
         _check_night_fits(SyntheticNight(NightSpec("bench-defaults", 10_000, 1)))
+
+
+def test_a_declarations_latency_splits_at_the_workers_send_of_its_result():
+    clocks = ClockPair(wall=1_000.0, monotonic=50.0)  # monotonic 50.0 s is wall 1,000,000 ms
+    sent_at = [50.000, 50.010, 50.020]
+    positions = [(0, 7), (0, 8), (0, 9)]
+    landed_at = [50.030, None, 50.045]  # the second never landed
+    worker_sent = {(0, 7): 1_000_012, (0, 8): 1_000_020}  # the third's result was not found
+    split_up = stages.split(clocks, sent_at, positions, landed_at, worker_sent)
+    assert split_up["matched"] == 1
+    assert split_up["to_worker_send"]["p50_ms"] == pytest.approx(12.0)
+    assert split_up["worker_send_to_redis"]["p50_ms"] == pytest.approx(18.0)
+    # The two stages add up to the declaration's whole latency.
+    whole = (landed_at[0] - sent_at[0]) * 1000
+    total = split_up["to_worker_send"]["p50_ms"] + split_up["worker_send_to_redis"]["p50_ms"]
+    assert total == pytest.approx(whole, abs=0.01)
+
+
+def test_a_results_record_names_the_declaration_it_counted_by_its_seats_provenance():
+    record = ResultUpdate(
+        election="e",
+        alerts=[],
+        seat=seat_result(
+            decl("E14000001", cand("A", "Lab", 60), cand("B", "Con", 40)),
+            "Con",
+            provenance=Provenance(topic="decls", partition=2, offset=41),
+        ),
+    ).model_dump_json()
+    assert stages.result_position(record.encode(), "decls") == (2, 41)
+    assert stages.result_position(record.encode(), "another-topic") is None  # e.g. a live-entry topic of another run
+    night_only = ResultUpdate(election="e", alerts=[]).model_dump_json().encode()
+    assert stages.result_position(night_only, "decls") is None
+    assert stages.result_position(b"not json", "decls") is None
