@@ -31,7 +31,7 @@ from tallyroom.metrics import serve_process_metrics, sink_metrics
 from tallyroom.schemas import Alert, DeadLetter, ResultUpdate
 from tallyroom.schemas.common import ELECTION_ID, read_stored, read_stored_as_written
 from tallyroom.settings import Settings
-from tallyroom.streams.rules import RuleConfig, seat_summary
+from tallyroom.streams.rules import RuleConfig, seat_summary_json
 
 log = logging.getLogger("tallyroom.sink")
 
@@ -309,7 +309,7 @@ class RedisSink:
             steps.args += [value for s in update.night for value in (s.ons_id, s.model_dump_json())]
             steps.kinds.append("night")
         if seat is not None:
-            summary = seat_summary(seat, self.rules).model_dump_json()
+            summary = seat_summary_json(seat, self.rules)
             steps.keys += [keys.seat(seat.ons_id), keys.winners]
             seat_json = bytes(written.seat) if written else seat.model_dump_json()
             steps.args += ["s", seat.revision, seat_json, seat.ons_id, summary]

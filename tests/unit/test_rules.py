@@ -1,12 +1,14 @@
 """One test (at least) per upset rule, with hand-made declarations and no Kafka."""
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
-from tallyroom.schemas import AlertKind, RecountNotice
+from tallyroom.producers.nights import load_night
+from tallyroom.schemas import AlertKind, RecountNotice, Rush, Withdrawal
 from tallyroom.streams.count import Count
-from tallyroom.streams.rules import RuleConfig
+from tallyroom.streams.rules import RuleConfig, seat_summary, seat_summary_json
 from tests.factories import cand, decl, night
 
 
@@ -297,3 +299,37 @@ def test_a_correction_that_changes_the_winner_re_evaluates_the_night_rules():
     again = count.declare(decl("E14000002", cand("w", "LD", 300), cand("r", "Con", 190), revision=3))
     (alert,) = [a for a in again.alerts if a.kind == AlertKind.HUNG_PARLIAMENT]
     assert alert.id == next(a for a in hung.alerts if a.kind == AlertKind.HUNG_PARLIAMENT).id
+
+
+# --- the summary the sink writes per seat: plain data serialised by pydantic-core, byte for byte the model's -------
+
+DATA = Path(__file__).resolve().parents[2] / "data"
+
+
+@pytest.mark.parametrize("name", ["ge2024", "ge2019"])
+def test_a_seats_summary_json_is_the_validated_summary_byte_for_byte(name):
+    if not (DATA / name).is_dir():
+        pytest.skip(f"data/{name} is not shipped in this checkout")
+    loaded = load_night(DATA / name, f"{name}-summary")
+    config = RuleConfig(marginal_votes=2000)  # a line of its own: the marginal flag is part of the summary
+    count = Count(config)
+    count.open_night(loaded.opened)
+    seats = []
+    declarations = list(loaded.declarations)
+    first, second = declarations[0], declarations[1]
+    # A rush before its figures, and a result later withdrawn: every status a summary has.
+    rushed = count.rush(Rush(election=first.election, ons_id=first.ons_id, party="Lab", announced_at=first.declared_at))
+    seats.append(rushed.update.seat)
+    for declaration in declarations:
+        seats.append(count.declare(declaration, snapshot=False).update.seat)
+    withdrawn = count.withdraw(
+        Withdrawal(
+            election=second.election, ons_id=second.ons_id, revision=2, reason="a test", withdrawn_at=second.declared_at
+        )
+    )
+    seats.append(withdrawn.update.seat)
+    assert {seat.status for seat in seats} == {"rush", "declared", "withdrawn"}
+    summaries = [seat_summary(seat, config) for seat in seats]
+    assert any(s.marginal for s in summaries) and any(s.gain for s in summaries) and any(s.swing for s in summaries)
+    for seat, summary in zip(seats, summaries, strict=True):
+        assert seat_summary_json(seat, config) == summary.model_dump_json().encode(), seat.ons_id
