@@ -251,7 +251,6 @@ class Tally:
         """
         parties = set(self.seats) | set(self.votes) | set(self.held_before)
         valid = self.valid_votes
-        swing = self.national_swing()
         return {
             "schema_version": SCHEMA_VERSION,
             "election": self.election,
@@ -275,7 +274,7 @@ class Tally:
                 if self.seats[p] or self.votes[p] or self.held_before[p]
             },
             "compared": self.compared,
-            "swing": swing.model_dump() if swing is not None else None,
+            "swing": self.national_swing(),
             "as_of": self.as_of,
         }
 
