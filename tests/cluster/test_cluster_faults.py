@@ -401,7 +401,7 @@ def test_the_declarations_leader_sigkilled_and_restarted_loses_and_doubles_nothi
     cluster.start(leader)
     back_at = at()
     sent = loads.finish()
-    assert_running(pipe.worker, pipe.sink)
+    assert_running(pipe)
     loads.assert_exact(pipe)
     in_sync = cluster.wait_in_sync(topics_of(pipe))
     print(
@@ -431,7 +431,7 @@ def test_a_rolling_restart_of_every_broker_loses_and_doubles_nothing(cluster_pip
         cluster.wait_in_sync([*topics_of(pipe), "__consumer_offsets"])  # before the next goes
         steps.append(f"kafka-{node} at {declared} declared, in sync by {at()}")
     sent = loads.finish()
-    assert_running(pipe.worker, pipe.sink)
+    assert_running(pipe)
     loads.assert_exact(pipe)
     print(
         f"\nrestarted {'; '.join(steps)}; {sent}; books balanced at {at()}; seats re-counted: {loads.recounted(pipe)}"
@@ -458,7 +458,7 @@ def test_the_worker_sigkilled_during_a_leader_election_loses_and_doubles_nothing
     # The dead broker comes back (a JVM start, 10-20 s) while the rest of the loads land and are checked.
     broker_back = InThread(lambda: cluster.start(leader))
     sent = loads.finish()
-    assert_running(pipe.worker, pipe.sink)
+    assert_running(pipe)
     loads.assert_exact(pipe)
     broker_back.result()
     print(

@@ -58,6 +58,14 @@ class Pipeline:
             self.worker.kill()  # nothing if it has stopped
             self.worker = start_worker(self.settings, self.env)
 
+    def running_now(self) -> tuple[processes.Background, processes.Background]:
+        """The worker and sink as they run now. A worker that stopped on a hole is started again
+        here at once, as the watcher would do within its next half second: a check that reads
+        ``worker`` before then would see the stopped one (cluster fault test, in CI)."""
+        with self._lock:
+            self._restart_if_on_a_hole()
+            return self.worker, self.sink
+
     def watch_for_holes(self) -> None:
         threading.Thread(target=self._restart_on_holes, daemon=True).start()
 
@@ -69,11 +77,14 @@ class Pipeline:
     def _restart_on_holes(self) -> None:
         while not self._stopped.wait(0.5):
             with self._lock:
-                if not stopped_on_a_hole(self.worker):
-                    continue
-                self.hole_restarts += 1
-                print(f"\nthe worker stopped on a hole in its offsets; started again ({self.hole_restarts})")
-                self.worker = start_worker(self.settings, self.env)
+                self._restart_if_on_a_hole()
+
+    def _restart_if_on_a_hole(self) -> None:
+        if not stopped_on_a_hole(self.worker):
+            return
+        self.hole_restarts += 1
+        print(f"\nthe worker stopped on a hole in its offsets; started again ({self.hole_restarts})")
+        self.worker = start_worker(self.settings, self.env)
 
 
 def isolated_settings(base: Settings, tag: str, redis_db: int = TEST_REDIS_DB) -> tuple[Settings, dict[str, str]]:
