@@ -37,7 +37,9 @@ def test_declarations_and_results_have_no_time_based_deletion(stack, caplog):  #
         with caplog.at_level(logging.WARNING, logger="tallyroom.kafka"):
             specs = ensure_topics(settings)
             ensure_topics(settings)  # again: they exist now
-        assert not caplog.records  # one broker on loopback: the local stack, nothing to warn about
+        # One broker on loopback: the local stack, nothing of Tallyroom's to warn about. Only its own
+        # records count: kafka-python's warnings of a slow event loop come with a busy machine.
+        assert [r.getMessage() for r in caplog.records if r.name.startswith("tallyroom")] == []
         assert [spec.replication_factor for spec in specs] == [1, 1, 1, 1]
         configs = {role: topic_configs(admin, name) for role, name in names.items()}
         assert configs["declarations"]["retention.ms"] == configs["results"]["retention.ms"] == "-1"
