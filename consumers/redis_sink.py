@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 
 import msgspec
 import redis
-from kafka import ConsumerRebalanceListener, KafkaConsumer
+from confluent_kafka import TopicPartition
 from pydantic import ValidationError
 
 from tallyroom.consumers.keys import DEAD_LETTERS, DEAD_LETTERS_SEEN, ElectionKeys, sink_filled
-from tallyroom.consumers.loop import run_consumer
+from tallyroom.consumers.loop import Partitions, run_consumer
 from tallyroom.lag import serve_lag, sink_lag_checks
 from tallyroom.lifecycle import Stop, authentication_failure
 from tallyroom.metrics import serve_process_metrics, sink_metrics
@@ -202,9 +202,9 @@ class RedisSink:
                 raise failure from None
             # Not answering: the consumer loop waits for it, as before.
 
-    def open(self, consumer: KafkaConsumer) -> RedisFill:
+    def open(self, partitions: Partitions) -> RedisFill:
         self.redis.ping()  # a refused password ends the sink here, before it joins the group
-        self.fill = RedisFill(self, consumer, self.settings.sink_group)
+        self.fill = RedisFill(self, partitions, self.settings.sink_group)
         return self.fill
 
     def write(self, records: Sequence[tuple[str, bytes]]) -> bool:
@@ -371,7 +371,7 @@ def _refused_in_election(letter: DeadLetter) -> tuple[str, str, str] | None:
     return ElectionKeys(letter.key).refused, f"{letter.topic}/{letter.partition}/{letter.offset}", letter.reason
 
 
-class RedisFill(ConsumerRebalanceListener):
+class RedisFill:
     """Which partitions this Redis has been filled from, so that a wiped Redis is refilled.
 
     Kafka keeps every result; Redis may lose them (restarted without persistence,
@@ -382,23 +382,22 @@ class RedisFill(ConsumerRebalanceListener):
     second of writes, which the sink may already have committed in Kafka.
     The mark is set only after the first commit that follows, so a sink that dies
     before then starts over instead of resuming past what Redis never got.
-    It is the consumer's rebalance listener, to check each partition it is given.
+    It is the consumer's rebalance listener (``consumers.loop.Rebalance``), to check each
+    partition it is given.
     """
 
-    def __init__(self, sink: RedisSink, consumer: KafkaConsumer, group: str):
-        self.sink, self.consumer = sink, consumer
+    def __init__(self, sink: RedisSink, partitions: Partitions, group: str):
+        self.sink, self.partitions = sink, partitions
         self.key = sink_filled(group)
         self.marked = False
         self.run_id: str | None = None  # the Redis server process this sink has been writing to
 
     @staticmethod
-    def field(tp) -> str:
+    def field(tp: TopicPartition) -> str:
         return f"{tp.topic}/{tp.partition}"
 
-    def on_partitions_revoked(self, revoked) -> None:
-        pass
-
-    def on_partitions_assigned(self, assigned) -> None:
+    def on_assign(self, assigned: Sequence[TopicPartition]) -> list[TopicPartition]:
+        """The partitions to read from their start: those this Redis has no mark for."""
         try:
             held = {f.decode() if isinstance(f, bytes) else f for f in self.sink.redis.hkeys(self.key)}
         except (redis.ConnectionError, redis.TimeoutError):
@@ -409,10 +408,10 @@ class RedisFill(ConsumerRebalanceListener):
                 "Redis holds nothing yet from %s: reading them from the start",
                 ", ".join(self.field(tp) for tp in unfilled),
             )
-            self.consumer.seek_to_beginning(*unfilled)
         # Given nothing (a rebalance can hand a member no partition), nothing is marked either:
         # a missing mark then is no sign of a wiped Redis.
         self.marked = bool(assigned) and not unfilled
+        return unfilled
 
     def wiped(self) -> bool:
         """True, and everything re-read from the start, if Redis has lost what it was filled with."""
@@ -433,13 +432,12 @@ class RedisFill(ConsumerRebalanceListener):
             )
         else:
             log.warning("Redis has lost its data (no %s): refilling it from the start of every partition", self.key)
-        if assignment := self.consumer.assignment():  # kafka-python raises on an empty seek_to_beginning()
-            self.consumer.seek_to_beginning(*assignment)
+        self.partitions.rewind(self.partitions.assignment())
         self.marked = False
         return True
 
     def committed(self) -> None:
-        if not self.marked and (assignment := self.consumer.assignment()):
+        if not self.marked and (assignment := self.partitions.assignment()):
             self.sink.redis.hset(self.key, mapping={self.field(tp): 1 for tp in assignment})
             self.marked = True
 

@@ -38,6 +38,8 @@ from typing import TYPE_CHECKING, TypeVar
 import redis
 from aiokafka.errors import KafkaError as AIOKafkaError
 from aiokafka.errors import SaslAuthenticationFailed as AIOKafkaSaslFailed
+from confluent_kafka import KafkaError as RdKafkaError
+from confluent_kafka import KafkaException as RdKafkaException
 from kafka.errors import KafkaError, SaslAuthenticationFailedError
 
 from tallyroom.settings import Settings
@@ -61,9 +63,40 @@ def redis_transient(exc: BaseException) -> bool:
     return isinstance(exc, REDIS_TRANSIENT)
 
 
+# librdkafka's codes for what passes (confluent-kafka marks few errors retriable itself): no broker
+# answering, a coordinator or leader being elected or moved, a rebalance, a request timed out.
+RDKAFKA_TRANSIENT = frozenset(
+    {
+        RdKafkaError._TRANSPORT,
+        RdKafkaError._ALL_BROKERS_DOWN,
+        RdKafkaError._TIMED_OUT,
+        RdKafkaError._WAIT_COORD,
+        RdKafkaError.COORDINATOR_NOT_AVAILABLE,
+        RdKafkaError.NOT_COORDINATOR,
+        RdKafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+        RdKafkaError.REBALANCE_IN_PROGRESS,
+        RdKafkaError.LEADER_NOT_AVAILABLE,
+        RdKafkaError.NOT_LEADER_FOR_PARTITION,
+        RdKafkaError.REQUEST_TIMED_OUT,
+        RdKafkaError.NETWORK_EXCEPTION,
+    }
+)
+RDKAFKA_LOGIN_REFUSED = frozenset({RdKafkaError._AUTHENTICATION, RdKafkaError.SASL_AUTHENTICATION_FAILED})
+
+
+def rdkafka_error(exc: BaseException) -> RdKafkaError | None:
+    """The librdkafka error a confluent-kafka exception carries, if it is one."""
+    if isinstance(exc, RdKafkaException) and exc.args and isinstance(exc.args[0], RdKafkaError):
+        return exc.args[0]
+    return None
+
+
 def kafka_transient(exc: BaseException) -> bool:
-    """An error kafka-python or aiokafka marks retriable: a broker down or refusing connections, a
-    partition or controller being elected, a request or bootstrap timed out, no broker answering."""
+    """An error kafka-python or aiokafka marks retriable, or one of librdkafka's that passes: a broker
+    down or refusing connections, a partition, coordinator or controller being elected, a request or
+    bootstrap timed out, no broker answering."""
+    if (error := rdkafka_error(exc)) is not None:
+        return not error.fatal() and (error.retriable() or error.code() in RDKAFKA_TRANSIENT)
     return isinstance(exc, KafkaError | AIOKafkaError) and bool(exc.retriable)
 
 
@@ -187,6 +220,8 @@ def authentication_failure(exc: BaseException) -> AuthenticationFailed | None:
         )
     if isinstance(exc, SaslAuthenticationFailedError | AIOKafkaSaslFailed):
         return AuthenticationFailed("Kafka", "TALLYROOM_KAFKA_SASL_PASSWORD", str(exc) or type(exc).__name__)
+    if (error := rdkafka_error(exc)) is not None and error.code() in RDKAFKA_LOGIN_REFUSED:
+        return AuthenticationFailed("Kafka", "TALLYROOM_KAFKA_SASL_PASSWORD", error.str())
     return None
 
 

@@ -205,6 +205,28 @@ class Settings(BaseSettings):
                 cfg[key] = value
         return cfg
 
+    def librdkafka_config(self) -> dict[str, str | int]:
+        """The same connection settings in librdkafka's spelling (confluent-kafka: the sinks' consumer).
+
+        ``connect_timeout`` bounds each connection's set-up, as kafka-python's bootstrap wait does."""
+        cfg: dict[str, str | int] = {
+            "bootstrap.servers": self.kafka_bootstrap,
+            "security.protocol": self.kafka_security_protocol.lower(),
+            "socket.connection.setup.timeout.ms": int(self.connect_timeout * 1000),
+        }
+        if self.kafka_sasl_mechanism:
+            cfg["sasl.mechanism"] = self.kafka_sasl_mechanism
+            cfg["sasl.username"] = self.kafka_sasl_username or ""
+            cfg["sasl.password"] = self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else ""
+        for setting, key in (
+            ("ssl.ca.location", self.kafka_ssl_cafile),
+            ("ssl.certificate.location", self.kafka_ssl_certfile),
+            ("ssl.key.location", self.kafka_ssl_keyfile),
+        ):
+            if key:
+                cfg[setting] = key
+        return cfg
+
     @property
     def redis_address(self) -> str:
         """host:port of TALLYROOM_REDIS_URL (never its password), for messages."""

@@ -11,6 +11,8 @@ import pytest
 import redis
 from aiokafka.errors import NodeNotReadyError as AIOKafkaNodeNotReady
 from aiokafka.errors import SaslAuthenticationFailed as AIOKafkaSaslFailed
+from confluent_kafka import KafkaError as RdKafkaError
+from confluent_kafka import KafkaException as RdKafkaException
 from kafka.errors import SaslAuthenticationFailedError
 
 from tallyroom.lifecycle import (
@@ -55,6 +57,10 @@ def test_a_connection_error_is_retried_until_it_succeeds():
         (redis.exceptions.NoPermissionError("NOPERM this user has no permissions"), "TALLYROOM_REDIS_USERNAME"),
         (SaslAuthenticationFailedError("invalid credentials"), "TALLYROOM_KAFKA_SASL_PASSWORD"),
         (AIOKafkaSaslFailed("invalid credentials"), "TALLYROOM_KAFKA_SASL_PASSWORD"),
+        (
+            RdKafkaException(RdKafkaError(RdKafkaError.SASL_AUTHENTICATION_FAILED, "invalid credentials")),
+            "TALLYROOM_KAFKA_SASL_PASSWORD",
+        ),
     ],
 )
 def test_an_authentication_error_is_never_retried(error, setting):
@@ -164,6 +170,9 @@ def test_the_kafka_login_check_is_a_no_op_without_sasl_and_leaves_an_unreachable
         kafka_errors.KafkaTimeoutError("Unable to bootstrap from ['127.0.0.1:1']"),
         kafka_errors.NodeNotReadyError(1),
         kafka_errors.LeaderNotAvailableError(),
+        RdKafkaException(RdKafkaError(RdKafkaError._TRANSPORT, "Connection refused")),
+        RdKafkaException(RdKafkaError(RdKafkaError._ALL_BROKERS_DOWN)),
+        RdKafkaException(RdKafkaError(RdKafkaError.REBALANCE_IN_PROGRESS)),
     ],
 )
 def test_a_kafka_error_its_library_marks_retriable_is_transient_and_retried(error):
@@ -178,6 +187,8 @@ def test_a_kafka_error_its_library_marks_retriable_is_transient_and_retried(erro
         kafka_errors.TopicAlreadyExistsError(),
         kafka_errors.InvalidReplicationFactorError(),
         aiokafka_errors.UnsupportedVersionError(),
+        RdKafkaException(RdKafkaError(RdKafkaError._TRANSPORT, "gone for good", fatal=True)),
+        RdKafkaException(RdKafkaError(RdKafkaError.TOPIC_AUTHORIZATION_FAILED)),
         redis.ConnectionError("gone"),
         RuntimeError("a bug"),
     ],
@@ -293,3 +304,31 @@ def test_raise_if_cancelled_lets_a_task_that_was_not_cancelled_go_on():
         return "went on"
 
     assert asyncio.run(main()) == "went on"
+
+
+def test_the_sinks_consumer_gets_the_same_connection_settings_in_librdkafkas_spelling():
+    settings = Settings(
+        kafka_bootstrap="k1:9093,k2:9093",
+        kafka_security_protocol="SASL_SSL",
+        kafka_sasl_mechanism="SCRAM-SHA-512",
+        kafka_sasl_username="sink",
+        kafka_sasl_password="s3cret",
+        kafka_ssl_cafile="/ca.pem",
+        connect_timeout=2.5,
+    )
+    assert settings.librdkafka_config() == {
+        "bootstrap.servers": "k1:9093,k2:9093",
+        "security.protocol": "sasl_ssl",
+        "socket.connection.setup.timeout.ms": 2500,
+        "sasl.mechanism": "SCRAM-SHA-512",
+        "sasl.username": "sink",
+        "sasl.password": "s3cret",
+        "ssl.ca.location": "/ca.pem",
+    }
+    plain = Settings(kafka_bootstrap="127.0.0.1:9092").librdkafka_config()
+    assert plain["security.protocol"] == "plaintext" and not any(k.startswith(("sasl", "ssl")) for k in plain)
+    # librdkafka accepts every key and value as given (an unknown one raises; the CA file is opened).
+    from confluent_kafka import Consumer
+
+    sasl = settings.model_copy(update={"kafka_security_protocol": "SASL_PLAINTEXT", "kafka_ssl_cafile": None})
+    Consumer(sasl.librdkafka_config() | {"group.id": "g"}).close()
