@@ -20,9 +20,11 @@ Kafka is; a refused password is not.
 
 The consumer is confluent-kafka's (librdkafka, in C). kafka-python's, which the loop used before,
 cost 0.068-0.078 ms of CPU per results record to fetch and decode, against confluent-kafka's
-0.008 ms (30,000 records of the 2024 night, three interleaved rounds, bench/README.md, session 12):
-about a quarter of the sink's CPU per declaration at ``max``. librdkafka reconnects and fetches on
-threads of its own; its log lines and errors go to the ``tallyroom.kafka`` logger.
+0.008 ms (30,000 records of the 2024 night, three interleaved rounds, in the session that made the
+change): about a quarter of the sink's CPU per declaration at ``max``. In the real pipeline the
+sink's CPU per declaration at ``max`` went from 0.245 ms (session 9) to 0.10-0.14 ms (bench/README.md,
+session 13). librdkafka reconnects and fetches on threads of its own; its log lines and errors go
+to the ``tallyroom.kafka`` logger.
 """
 
 from __future__ import annotations

@@ -128,9 +128,11 @@ class Settings(BaseSettings):
     sink_group: str = "tallyroom-redis-sink"
     worker_batch_size: int = 500
     worker_session_timeout: float = 10.0
-    # How long the worker waits to fill a batch: the floor of its latency (0.02 was the
-    # best p99 at 500/s in the bench; 0.05 and 0.01 were worse)
-    worker_batch_seconds: float = 0.02
+    # How long the worker waits to fill a batch: the floor of its latency. 0.01 against 0.02, three
+    # interleaved rounds once the sink stopped waiting out its polls (bench/README.md, session 13):
+    # p99 at 200/s 53.7-61.0 -> 39.5-47.2 ms, at 500/s 79.7-169.1 -> 81.3-96.3 ms, for about 8% more
+    # worker CPU per declaration at 200/s (more, smaller batches) and none at 500/s.
+    worker_batch_seconds: float = 0.01
     # How long a worker's or sink's fetch may wait at the broker for new records. Each
     # client keeps one fetch in flight per broker, so a fetch parked on a quiet partition
     # holds up a busy one for this long (faust-streaming's own is 1,500, kafka-python's 500).
