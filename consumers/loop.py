@@ -160,9 +160,16 @@ def poll(consumer: Consumer, timeout: float = POLL_MS / 1000, most: int = MAX_PO
     records 5 ms apart, against 2.0 and 5.4 ms this way; bench/README.md, session 13).
     """
     first = consumer.poll(timeout)
-    if first is None:
-        return []
-    return [first, *consumer.consume(most - 1, 0)] if most > 1 else [first]
+    if first is None or most <= 1:
+        return [] if first is None else [first]
+    try:
+        rest = consumer.consume(most - 1, 0)
+    except KafkaException as exc:
+        # librdkafka has handed the first record over: dropping it here would lose it until a
+        # refill (the next ones would be flushed and committed past it). The next poll meets the error.
+        log.warning("Kafka: taking what was fetched after the first record failed (%s); the rest comes next poll", exc)
+        return [first]
+    return [first, *rest]
 
 
 Position = tuple[str, int]  # (topic, partition)
