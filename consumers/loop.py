@@ -160,8 +160,10 @@ def poll(consumer: Consumer, timeout: float = POLL_MS / 1000, most: int = MAX_PO
     records 5 ms apart, against 2.0 and 5.4 ms this way; bench/README.md, session 13).
     """
     first = consumer.poll(timeout)
-    if first is None or most <= 1:
-        return [] if first is None else [first]
+    if first is None:
+        return []
+    if most <= 1:
+        return [first]
     try:
         rest = consumer.consume(most - 1, 0)
     except KafkaException as exc:

@@ -22,13 +22,11 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def results_topic(stack):  # noqa: F811
     settings, _ = isolated_settings(stack, "sink-poll")
-    ensure_topics(settings)
+    created = [spec.name for spec in ensure_topics(settings)]
     yield settings
     admin = KafkaAdminClient(**settings.kafka_python_config())
     try:
-        admin.delete_topics(
-            [settings.topic_declarations, settings.topic_alerts, settings.topic_results, settings.topic_dead_letters]
-        )
+        admin.delete_topics(created)
     finally:
         admin.close()
 
