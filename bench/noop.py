@@ -3,8 +3,8 @@
 It is built like the worker (``streams.app.create_app``: the same producer, acks, linger,
 batch limit and Faust options; ``shorten_fetch_wait`` with the same fetch wait), reads
 with the same ``take_events(worker_batch_size, within=worker_batch_seconds)`` and sends
-one record per event through the same batched producer call (``faust_compat.send_records``),
-awaited per batch, as the worker sends. What it lacks is Tallyroom's work: parse, count, rules,
+one record per event through the same direct producer call, awaited per batch, as the
+worker awaits its sends. What it lacks is Tallyroom's work: parse, count, rules,
 serialisation, the changelog. ``tallyroom bench`` runs it on the same broker, in the
 same run, as the reference row that Tallyroom's throughput is a ratio of.
 
@@ -16,10 +16,12 @@ gives it topics of its own, created by ``ensure_topics`` as Tallyroom's are.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import faust
 
@@ -41,7 +43,10 @@ def build_noop(settings: Settings) -> faust.App:
             settings.worker_batch_size, within=settings.worker_batch_seconds
         )
         async for events in batches:
-            await faust_compat.send_records(app, [(target, event.key, event.value, None) for event in events])
+            futures: list[Any] = [
+                await faust_compat.send(app, target, event.key, event.value, None) for event in events
+            ]
+            await asyncio.gather(*futures)
 
     return app
 

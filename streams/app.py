@@ -37,7 +37,7 @@ import json
 import logging
 import ssl
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -78,9 +78,12 @@ class Received:
         return cls(message.topic, message.partition, message.offset, event.key, event.value, event)
 
 
-# Send these records in order and return once the broker has acknowledged every one
-# (``faust_compat.send_records``; ``tallyroom.streams.inmemory.MemoryBroker.send`` in tests).
-SendRecords = Callable[[Sequence[faust_compat.OutRecord]], Awaitable[None]]
+class SendRecord(Protocol):
+    """Hand a record to the producer; await the result for the broker's acknowledgement."""
+
+    def __call__(
+        self, topic: str, key: bytes | None, value: bytes | None, partition: int | None
+    ) -> Awaitable[Awaitable[Any]]: ...
 
 
 class TableAccess(Protocol):
@@ -232,7 +235,7 @@ class Tallier:
         self,
         settings: Settings,
         count: Count,
-        send: SendRecords,
+        send: SendRecord,
         tables: TableAccess,
         partitions_of: Callable[[str], int | None],
         metrics: WorkerMetrics | None = None,
@@ -398,12 +401,11 @@ class Tallier:
                 last[value.election] = value
         for election, parts in last.items():
             parts.tally = self.count.snapshot_json(election)
-        await self.send(
-            [
-                (topic, key.encode(), value if isinstance(value, bytes) else value.to_json(), None)
-                for topic, key, value in batch.messages
-            ]
-        )
+        futures = []
+        for topic, key, value in batch.messages:
+            payload = value if isinstance(value, bytes) else value.to_json()
+            futures.append(await self.send(topic, key.encode(), payload, None))
+        await asyncio.gather(*futures)
 
     async def store(self, batch: Batch) -> None:
         """Record what the batch counted, once its alerts and updates are acknowledged.
@@ -420,9 +422,11 @@ class Tallier:
         if not batch.seats:
             return
         changelog = self.tables.seats_changelog
-        await self.send(
-            [(changelog, faust_compat.changelog_key(key), value, partition) for partition, key, value in batch.seats]
-        )
+        futures = [
+            await self.send(changelog, faust_compat.changelog_key(key), value, partition)
+            for partition, key, value in batch.seats
+        ]
+        await asyncio.gather(*futures)
         for _, key, value in batch.seats:
             self.tables.seats[key] = value
 
@@ -677,8 +681,8 @@ def build_worker(settings: Settings) -> Worker:
         rules = faults.failing_rules_for_seat(rules, settings.fault_rule_seat)
     count = Count(RuleConfig.from_settings(settings), evaluate=rules)
 
-    def send(records: Sequence[faust_compat.OutRecord]) -> Awaitable[None]:
-        return faust_compat.send_records(app, records)
+    def send(topic: str, key: bytes | None, value: bytes | None, partition: int | None) -> Awaitable[Any]:
+        return faust_compat.send(app, topic, key, value, partition)
 
     tallier = Tallier(
         settings,

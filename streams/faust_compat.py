@@ -9,21 +9,19 @@ private names used here; ``tests/unit/test_faust_compat.py`` calls it.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import os
 import sys
 import time
 import weakref
-from collections.abc import Awaitable, Iterable, Iterator, MutableMapping, Sequence
+from collections.abc import Awaitable, Iterable, Iterator, MutableMapping
 from contextlib import contextmanager
 from typing import Any
 
 import faust
 import faust.streams as faust_streams
-from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.consumer.group_coordinator import GroupCoordinator
-from aiokafka.partitioner import DefaultPartitioner
 from faust.serializers import codecs as faust_codecs
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
@@ -38,7 +36,6 @@ _PRIVATE_NAMES: list[tuple[object, str]] = [
     (faust_aiokafka.AIOKafkaConsumerThread, "_ensure_consumer"),
     (GroupCoordinator, "_maybe_leave_group"),
     (faust_aiokafka.Transport, "_create_topic"),
-    (faust_aiokafka.Producer, "_ensure_producer"),
     (faust.Table, "apply_changelog_batch"),
     (faust.Table, "data"),
 ]
@@ -162,67 +159,13 @@ def changelog_key(key: str) -> bytes:
     return faust_codecs.dumps("json", key)  # type: ignore[no-any-return]
 
 
-# (topic, key, value, partition): a record to send; partition None places it by its key, as Kafka's
-# default partitioner does.
-OutRecord = tuple[str, bytes | None, bytes | None, int | None]
+async def send(app: faust.App, topic: str, key: bytes | None, value: bytes | None, partition: int | None) -> Awaitable:
+    """Hand one record to the app's producer; the returned future resolves when the broker acknowledges it.
 
-
-async def send_records(app: faust.App, records: Sequence[OutRecord]) -> None:
-    """Send ``records`` through ``app``'s producer and return once the broker has acknowledged every one.
-
-    Each partition's records go in as few record batches as the producer's batch limit allows,
-    in their order, each batch submitted once (aiokafka's ``create_batch`` and ``send_batch``, which
-    waits for a partition's batch already pending to be taken for sending before it queues the next):
-    the records on the topic are the same, one per record. A record sent alone (``send``) cost
-    13.7 us of the producer's CPU with its partition given and 23-27 us with it found from the key,
-    against 6.6-7.2 us a record in batches (aiokafka 0.14, 1,500-byte records to the local broker);
-    Faust's own ``Producer.send`` adds its sensors on top. A keyed record lands where Kafka's
-    default partitioner puts it (murmur2 of the key over the topic's partitions), as before.
+    Straight to the producer: ``Topic.send`` wraps each record in Faust's
+    FutureMessage/callback machinery, a third of the worker's CPU in a profile.
     """
-    producer = _aiokafka_producer(app)
-    partitions: dict[str, list[int]] = {}
-    builders: dict[tuple[str, int], Any] = {}
-    futures: list[Awaitable[Any]] = []
-    for topic, key, value, partition in records:
-        if partition is None:
-            if topic not in partitions:
-                partitions[topic] = sorted(await producer.partitions_for(topic))
-            partition = keyed_partition(key, partitions[topic])
-        builder = builders.get((topic, partition))
-        if builder is None:
-            builder = builders[(topic, partition)] = producer.create_batch()
-        if builder.append(key=key, value=value, timestamp=None) is None:
-            # Full: it goes, and a new one takes the record (an empty batch takes any record, as
-            # ``send`` does; the broker's own size limit still applies).
-            futures.append(await producer.send_batch(builder, topic, partition=partition))
-            builder = builders[(topic, partition)] = producer.create_batch()
-            builder.append(key=key, value=value, timestamp=None)
-    for (topic, partition), builder in builders.items():
-        futures.append(await producer.send_batch(builder, topic, partition=partition))
-    await asyncio.gather(*futures)
-
-
-_DEFAULT_PARTITIONER = DefaultPartitioner()
-
-
-def keyed_partition(key: bytes | None, partitions: list[int]) -> int:
-    """Where aiokafka's default partitioner puts ``key`` among ``partitions`` (sorted): murmur2 of the key.
-
-    A record with no key has no fixed place: any partition (aiokafka picks one at random too).
-    """
-    return _keyed_partition(key, tuple(partitions))
-
-
-# Cached: the records of a batch share a handful of keys (their elections), and murmur2 is pure Python.
-@functools.lru_cache(maxsize=4096)
-def _keyed_partition(key: bytes | None, partitions: tuple[int, ...]) -> int:
-    chosen: int = _DEFAULT_PARTITIONER(key, list(partitions), list(partitions))
-    return chosen
-
-
-def _aiokafka_producer(app: faust.App) -> AIOKafkaProducer:
-    """The aiokafka producer behind ``app``'s Faust producer (started with the app)."""
-    return app.producer._ensure_producer()  # type: ignore[attr-defined,no-any-return]
+    return await app.producer.send(topic, key, value, partition, None, None)  # type: ignore[no-any-return]
 
 
 def _consumer_thread(app: faust.App) -> Any:

@@ -6,7 +6,8 @@ which run the worker's real batch code with no Kafka.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import asyncio
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,11 +21,14 @@ class MemoryBroker:
     records: list[tuple[str, bytes | None, bytes | None, int | None]] = field(default_factory=list)
     fail: BaseException | None = None
 
-    async def send(self, records: Sequence[faust_compat.OutRecord]) -> None:
-        """Every record at once, in order, as ``faust_compat.send_records`` sends them; or ``fail``."""
+    async def send(self, topic: str, key: bytes | None, value: bytes | None, partition: int | None) -> asyncio.Future:
+        future: asyncio.Future = asyncio.get_running_loop().create_future()
         if self.fail is not None:
-            raise self.fail
-        self.records.extend(records)
+            future.set_exception(self.fail)
+        else:
+            self.records.append((topic, key, value, partition))
+            future.set_result(None)
+        return future
 
     def on(self, topic: str) -> list[bytes]:
         return [value for t, _, value, _ in self.records if t == topic and value is not None]

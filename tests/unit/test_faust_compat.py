@@ -141,16 +141,3 @@ def test_the_error_a_faust_worker_exits_on_is_found_for_its_one_line_failure():
         with mode_exiting():
             pass
     assert clean.value.code == 0 and faust_compat.exited_on(clean.value) is None
-
-
-def test_a_keyed_record_goes_where_kafkas_default_partitioner_puts_its_key():
-    from aiokafka.partitioner import DefaultPartitioner
-
-    from tallyroom.streams.partitioning import election_partition
-
-    for partitions in ([0], [0, 1, 2], list(range(12))):
-        for election in ("ge2024", "ge2019", "by-election-x", "invalid", "élection"):
-            key = election.encode()
-            chosen = faust_compat.keyed_partition(key, partitions)
-            assert chosen == DefaultPartitioner()(key, partitions, partitions)
-            assert chosen == election_partition(election, len(partitions))  # where the worker expects its events
