@@ -147,6 +147,13 @@ def ge2024_payloads(directory: Path) -> tuple[NightOpened, list[bytes]]:
     return loaded.opened, [d.model_dump_json().encode() for d in loaded.declarations]
 
 
+def synthetic_payloads(seats: int, declarations: int) -> tuple[NightOpened, list[bytes]]:
+    """The bench's synthetic night (``tallyroom bench``'s, by default 5,000 seats and 30,000 declarations:
+    most of them corrections)."""
+    night = SyntheticNight(NightSpec("bench-hotpath", seats, declarations))
+    return night.opened, [d.model_dump_json().encode() for d in night.declarations()]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seats", type=int, default=10_000)
@@ -158,9 +165,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.night:
         opened, payloads = ge2024_payloads(args.night)
     else:
-        night = SyntheticNight(NightSpec("bench-hotpath", args.seats, args.declarations))
-        opened = night.opened
-        payloads = [d.model_dump_json().encode() for d in night.declarations()]
+        opened, payloads = synthetic_payloads(args.seats, args.declarations)
     if args.tune_gc:
         from tallyroom.lifecycle import tune_gc
 

@@ -31,7 +31,15 @@ from tallyroom.schemas import (
 )
 from tallyroom.schemas.common import read_stored
 from tallyroom.streams.live_alerts import rush_alert, rush_contradicted, withdrawn_alert
-from tallyroom.streams.rules import RuleConfig, SeatChange, evaluate, majority_reached, recount, seat_change
+from tallyroom.streams.rules import (
+    RaisedBySeat,
+    RuleConfig,
+    SeatChange,
+    evaluate,
+    majority_reached,
+    recount,
+    seat_change,
+)
 from tallyroom.streams.tally import Tally, seat_result
 
 
@@ -98,6 +106,10 @@ class Book:
     # undeclared, but its weight stays in the tally's version, so the version a rebuild
     # derives never falls below one already published (readers keep only newer tallies).
     quarantined: dict[str, int] = field(default_factory=dict)
+    # What the seat rules raised for each seat's latest declared revision (``rules.RaisedBySeat``): a
+    # correction then skips running them on the result it replaces. Empty after a rebuild: the rules
+    # run again then, as they always may.
+    raised: RaisedBySeat = field(default_factory=dict)
 
     def result(self, ons_id: str) -> SeatResult | None:
         raw = self.results.get(ons_id)
@@ -298,7 +310,7 @@ class Count:
             interim_steps=previous.interim_steps if previous is not None else 0,  # the tally version keeps growing
         )
         as_of = book.tally.as_of
-        change = seat_change(book.tally, previous, seat, book.parties_holding_seats)
+        change = seat_change(book.tally, previous, seat, book.parties_holding_seats, book.raised)
         try:
             if previous is not None and previous.status != "declared":
                 # After a rush or a withdrawal this is the seat's first result as far as the rules go:

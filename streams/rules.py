@@ -10,7 +10,7 @@ facts' one validation (the alert takes the model as it is).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -71,6 +71,13 @@ class RuleConfig:
         return max(self.marginal_votes, self.marginal_share * valid_votes)
 
 
+# What tells one raised seat alert from another of its kind: the kind, and who it names.
+AlertKey = tuple[str, Any, Any]
+# By seat: what the seat rules raise for its latest revision (that revision, the keys). The count
+# keeps it so that a correction need not run the rules on the result it replaces again.
+RaisedBySeat = MutableMapping[str, tuple[int, frozenset[AlertKey]]]
+
+
 @dataclass(frozen=True)
 class SeatChange:
     """One accepted declaration: the seat's new result and what it replaced."""
@@ -84,6 +91,7 @@ class SeatChange:
     declared_before: int = 0
     declared_after: int = 0
     total: int = 0
+    raised: RaisedBySeat | None = None  # read and filled by ``evaluate``; None: not kept
 
     @property
     def is_gain(self) -> bool:
@@ -402,20 +410,29 @@ SEAT_RULES: list[Rule] = [gain, independent_gain, incumbent_defeated, marginal, 
 CHANGE_RULES: list[Rule] = [correction, majority_reached, hung_parliament]
 
 
+def alert_key(alert: Alert) -> AlertKey:
+    return (alert.kind, alert.facts.get("defeated"), alert.facts.get("challenger"))
+
+
 def evaluate(change: SeatChange, config: RuleConfig) -> list[Alert]:
     by_rule = [(rule, rule(change, config)) for rule in SEAT_RULES]
     alerts = [alert for _, raised_now in by_rule for alert in raised_now]
-    if change.previous is not None and alerts:
+    seat, previous = change.seat, change.previous
+    known = change.raised.get(seat.ons_id) if change.raised is not None else None
+    if change.raised is not None:
+        change.raised[seat.ons_id] = (seat.revision, frozenset(alert_key(a) for a in alerts))
+    if previous is not None and alerts:
         # Only a rule that raised something now can have raised it for the earlier revision too:
-        # the others are not run again (the earlier revision's rules were 8% of bench.hotpath's worker).
-        earlier = SeatChange(change.previous, None, change.parties_holding_seats, {}, {}, change.majority_line)
-        raised = {
-            (a.kind, a.facts.get("defeated"), a.facts.get("challenger"))
-            for rule, raised_now in by_rule
-            if raised_now
-            for a in rule(earlier, config)
-        }
-        alerts = [a for a in alerts if (a.kind, a.facts.get("defeated"), a.facts.get("challenger")) not in raised]
+        # the others are not run again (the earlier revision's rules were 8% of bench.hotpath's worker),
+        # and none is when the count kept what they raised for it.
+        if known is not None and known[0] == previous.revision:
+            raised = known[1]
+        else:
+            earlier = SeatChange(previous, None, change.parties_holding_seats, {}, {}, change.majority_line)
+            raised = frozenset(
+                alert_key(a) for rule, raised_now in by_rule if raised_now for a in rule(earlier, config)
+            )
+        alerts = [a for a in alerts if alert_key(a) not in raised]
     return alerts + [alert for rule in CHANGE_RULES for alert in rule(change, config)]
 
 
@@ -435,9 +452,13 @@ def recount(notice: RecountNotice, constituency: str | None) -> Alert:
 
 
 def seat_change(
-    tally: Tally, previous: SeatResult | None, seat: SeatResult, parties_holding_seats: frozenset[str]
+    tally: Tally,
+    previous: SeatResult | None,
+    seat: SeatResult,
+    parties_holding_seats: frozenset[str],
+    raised: RaisedBySeat | None = None,
 ) -> SeatChange:
-    """Apply a seat's result to the tally and describe the change for the rules."""
+    """Apply a seat's result to the tally and describe the change for the rules (``raised``: see ``evaluate``)."""
     before, declared_before = dict(tally.seats), tally.declared
     tally.apply(previous, seat)
     return SeatChange(
@@ -450,4 +471,5 @@ def seat_change(
         declared_before,
         tally.declared,
         tally.total,
+        raised,
     )

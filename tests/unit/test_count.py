@@ -58,3 +58,28 @@ def test_a_count_rebuilt_from_the_seat_tables_json_keeps_it_as_it_is():
     assert rebuilt.books["test"].results["E14000001"] is outcome.stored  # shared, not copied
     assert rebuilt.held("test", "E14000001") == outcome.update.seat
     assert rebuilt.snapshot("test") == first.snapshot("test")
+
+
+class NothingKept(dict):
+    """A ``Book.raised`` that keeps nothing: every correction runs the rules on its predecessor again."""
+
+    def __setitem__(self, key, value):
+        pass
+
+
+def test_a_correction_raises_the_same_alerts_whether_the_count_kept_its_predecessors_alerts_or_not():
+    from bench.night import NightSpec, SyntheticNight
+
+    synthetic = SyntheticNight(NightSpec("kept-raised", 300, 2000))
+    kept, rerun = Count(), Count()
+    for count in (kept, rerun):
+        count.open_night(synthetic.opened)
+    rerun.books["kept-raised"].raised = NothingKept()
+    declared_gains = raised_gains = 0
+    for declaration in synthetic.declarations():
+        one, other = kept.declare(declaration), rerun.declare(declaration)
+        assert [a.model_dump_json() for a in one.alerts] == [a.model_dump_json() for a in other.alerts]
+        declared_gains += one.update.seat.winning_party != one.update.seat.held_by
+        raised_gains += sum(a.kind == "gain" for a in one.alerts)
+    assert len(kept.books["kept-raised"].raised) == 300
+    assert raised_gains < declared_gains  # corrections kept a gain already raised from being raised again
