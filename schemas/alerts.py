@@ -67,7 +67,14 @@ class Facts(Record):
     """
 
     def get(self, name: str, default: Any = None) -> Any:
-        return getattr(self, name, default)
+        # A fact is a field (in the instance's __dict__) or, on stored facts, an extra. Not getattr:
+        # a name the kind lacks went through pydantic's __getattr__ and an AttributeError, and the
+        # rules ask every alert for facts that only some kinds have (4% of bench.hotpath's worker).
+        facts = self.__dict__
+        if name in facts:
+            return facts[name]
+        extra = self.__pydantic_extra__
+        return extra.get(name, default) if extra else default
 
     def __getitem__(self, name: str) -> Any:
         if name not in type(self).model_fields and name not in (self.model_extra or {}):

@@ -122,6 +122,19 @@ def test_an_alerts_facts_are_its_kinds_and_refused_naming_the_fact():
         Alert.model_validate(raw)
 
 
+def test_a_fact_is_read_by_name_from_the_kinds_fields_or_a_stored_alerts_extras():
+    from tallyroom.schemas.alerts import StoredFacts
+
+    facts = RecountFacts(reason="close")
+    assert facts.get("reason") == facts["reason"] == "close"
+    assert facts.get("defeated") is None and facts.get("defeated", "nobody") == "nobody"
+    assert facts.get("get") is None  # a method is not a fact
+    stored = StoredFacts.model_validate({"reason": "close", "added_later": 3})
+    assert stored.get("added_later") == stored["added_later"] == 3 and stored.get("gone", 0) == 0
+    with pytest.raises(KeyError):
+        facts["defeated"]
+
+
 def test_an_alert_parsed_in_a_list_is_its_kinds():
     gain = seat_alert(seat_result(decl("E14000001", cand("A", "Lab", 10), cand("B", "Con", 7)), "Con"))
     update = ResultUpdate(election="test", alerts=[gain, recount_alert(reason=None)])
