@@ -47,7 +47,7 @@ from pydantic import ValidationError
 
 from tallyroom.metrics import WorkerMetrics, worker_metrics
 from tallyroom.schemas import DeadLetter, NightOpened, NightSeat, parse_event
-from tallyroom.schemas.common import SCHEMA_VERSION, read_stored
+from tallyroom.schemas.common import SCHEMA_VERSION, json_bytes, read_stored
 from tallyroom.schemas.limits import Breach, Limits, event_breaches, payload_breach
 from tallyroom.settings import Settings
 from tallyroom.streams import faults, faust_compat
@@ -375,15 +375,15 @@ class Tallier:
         if update is None:
             return
         # Each alert serialised once: the same bytes go on the alerts topic and in the update.
-        alerts = [alert.model_dump_json().encode() for alert in update.alerts]
+        alerts = [json_bytes(alert) for alert in update.alerts]
         for alert, raw in zip(update.alerts, alerts):
             handled.messages.append((self.topics.alerts, alert.election, raw))
         seat, raw_seat = update.seat, None
         if seat is not None:
-            raw_seat = outcome.stored if outcome.stored is not None else seat.model_dump_json().encode()
+            raw_seat = outcome.stored if outcome.stored is not None else json_bytes(seat)
             if outcome.stored is not None:
                 handled.seat = (received.partition, f"{seat.election}/{seat.ons_id}", outcome.stored)
-        tally = update.tally.model_dump_json().encode() if update.tally is not None else None
+        tally = json_bytes(update.tally) if update.tally is not None else None
         parts = UpdateParts(update.election, alerts, raw_seat, tally)
         handled.messages.append((self.topics.results, update.election, parts))
 

@@ -30,7 +30,7 @@ from tallyroom.schemas import (
     TallySnapshot,
     Withdrawal,
 )
-from tallyroom.schemas.common import read_stored
+from tallyroom.schemas.common import json_bytes, read_stored
 from tallyroom.streams.live_alerts import rush_alert, rush_contradicted, withdrawn_alert
 from tallyroom.streams.rules import (
     RaisedBySeat,
@@ -129,7 +129,7 @@ class Book:
         return read_stored(SeatResult, raw) if raw is not None else None
 
     def keep(self, seat: SeatResult, raw: bytes | None = None) -> bytes:
-        raw = raw if raw is not None else seat.model_dump_json().encode()
+        raw = raw if raw is not None else json_bytes(seat)
         self.results[seat.ons_id] = raw
         self.revisions[seat.ons_id] = seat.revision
         self.recent.pop(seat.ons_id, None)

@@ -243,3 +243,22 @@ def test_sums_of_votes_have_no_upper_bound_a_candidates_votes_do():
     assert TallySnapshot.model_validate(big).valid_votes == 3_000_000_000
     with pytest.raises(ValidationError, match="votes"):
         cand("A", "Lab", 3_000_000_000)
+
+
+def test_json_bytes_are_the_models_own_json():
+    from bench.night import NightSpec, SyntheticNight
+    from tallyroom.schemas.common import json_bytes
+    from tallyroom.streams.count import Count
+
+    synthetic = SyntheticNight(NightSpec("json-bytes", 200, 600))
+    count = Count()
+    count.open_night(synthetic.opened)
+    records: list = [synthetic.opened]
+    for declaration in synthetic.declarations():
+        outcome = count.declare(declaration)
+        records += [outcome.update, outcome.update.seat, outcome.update.tally, *outcome.alerts]
+    stored = Alert.model_validate_json(json_bytes(recount_alert(reason="a reason é")))
+    kinds = {a.kind for a in records if isinstance(a, Alert)}
+    assert len(kinds) >= 5  # gains, marginals, corrections, ... each kind's own model
+    for record in [*records, stored]:
+        assert json_bytes(record) == record.model_dump_json().encode()
