@@ -88,9 +88,31 @@ class Outcome:
         return self.update.alerts if self.update is not None else []
 
 
-# Seats whose latest result a book keeps as a model as well (``Book.recent``). The bench's night
-# corrects 1,000 of its 5,000 seats 25 times each; a real night corrects a handful.
-RECENT_RESULTS = 2048
+class RecentResults:
+    """The latest results of the seats declared most recently, as models, for every election of a count.
+
+    A correction (or a withdrawal) reads its predecessor from here instead of parsing its JSON. A model
+    is about 12.7 kB where its JSON is 1.6 kB (tracemalloc, the bench's synthetic seats), so at most
+    ``limit`` are kept, the least recently declared dropped first: a seat corrected soon after its
+    result is found here. An entry counts only while the book still holds the very bytes it was kept
+    with, so one left behind by a rebuild or a re-opened election is never read.
+    """
+
+    def __init__(self, limit: int = 1024):
+        self.limit = limit
+        self.models: OrderedDict[tuple[str, str], tuple[bytes, SeatResult]] = OrderedDict()
+
+    def put(self, election: str, raw: bytes, seat: SeatResult) -> None:
+        key = (election, seat.ons_id)
+        self.models.pop(key, None)
+        if self.limit > 0:
+            self.models[key] = (raw, seat)
+            if len(self.models) > self.limit:
+                self.models.popitem(last=False)
+
+    def get(self, election: str, ons_id: str, raw: bytes) -> SeatResult | None:
+        kept = self.models.get((election, ons_id))
+        return kept[1] if kept is not None and kept[0] is raw else None
 
 
 @dataclass
@@ -116,31 +138,23 @@ class Book:
     # correction then skips running them on the result it replaces. Empty after a rebuild: the rules
     # run again then, as they always may.
     raised: RaisedBySeat = field(default_factory=dict)
-    # The latest results as models too, for the seats declared most recently: a correction (or a
-    # withdrawal) reads its predecessor from here instead of parsing it. At most ``recent_limit``
-    # (about 8 kB each), the oldest dropped first: a seat read again soon is in it.
-    recent: OrderedDict[str, SeatResult] = field(default_factory=OrderedDict)
-    recent_limit: int = RECENT_RESULTS
+    recent: RecentResults = field(default_factory=RecentResults)  # shared by the books of a count
 
     def result(self, ons_id: str) -> SeatResult | None:
-        if (seat := self.recent.get(ons_id)) is not None:
-            return seat
         raw = self.results.get(ons_id)
-        return read_stored(SeatResult, raw) if raw is not None else None
+        if raw is None:
+            return None
+        return self.recent.get(self.night.election, ons_id, raw) or read_stored(SeatResult, raw)
 
     def keep(self, seat: SeatResult, raw: bytes | None = None) -> bytes:
         raw = raw if raw is not None else json_bytes(seat)
         self.results[seat.ons_id] = raw
         self.revisions[seat.ons_id] = seat.revision
-        self.recent.pop(seat.ons_id, None)
-        if self.recent_limit > 0:
-            self.recent[seat.ons_id] = seat
-            if len(self.recent) > self.recent_limit:
-                self.recent.popitem(last=False)
+        self.recent.put(self.night.election, raw, seat)
         return raw
 
     @classmethod
-    def open(cls, night: NightOpened) -> Book:
+    def open(cls, night: NightOpened, recent: RecentResults | None = None) -> Book:
         baseline = {s.ons_id: s.held_by for s in night.seats}
         previous = {s.ons_id: s.previous for s in night.seats}
         return cls(
@@ -150,6 +164,7 @@ class Book:
             previous=previous,
             names={s.ons_id: s.constituency for s in night.seats},
             parties_holding_seats=frozenset(p for p in baseline.values() if p),
+            recent=recent if recent is not None else RecentResults(),
         )
 
 
@@ -161,6 +176,7 @@ class Count:
         self.config = config or RuleConfig()
         self.evaluate = evaluate  # the rules; a test may wrap them (see tallyroom.streams.faults)
         self.books: dict[str, Book] = {}
+        self.recent = RecentResults()
 
     def open_night(
         self,
@@ -176,7 +192,7 @@ class Count:
         A stored result this code cannot read is left out of the count and returned
         (key -> why) for the caller to quarantine; the rest of the election opens.
         """
-        book = Book.open(night)
+        book = Book.open(night, self.recent)
         pairs: list[tuple[SeatResult, bytes | None]] = [(seat, None) for seat in seats]
         unreadable: dict[str, str] = {}
         keyed = stored if isinstance(stored, Mapping) else {str(i): raw for i, raw in enumerate(stored)}
