@@ -127,7 +127,8 @@ class Book:
     parties_holding_seats: frozenset[str]
     # Latest accepted result by ONS id, kept as SeatResult JSON: 10,000 seats of the
     # bench's synthetic night take 82 MB as models and 12 MB as JSON (tracemalloc), and
-    # the same bytes are the seat table's value. Only a correction parses its predecessor.
+    # the same bytes are the seat table's value. A correction parses its predecessor only
+    # when ``RecentResults`` no longer holds it as a model.
     results: dict[str, bytes] = field(default_factory=dict)
     revisions: dict[str, int] = field(default_factory=dict)
     # Stored results this code cannot read, by ONS id: their tally weight. The seat counts as
