@@ -91,11 +91,12 @@ class Outcome:
 class RecentResults:
     """The latest results of the seats declared most recently, as models, for every election of a count.
 
-    A correction (or a withdrawal) reads its predecessor from here instead of parsing its JSON. A model
-    is about 12.7 kB where its JSON is 1.6 kB (tracemalloc, the bench's synthetic seats), so at most
-    ``limit`` are kept, the least recently declared dropped first: a seat corrected soon after its
-    result is found here. An entry counts only while the book still holds the very bytes it was kept
-    with, so one left behind by a rebuild or a re-opened election is never read.
+    A correction (or a withdrawal) reads its predecessor from here instead of parsing its JSON. Only
+    a seat whose result has already been replaced once is kept (``Book.keep``): a night's first
+    results are most of its declarations and are never read back. A model is about 12.7 kB where
+    its JSON is 1.6 kB (tracemalloc, the bench's synthetic seats), so at most ``limit`` are kept,
+    the least recently replaced dropped first. An entry counts only while the book still holds the
+    very bytes it was kept with, so one left behind by a rebuild or a re-opened election is never read.
     """
 
     def __init__(self, limit: int = 1024):
@@ -147,11 +148,15 @@ class Book:
             return None
         return self.recent.get(self.night.election, ons_id, raw) or read_stored(SeatResult, raw)
 
-    def keep(self, seat: SeatResult, raw: bytes | None = None) -> bytes:
+    def keep(self, seat: SeatResult, raw: bytes | None = None, *, replaced: bool = False) -> bytes:
+        """Hold ``seat`` as the seat's latest result; ``replaced``: it replaced an earlier one, and
+        the seat is kept as a model too (``RecentResults``: a seat that has changed once is the one
+        likely to change again)."""
         raw = raw if raw is not None else json_bytes(seat)
         self.results[seat.ons_id] = raw
         self.revisions[seat.ons_id] = seat.revision
-        self.recent.put(self.night.election, raw, seat)
+        if replaced:
+            self.recent.put(self.night.election, raw, seat)
         return raw
 
     @classmethod
@@ -259,7 +264,7 @@ class Count:
         except Exception:
             book.tally.revert(previous, seat, as_of)  # as in declare: the count is left as it was
             raise
-        stored = book.keep(seat)
+        stored = book.keep(seat, replaced=previous is not None)
         self._replaces_quarantined(book, seat)
         tally = book.tally.snapshot() if snapshot else None
         update = ResultUpdate(election=seat.election, alerts=alerts, seat=seat, tally=tally)
@@ -360,7 +365,7 @@ class Count:
             # it was, so the caller can dead-letter the declaration and go on exactly.
             book.tally.revert(previous, seat, as_of)
             raise
-        stored = book.keep(seat)
+        stored = book.keep(seat, replaced=previous is not None)
         self._replaces_quarantined(book, seat)
         alerts = _traced(alerts, origin)
         tally = book.tally.snapshot() if snapshot else None
