@@ -89,7 +89,8 @@ class Outcome:
 
 
 class RecentResults:
-    """The latest results of the seats declared most recently, as models, for every election of a count.
+    """The latest results of the seats whose results were replaced most recently, as models, for every
+    election of a count.
 
     A correction (or a withdrawal) reads its predecessor from here instead of parsing its JSON. Only
     a seat whose result has already been replaced once is kept (``Book.keep``): a night's first
