@@ -14,6 +14,7 @@ from kafka.errors import TopicAlreadyExistsError
 
 from tallyroom.lifecycle import check_kafka_login, kafka_transient, retrying
 from tallyroom.schemas import NightOpened, SeatEvent
+from tallyroom.schemas.common import json_bytes
 from tallyroom.settings import Settings
 
 log = logging.getLogger("tallyroom.kafka")
@@ -215,10 +216,10 @@ class DeclarationSender:
         self.futures: list = []
 
     def open_night(self, night: NightOpened):
-        return self._send(night.election, night.model_dump_json().encode())
+        return self._send(night.election, json_bytes(night))
 
     def send(self, event: SeatEvent):
-        return self._send(event.election, event.model_dump_json().encode())
+        return self._send(event.election, json_bytes(event))
 
     def _send(self, election: str, payload: bytes):
         future = self.producer.send(self.topic, key=election.encode(), value=payload)

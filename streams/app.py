@@ -366,7 +366,7 @@ class Tallier:
             alerts=[],
             seat=None,
             tally=self.count.snapshot_json(night.election),
-            night=b"[" + b",".join(seat.model_dump_json().encode() for seat in seats) + b"]",
+            night=b"[" + b",".join(json_bytes(seat) for seat in seats) + b"]",
         )
         handled.messages.append((self.topics.results, night.election, opened))
 
@@ -549,20 +549,17 @@ def _dead_letter_record(
     reason: str,
     errors: list[dict[str, Any]] | None = None,
 ) -> bytes:
-    return (
-        DeadLetter(
-            topic=topic,
-            partition=partition,
-            offset=offset,
-            key=key,
-            raw=payload[:RAW_LIMIT].decode("utf-8", "backslashreplace"),
-            reason=reason,
-            errors=errors or [],
-            received_at=datetime.now(UTC),
-        )
-        .model_dump_json()
-        .encode()
+    letter = DeadLetter(
+        topic=topic,
+        partition=partition,
+        offset=offset,
+        key=key,
+        raw=payload[:RAW_LIMIT].decode("utf-8", "backslashreplace"),
+        reason=reason,
+        errors=errors or [],
+        received_at=datetime.now(UTC),
     )
+    return json_bytes(letter)
 
 
 def _validation_errors(exc: ValidationError) -> tuple[str, list[dict[str, Any]]]:

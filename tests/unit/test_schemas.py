@@ -258,6 +258,14 @@ def test_json_bytes_are_the_models_own_json():
         outcome = count.declare(declaration)
         records += [outcome.update, outcome.update.seat, outcome.update.tally, *outcome.alerts]
     stored = Alert.model_validate_json(json_bytes(recount_alert(reason="a reason é")))
+    # What else the worker and the producers send: the declarations, a night's seats, a dead letter.
+    from tallyroom.schemas import DeadLetter, NightSeat
+
+    records += list(synthetic.declarations(0, 20))
+    records += [NightSeat(ons_id=s.ons_id, constituency=s.constituency) for s in synthetic.opened.seats[:20]]
+    records.append(
+        DeadLetter(topic="t", partition=0, offset=1, key="k", raw="{é", reason="why", received_at=T0, errors=[])
+    )
     kinds = {a.kind for a in records if isinstance(a, Alert)}
     assert len(kinds) >= 5  # gains, marginals, corrections, ... each kind's own model
     for record in [*records, stored]:
