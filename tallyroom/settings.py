@@ -128,11 +128,14 @@ class Settings(BaseSettings):
     sink_group: str = "tallyroom-redis-sink"
     worker_batch_size: int = 500
     worker_session_timeout: float = 10.0
-    # How long the worker waits to fill a batch: the floor of its latency. 0.01 against 0.02, three
-    # interleaved rounds once the sink stopped waiting out its polls (bench/README.md, session 13):
-    # p99 at 200/s 53.7-61.0 -> 39.5-47.2 ms, at 500/s 79.7-169.1 -> 81.3-96.3 ms, for about 8% more
-    # worker CPU per declaration at 200/s (more, smaller batches) and none at 500/s.
-    worker_batch_seconds: float = 0.01
+    # How long the worker waits to fill a batch: the floor of its latency. Faust's take_events waits
+    # this long from the end of the last batch, not from the first event, then takes what came.
+    # 0.003 against 0.01, three interleaved rounds (bench/README.md, session 15): p99 at 200/s 77.1,
+    # 48.7, 43.0 -> 46.8, 38.8, 40.9 ms, at 500/s 141.6, 103.8, 61.0 -> 75.7, 58.9, 55.3 ms, for about
+    # 25% more worker CPU per declaration at 200/s, 5% at 500/s, none at max; an idle worker 6.6% ->
+    # 12.2% of a core (each wait costs Faust about 0.24 ms). 0.001 was worse at 500/s (128.6-149.2 ms
+    # against 0.003's 86.5-98.6 in three more rounds: more, smaller batches).
+    worker_batch_seconds: float = 0.003
     # How long a worker's or sink's fetch may wait at the broker for new records. Each
     # client keeps one fetch in flight per broker, so a fetch parked on a quiet partition
     # holds up a busy one for this long (faust-streaming's own is 1,500, kafka-python's 500).
