@@ -132,8 +132,8 @@ class Settings(BaseSettings):
     # this long from the end of the last batch, not from the first event, then takes what came.
     # 0.003 against 0.01, three interleaved rounds (bench/README.md, session 15): p99 at 200/s 77.1,
     # 48.7, 43.0 -> 46.8, 38.8, 40.9 ms, at 500/s 141.6, 103.8, 61.0 -> 75.7, 58.9, 55.3 ms, for about
-    # 25% more worker CPU per declaration at 200/s, 5% at 500/s, none at max; an idle worker 6.6% ->
-    # 12.2% of a core (each wait costs Faust about 0.24 ms). 0.001 was worse at 500/s (128.6-149.2 ms
+    # 25% more worker CPU per declaration at 200/s and 5% at 500/s; an idle worker 6.6% -> 12.2% of a
+    # core (the extra waits cost Faust about 0.24 ms each). 0.001 was worse at 500/s (128.6-149.2 ms
     # against 0.003's 86.5-98.6 in three more rounds: more, smaller batches).
     worker_batch_seconds: float = 0.003
     # How long a worker's or sink's fetch may wait at the broker for new records. Each
