@@ -99,9 +99,14 @@ def test_worker_memory_and_targets_reported(results):
     assert all(s["rss_mb"] > 10 and s["hwm_mb"] >= s["rss_mb"] for s in worker["memory_samples"])
     assert set(results["targets"]) == {
         "throughput",
+        "p99_at_200_per_s",
         "p99_at_500_per_s",
+        "p99_at_2000_per_s",
         "p99_vs_kafka",
+        "worker_cpu_at_max",
+        "sink_cpu_at_max",
         "past_night_at_max",
+        "past_night_at_max_fast",
         "worker_memory",
     }
     assert all(isinstance(t["met"], bool) for t in results["targets"].values())
