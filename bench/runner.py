@@ -508,6 +508,11 @@ def _kafka_tools(
     return figures
 
 
+def _synthetic_max(loads: list[dict]) -> dict | None:
+    """The synthetic night's ``max`` load (not a past night's, labelled ``<night> max``), if the run had one."""
+    return next((load for load in loads if load["offered_rate_per_s"] == "max" and load["label"] == "max"), None)
+
+
 def _ratios(results: dict) -> dict:
     kafka = results["kafka"]
     maxed = [load for load in results["loads"] if load["offered_rate_per_s"] == "max"]
@@ -516,9 +521,10 @@ def _ratios(results: dict) -> dict:
     slowest = min(paced, key=lambda load: load["offered_rate_per_s"], default=None)
     references = results.get("references", {})
     # The no-op agent forwards the synthetic max load's declarations: compared with that load alone.
-    synthetic = next((load["throughput_per_s"] for load in maxed if load["label"] == "max"), None)
+    synthetic = _synthetic_max(results["loads"])
+    synthetic_per_s = synthetic["throughput_per_s"] if synthetic else None
     return {
-        "throughput_vs_noop_faust": ratio(synthetic, references.get("noop_faust", {}).get("records_per_s")),
+        "throughput_vs_noop_faust": ratio(synthetic_per_s, references.get("noop_faust", {}).get("records_per_s")),
         "noop_faust_vs_bench_producer_alone": ratio(
             references.get("noop_faust", {}).get("records_per_s"),
             references.get("bench_producer_alone", {}).get("records_per_s"),
@@ -560,7 +566,7 @@ def _targets(results: dict) -> dict:
     never asserted. A target whose load the run did not include is reported as not met, measured None."""
     loads = results["loads"]
     maxed = [load for load in loads if load["offered_rate_per_s"] == "max" and not load["label"].endswith(" max")]
-    synthetic = next((load for load in maxed if load["label"] == "max"), None)
+    synthetic = _synthetic_max(loads)
     past = next((load for load in loads if load["label"].endswith(" max")), None)
     best = max((load["throughput_per_s"] for load in maxed), default=None)
     p99_ratio = results["ratios"]["p99_vs_kafka_e2e_p99"]
