@@ -103,6 +103,8 @@ def run_consumer(
         listener = retrying(lambda: sink.open(Partitions(consumer, commits)), stop, what)
 
         def on_assign(consumer: Consumer, assigned: list[TopicPartition]) -> None:
+            # One line per rebalance: a sink that holds no partition of a topic says so here.
+            log.info("Kafka: group %s assigned %s", group, partition_names(assigned) or "nothing")
             again = {(tp.topic, tp.partition) for tp in listener.on_assign(assigned)} if listener else set()
             for tp in assigned:
                 if (tp.topic, tp.partition) in again:
@@ -111,6 +113,7 @@ def run_consumer(
             commits.rewound([tp for tp in assigned if (tp.topic, tp.partition) in again])
 
         def on_revoke(consumer: Consumer, revoked: list[TopicPartition]) -> None:
+            log.info("Kafka: group %s gave up %s", group, partition_names(revoked) or "nothing")
             commits.revoked(revoked)
 
         consumer.subscribe(list(topics), on_assign=on_assign, on_revoke=on_revoke, on_lost=on_revoke)
@@ -175,6 +178,11 @@ def poll(consumer: Consumer, timeout: float = POLL_MS / 1000, most: int = MAX_PO
 
 
 Position = tuple[str, int]  # (topic, partition)
+
+
+def partition_names(partitions: Sequence[TopicPartition]) -> str:
+    """``topic/partition`` of each, sorted, for a log line."""
+    return ", ".join(sorted(f"{tp.topic}/{tp.partition}" for tp in partitions))
 
 
 def taken(polled: Sequence[Message]) -> tuple[list[Record], dict[Position, int]]:

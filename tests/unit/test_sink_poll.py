@@ -3,9 +3,9 @@ handed over is never dropped (its real-broker twin is tests/integration/test_sin
 
 from __future__ import annotations
 
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
-from tallyroom.consumers.loop import poll
+from tallyroom.consumers.loop import partition_names, poll
 
 
 class Fetched:
@@ -52,3 +52,9 @@ def test_a_failure_after_the_first_record_keeps_it_and_the_rest_come_next_poll()
     consumer = Fetched(["r0", "r1", "r2"], fail=True)
     assert poll(consumer, timeout=0.5) == ["r0"]  # type: ignore[arg-type]
     assert poll(consumer, timeout=0.5) == ["r1", "r2"]  # type: ignore[arg-type]
+
+
+def test_an_assignment_is_logged_as_sorted_topic_slash_partition():
+    assigned = [TopicPartition("t.results", 1), TopicPartition("t.alerts", 0), TopicPartition("t.results", 0)]
+    assert partition_names(assigned) == "t.alerts/0, t.results/0, t.results/1"
+    assert partition_names([]) == ""
