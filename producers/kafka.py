@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
-from kafka.errors import TopicAlreadyExistsError
+from kafka.errors import LeaderNotAvailableError, TopicAlreadyExistsError
 
 from tallyroom.lifecycle import check_kafka_login, kafka_transient, retrying
 from tallyroom.schemas import NightOpened, SeatEvent
@@ -195,9 +195,37 @@ def _create_topics(settings: Settings, changelogs: Sequence[str]) -> tuple[int, 
                 admin.create_topics([spec.new_topic() for spec in wanted])
             except TopicAlreadyExistsError:
                 pass
+        wait_until_led(admin, [spec.name for spec in specs])
     finally:
         admin.close()
     return brokers, specs, replicas
+
+
+TOPICS_LED_SECONDS = 10.0
+
+
+def wait_until_led(admin: KafkaAdminClient, names: Sequence[str], seconds: float = TOPICS_LED_SECONDS) -> None:
+    """Return once the broker's metadata has each of ``names`` with a leader for every partition.
+
+    A topic the controller has just made (here, or by a process starting beside this one) can be
+    missing from a broker's metadata for a moment. A Faust worker that subscribes in that moment is
+    assigned nothing of it (its assignor ignores a topic the metadata lacks: "Ignoring missing
+    topic", seen in the fault tests for Faust's own leader topic), and aiokafka looks again only
+    when its metadata ages out, five minutes later. Still not led after ``seconds``: a transient
+    error, which ``ensure_topics`` tries again until its deadline.
+    """
+    deadline = time.monotonic() + seconds
+    while True:
+        unled = [
+            topic["name"]
+            for topic in admin.describe_topics(list(names))
+            if topic["error_code"] or not topic["partitions"] or any(p["leader_id"] < 0 for p in topic["partitions"])
+        ]
+        if not unled:
+            return
+        if time.monotonic() > deadline:
+            raise LeaderNotAvailableError(f"no leader in the broker's metadata after {seconds:.0f}s for {unled}")
+        time.sleep(0.1)
 
 
 class DeclarationSender:

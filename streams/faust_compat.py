@@ -87,7 +87,7 @@ def retry_topic_creation(app: faust.App, deadline: float) -> None:
     """Make ``app`` retry a topic declaration that fails on a transient Kafka error, until ``deadline``
     (a ``time.monotonic()``); after it, or on any other error, the error is raised as before.
 
-    At start-up Faust declares its assignor's topic and the changelogs (faust-streaming 0.15.3,
+    At start-up Faust declares the changelogs (faust-streaming 0.15.3,
     ``Transport._really_create_topic``), sending a MetadataRequest to the first broker its
     producer's metadata lists and then CreateTopics to the ``controller_id`` the answer names.
     A KRaft broker names any broker it thinks alive, and one just killed stays "alive" until its

@@ -321,3 +321,18 @@ def test_alerts_for_the_notable_seats_carry_the_published_votes(night_2024):
     assert corbyn.headline == "Ind GAIN Islington North from Lab: Jeremy Corbyn 24,120 (49.2%) to 16,873"
     streeting = next(a for a in alerts if a.constituency == "Ilford North" and a.kind == "near_upset")
     assert "15,647 (33.4%) to 15,119 (32.2%)" in streeting.headline
+
+
+def test_the_worker_makes_no_topic_beyond_its_changelogs(night_2024):
+    """Faust's leader topic is off (streams.app.create_app): the worker's only topics of its own
+    are the changelogs ``ensure_topics`` made, led, before Faust subscribed to them."""
+    from kafka import KafkaAdminClient
+
+    from tallyroom.streams.app import changelog_topics
+
+    admin = KafkaAdminClient(**night_2024.settings.kafka_python_config())
+    try:
+        own = {topic for topic in admin.list_topics() if topic.startswith(f"{night_2024.settings.worker_id}-")}
+    finally:
+        admin.close()
+    assert own == set(changelog_topics(night_2024.settings))

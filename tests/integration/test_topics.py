@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 
 import pytest
@@ -21,13 +20,9 @@ def topic_configs(admin: KafkaAdminClient, topic: str) -> dict[str, str]:
 
     The broker answers a DescribeConfigs for a topic its metadata does not hold yet with an
     error that kafka-python drops, leaving no configs: a CI run read a changelog made a moment
-    before as having no ``cleanup.policy``. So the topic is first waited for in the broker's
-    metadata (the same cache the describe reads).
+    before as having no ``cleanup.policy``. ``ensure_topics`` now returns only once the broker's
+    metadata (the same cache the describe reads) has each topic led, so this reads at once.
     """
-    deadline = time.monotonic() + 15
-    while topic not in admin.list_topics():
-        assert time.monotonic() < deadline, f"{topic} not in the broker's metadata after 15 s"
-        time.sleep(0.05)
     described = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])["topic"][topic]
     return {name: entry["value"] for name, entry in described.items()}
 

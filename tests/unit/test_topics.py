@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from kafka.errors import LeaderNotAvailableError
 
-from tallyroom.producers.kafka import replication_warning, tallyroom_topics, topic_spec
+from tallyroom.producers.kafka import replication_warning, tallyroom_topics, topic_spec, wait_until_led
 from tallyroom.settings import Settings
 
 
@@ -49,3 +50,41 @@ def test_one_replica_warns_on_a_cluster_or_off_loopback_only():
     assert cluster and "3 brokers" in cluster and "TALLYROOM_TOPIC_REPLICATION_FACTOR" in cluster
     remote = replication_warning(1, 1, "kafka:19092")
     assert remote and "(kafka) is not on this machine's loopback" in remote
+
+
+class Metadata:
+    """An admin client whose broker learns of topics over successive answers."""
+
+    def __init__(self, *answers: dict[str, list[int] | None]):
+        self.answers, self.asked = list(answers), 0
+
+    def describe_topics(self, names: list[str]) -> list[dict]:
+        answer = self.answers[min(self.asked, len(self.answers) - 1)]
+        self.asked += 1
+        return [
+            {
+                "name": name,
+                "error_code": 3 if answer.get(name) is None else 0,
+                "partitions": described(answer.get(name)),
+            }
+            for name in names
+        ]
+
+
+def described(leaders: list[int] | None) -> list[dict]:
+    return [{"partition_index": i, "leader_id": leader} for i, leader in enumerate(leaders or [])]
+
+
+def test_topics_are_waited_for_until_every_partition_has_a_leader():
+    admin = Metadata(
+        {"results": None, "alerts": [1]}, {"results": [1, -1], "alerts": [1]}, {"results": [1, 2], "alerts": [1]}
+    )
+    wait_until_led(admin, ["results", "alerts"])
+    assert admin.asked == 3
+
+
+def test_a_topic_never_led_is_a_transient_error_naming_it():
+    admin = Metadata({"results": [1], "alerts": [-1]})
+    with pytest.raises(LeaderNotAvailableError, match="alerts") as raised:
+        wait_until_led(admin, ["results", "alerts"], seconds=0.3)
+    assert raised.value.retriable and "results" not in str(raised.value)
