@@ -14,7 +14,7 @@ import os
 import sys
 import time
 import weakref
-from collections.abc import Awaitable, Iterable, Iterator, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableMapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -189,6 +189,31 @@ async def resume_offset(app: faust.App, topic: str, partition: int) -> int:
         return int(committed)
     first = await thread.call_thread(consumer.beginning_offsets, [tp])
     return int(first[tp])
+
+
+def streaming_partitions(app: faust.App, topic: str) -> list[int]:
+    """The partitions of ``topic`` assigned to ``app`` that Faust streams now: those it has not
+    paused while their tables recover (``Consumer._paused_partitions``, an instance attribute)."""
+    consumer = app.consumer
+    paused = consumer._paused_partitions  # type: ignore[attr-defined]
+    return sorted(tp.partition for tp in consumer.assignment() if tp.topic == topic and tp not in paused)
+
+
+async def end_offset(app: faust.App, topic: str, partition: int) -> int:
+    """The offset after the last record of ``topic``/``partition``, asked of the broker through
+    ``app``'s aiokafka consumer (as ``resume_offset`` asks for the committed one)."""
+    tp = TopicPartition(topic, partition)
+    thread = _consumer_thread(app)
+    consumer = thread._ensure_consumer()
+    ends = await thread.call_thread(consumer.end_offsets, [tp])
+    return int(ends[tp])
+
+
+def wrap_message_callback(app: faust.App, wrap: Callable[[Any], Any]) -> None:
+    """Put ``wrap(callback)`` in place of the callback Faust's consumer hands each fetched record
+    to (read once, when its fetcher starts: call this before the worker runs). Test faults only."""
+    consumer = app.consumer
+    consumer.callback = wrap(consumer.callback)  # type: ignore[attr-defined]
 
 
 async def leave_group(app: faust.App, timeout: float) -> None:

@@ -136,6 +136,10 @@ class Settings(BaseSettings):
     # core (the extra waits cost Faust about 0.24 ms each). 0.001 was worse at 500/s (128.6-149.2 ms
     # against 0.003's 86.5-98.6 in three more rounds: more, smaller batches).
     worker_batch_seconds: float = 0.003
+    # How often the worker looks for a partition whose records are in Kafka but never reach its
+    # agent (streams.app.StallWatch); a stall is declared at the second look in a row, so within
+    # twice this. 0 turns the check off.
+    worker_stall_check_seconds: float = Field(5.0, ge=0)
     # How long a worker's or sink's fetch may wait at the broker for new records. Each
     # client keeps one fetch in flight per broker, so a fetch parked on a quiet partition
     # holds up a busy one for this long (faust-streaming's own is 1,500, kafka-python's 500).
@@ -151,6 +155,10 @@ class Settings(BaseSettings):
     fault_rule_seat: str | None = Field(None, description="test only: the rules raise for this seat's declarations")
     fault_flush_trigger: Path | None = Field(
         None, description="test only: a batch's sends fail once each time this file appears"
+    )
+    fault_lose_trigger: Path | None = Field(
+        None,
+        description="test only: the next declarations record is lost, once each time this file appears",
     )
 
     # Bad input (schemas/limits.py): live entry refuses, the worker dead-letters, an event over these

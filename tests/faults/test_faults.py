@@ -443,6 +443,37 @@ def test_a_failed_flush_stops_the_worker_without_a_commit_and_the_restart_counts
     print(f"\nflush failed with {declared_before} declared; committed offset then {committed}")
 
 
+def test_a_last_record_lost_before_the_agent_is_found_and_counted_by_the_restarted_worker(fault_pipeline, tmp_path):
+    """Faust can lose a fetched record on its way to the agent. With no record after it, no hole
+    shows in the offsets the agent is handed: the worker's stall check finds it (streams.app.StallWatch)."""
+    from tallyroom.streams.app import EXIT_WORKER_FAULT
+
+    pipe = fault_pipeline
+    night = load_night(NIGHT, "ge2024-faults-lost")
+    trigger = tmp_path / "lose-the-next-record"
+    pipe.worker.kill()
+    pipe.env = {**pipe.env, "TALLYROOM_FAULT_LOSE_TRIGGER": str(trigger), "TALLYROOM_WORKER_STALL_CHECK_SECONDS": "2"}
+    pipe.restart_worker()
+    sender = DeclarationSender(pipe.settings)
+    sender.open_night(night.opened)
+    send_all(sender, night.declarations[:-1])
+    wait_for_declared(pipe.redis, night.election, len(night.declarations) - 1, 240)
+    stalled = pipe.worker
+    trigger.touch()
+    send_all(sender, night.declarations[-1:])  # lost, and nothing comes after it
+    sender.close()
+    started = time.monotonic()
+    code = wait_for_exit(stalled, 60)
+    found_after = time.monotonic() - started
+    log = this_run_log(stalled)
+    assert "lost on its way to the agent" in log, log[-3000:]
+    assert code == EXIT_WORKER_FAULT, log[-3000:]
+    assert "are in Kafka but never reached the worker, and no later record came" in log
+    # The worker that the watcher starts in its place (as `tallyroom serve` would) is handed it.
+    assert_books_balance(pipe, night)
+    print(f"\nthe lost last record was found {found_after:.1f} s after it was sent")
+
+
 def test_an_unreadable_stored_seat_is_quarantined_and_the_rest_and_the_next_election_are_exact(fault_pipeline):
     from kafka import KafkaProducer
 

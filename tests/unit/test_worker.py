@@ -11,7 +11,7 @@ import pytest
 from tallyroom.schemas import DeadLetter, RecountNotice, ResultUpdate
 from tallyroom.settings import Settings
 from tallyroom.streams import faults
-from tallyroom.streams.app import OffsetHole, Received, Tallier
+from tallyroom.streams.app import OffsetHole, Received, StallWatch, Tallier
 from tallyroom.streams.count import Count
 from tallyroom.streams.inmemory import MemoryBroker, MemoryTables
 from tallyroom.streams.rules import evaluate
@@ -278,6 +278,64 @@ def test_a_record_handed_again_after_a_seek_back_is_not_a_hole():
     assert len(updates(broker)) == 1 + 3  # the opening, then each seat once: the repeats were ignored
 
 
+def look(watch: StallWatch, next_offset: int, end_offset: int, generation: int = 1, batches: int = 4) -> bool:
+    return watch.stalled(
+        "decl", 0, generation=generation, batches=batches, next_offset=next_offset, end_offset=end_offset
+    )
+
+
+def test_records_past_the_next_offset_at_two_looks_in_a_row_are_a_stall():
+    watch = StallWatch()
+    assert not look(watch, 651, 652)  # one look: the record may be on its way
+    assert look(watch, 651, 652)
+    assert look(watch, 651, 652)  # still stalled
+
+
+def test_a_partition_counted_up_to_its_end_is_never_stalled():
+    watch = StallWatch()
+    assert not look(watch, 652, 652)
+    assert not look(watch, 652, 652)
+
+
+@pytest.mark.parametrize(
+    "second",
+    [
+        {"batches": 5},  # a batch began between the looks: the record may be in it
+        {"generation": 2},  # a rebalance between the looks
+        {"next_offset": 652, "end_offset": 653},  # counting moved on, and another record came
+        {"end_offset": 653},  # another record came: it may be on its way
+    ],
+)
+def test_anything_that_moved_between_the_looks_starts_the_watch_again(second):
+    watch = StallWatch()
+    assert not look(watch, 651, 652)
+    assert not look(watch, **{"next_offset": 651, "end_offset": 652, **second})
+
+
+def test_a_batch_or_rebalance_under_way_forgets_what_was_seen():
+    watch = StallWatch()
+    assert not look(watch, 651, 652)
+    watch.forget()
+    assert not look(watch, 651, 652)
+
+
+def test_the_next_offset_to_count_is_the_groups_until_a_batch_after_a_rebalance_is_counted():
+    resumes = {("decl", 0): 5}
+
+    async def committed(topic: str, partition: int) -> int | None:
+        return resumes.get((topic, partition))
+
+    t = Tallier(SETTINGS, Count(), MemoryBroker().send, MemoryTables(), lambda topic: 1, committed=committed)
+    assert asyncio.run(t.next_to_count("decl", 0)) == 5
+    events = received(three_seats(), start=5)
+    asyncio.run(t.count_batch(events))
+    assert (t.batches, t.in_batch) == (1, False)
+    assert asyncio.run(t.next_to_count("decl", 0)) == 5 + len(events)
+    t.books_stale = True  # a rebalance: another worker counted on, and the group resumes at 20
+    resumes[("decl", 0)] = 20
+    assert asyncio.run(t.next_to_count("decl", 0)) == 20
+
+
 def test_the_first_record_after_a_rebalance_must_be_where_the_group_resumes():
     resumes = {("decl", 0): 5}
 
@@ -293,3 +351,27 @@ def test_the_first_record_after_a_rebalance_must_be_where_the_group_resumes():
     resumes[("decl", 0)] = 9
     asyncio.run(t.count_batch(received(three_seats()[1:2], start=9)))
     assert len(updates(broker)) == 1 + 3
+
+
+def test_the_lose_fault_drops_the_first_declarations_record_once_per_trigger(tmp_path):
+    handed = []
+
+    async def callback(message):
+        handed.append((message.topic, message.offset))
+
+    trigger = tmp_path / "lose-the-next-record"
+    lose = faults.losing_a_record_once(callback, "decl", trigger)
+
+    def message(topic: str, offset: int):
+        from types import SimpleNamespace
+
+        return SimpleNamespace(topic=topic, partition=0, offset=offset)
+
+    async def hand(*messages) -> None:
+        for m in messages:
+            await lose(m)
+
+    asyncio.run(hand(message("decl", 0)))
+    trigger.touch()
+    asyncio.run(hand(message("changelog", 7), message("decl", 1), message("decl", 2)))
+    assert handed == [("decl", 0), ("changelog", 7), ("decl", 2)] and not trigger.exists()
