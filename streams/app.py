@@ -241,7 +241,7 @@ class StallWatch:
 
     Faust can lose a fetched record on its way to the agent (``Positions``). A later record of the
     partition shows the hole; when the lost record is the partition's last, nothing does, and the
-    partition stalls, silently, until more arrive. Seen in one of 14 runs of the partition test
+    partition stalls, silently, until more arrive. Seen in one of 26 runs of the partition test
     beside the fault lane: after one worker stopped, the correction sent to the partition the other
     took over never reached it, and that election stood still for four minutes.
 
