@@ -17,13 +17,13 @@ LOG_LINES = 150
 
 
 def backgrounds_of(value: object) -> list[Background]:
-    """The processes a fixture value holds: itself, or its ``worker`` and ``sink``, or a list of them."""
+    """The processes a fixture value holds: itself, or its ``worker`` and ``sink``, or those of
+    each item of a list or tuple (the partition test's fixture is a pipeline and a second worker)."""
     if isinstance(value, Background):
         return [value]
-    found = [getattr(value, name, None) for name in ("worker", "sink")]
     if isinstance(value, list | tuple):
-        found = list(value)
-    return [b for b in found if isinstance(b, Background)]
+        return [background for item in value for background in backgrounds_of(item)]
+    return [b for b in (getattr(value, name, None) for name in ("worker", "sink")) if isinstance(b, Background)]
 
 
 def log_sections(funcargs: dict[str, object]) -> list[tuple[str, str]]:

@@ -37,3 +37,10 @@ def test_a_long_log_is_cut_to_its_last_lines(tmp_path):
     worker = background(tmp_path, "worker", "", "\n".join(lines) + "\n")
     [(_, text)] = log_sections({"workers": [worker]})
     assert text.splitlines() == lines[-LOG_LINES:]
+
+
+def test_a_tuple_of_a_pipeline_and_a_second_worker_shows_all_three(tmp_path):
+    worker, sink = background(tmp_path, "worker", "", "a\n"), background(tmp_path, "sink", "", "b\n")
+    second = background(tmp_path, "worker-b", "", "c\n")
+    sections = log_sections({"two_workers": (Pipe(worker, sink), second)})
+    assert [text for _, text in sections] == ["a", "b", "c"]
