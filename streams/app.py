@@ -25,7 +25,10 @@ A failure never skips (README, "What a failure does"):
 - any other failure (a send or store the broker does not acknowledge, an error
   outside one event) ends the process at once with ``EXIT_WORKER_FAULT``, before
   Faust can acknowledge or commit the batch (``faust_compat.exit_now``), so the
-  next worker counts it again.
+  next worker counts it again;
+- records Faust never hands the agent end the process the same way: a hole in the
+  offsets it is handed (``Positions``), or, with nothing after them, a partition
+  whose end stays past the next offset to count (``StallWatch``).
 
 Faust's own exactly_once guarantee is not used: see faust-streaming #177, #517, #323.
 """
@@ -243,7 +246,8 @@ class StallWatch:
     partition shows the hole; when the lost record is the partition's last, nothing does, and the
     partition stalls, silently, until more arrive. Seen in one of 26 runs of the partition test
     beside the fault lane: after one worker stopped, the correction sent to the partition the other
-    took over never reached it, and that election stood still for four minutes.
+    took over never reached it, and that election stood still for four minutes. With this watch, in
+    2 of 43 runs, on the partition the other had kept: found 8.9 and 9.5 s after the rebalance.
 
     A partition is stalled when its end offset is past the next offset to count at two checks in a
     row, in the same consumer generation, with no batch begun between: a record fetched in time for
