@@ -247,7 +247,7 @@ class StallWatch:
     partition stalls, silently, until more arrive. Seen in one of 26 runs of the partition test
     beside the fault lane: after one worker stopped, the correction sent to the partition the other
     took over never reached it, and that election stood still for four minutes. With this watch, in
-    2 of 43 runs, on the partition the other had kept: found 8.9 and 9.5 s after the rebalance.
+    2 of 43 runs, on the partition the other had kept: found 8.9 and 9.5 s after counting resumed.
 
     A partition is stalled when its end offset is past the next offset to count at two checks in a
     row, in the same consumer generation, with no batch begun between: a record fetched in time for
