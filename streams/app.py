@@ -805,9 +805,9 @@ async def stalled_partition(app: faust.App, tallier: Tallier, watch: StallWatch,
         watch.forget()
         return None
     generation, batches = app.consumer_generation_id, tallier.batches
-    for partition in faust_compat.streaming_partitions(app, topic):
+    ends = await faust_compat.end_offsets(app, topic, faust_compat.streaming_partitions(app, topic))
+    for partition, end_offset in ends.items():
         next_offset = await tallier.next_to_count(topic, partition)
-        end_offset = await faust_compat.end_offset(app, topic, partition)
         if watch.stalled(
             topic, partition, generation=generation, batches=batches, next_offset=next_offset, end_offset=end_offset
         ):

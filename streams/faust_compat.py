@@ -199,14 +199,16 @@ def streaming_partitions(app: faust.App, topic: str) -> list[int]:
     return sorted(tp.partition for tp in consumer.assignment() if tp.topic == topic and tp not in paused)
 
 
-async def end_offset(app: faust.App, topic: str, partition: int) -> int:
-    """The offset after the last record of ``topic``/``partition``, asked of the broker through
-    ``app``'s aiokafka consumer (as ``resume_offset`` asks for the committed one)."""
-    tp = TopicPartition(topic, partition)
+async def end_offsets(app: faust.App, topic: str, partitions: Iterable[int]) -> dict[int, int]:
+    """The offset after the last record of each of ``partitions`` of ``topic``, asked of the broker
+    in one request through ``app``'s aiokafka consumer (as ``resume_offset`` asks for the committed one)."""
+    tps = [TopicPartition(topic, partition) for partition in partitions]
+    if not tps:
+        return {}
     thread = _consumer_thread(app)
     consumer = thread._ensure_consumer()
-    ends = await thread.call_thread(consumer.end_offsets, [tp])
-    return int(ends[tp])
+    ends = await thread.call_thread(consumer.end_offsets, tps)
+    return {tp.partition: int(ends[tp]) for tp in tps}
 
 
 def wrap_message_callback(app: faust.App, wrap: Callable[[Any], Any]) -> None:
